@@ -1,0 +1,59 @@
+/**
+ * The SalesService contract as plain TypeScript: what every transport (grpc-js, gRPC-Web) adapts.
+ * Numbers are JavaScript numbers (counts and offsets stay far below 2^53); adapters convert to and
+ * from their wire types (uint64 is a string or bigint there).
+ *
+ * @module
+ */
+
+/** One bad row reported back to the caller. */
+export interface BadRow {
+  /** 1-based line where the record starts; the header, when present, is line 1. */
+  line: number;
+  /** A short reason, such as `invalid date`. */
+  reason: string;
+  /** The record's first 200 characters. */
+  raw: string;
+}
+
+/** The result of a finished upload. */
+export interface UploadResponse {
+  resultId: string;
+  downloadUrl: string;
+  rows: number;
+  badRows: number;
+  departments: number;
+  elapsedSec: number;
+  badRowSamples: BadRow[];
+}
+
+/** One piece of a streamed upload; `filename` is set on the first chunk. */
+export interface UploadChunk {
+  data: Uint8Array;
+  filename: string;
+}
+
+/** Per-call information every transport provides. */
+export interface CallContext {
+  /** Aborted when the client goes away or the call is cancelled. */
+  signal: AbortSignal;
+  /** A request header / metadata value by lower-case name, or undefined. */
+  header(name: string): string | undefined;
+}
+
+/** SalesService: one implementation, adapted by `server/grpc/` and `server/web/`. */
+export interface SalesService {
+  uploadCsv(request: UploadChunk, ctx: CallContext): Promise<UploadResponse>;
+  uploadCsvStream(chunks: AsyncIterable<UploadChunk>, ctx: CallContext): Promise<UploadResponse>;
+  downloadResult(request: { resultId: string }, ctx: CallContext): Promise<{ data: Uint8Array }>;
+  startUpload(
+    request: { filename: string; size: number },
+    ctx: CallContext,
+  ): Promise<{ uploadId: string; chunkSize: number }>;
+  appendUpload(
+    request: { uploadId: string; offset: number; data: Uint8Array },
+    ctx: CallContext,
+  ): Promise<{ committedOffset: number; rows: number; badRows: number }>;
+  finishUpload(request: { uploadId: string }, ctx: CallContext): Promise<UploadResponse>;
+  cancelUpload(request: { uploadId: string }, ctx: CallContext): Promise<Record<never, never>>;
+}
