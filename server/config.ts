@@ -1,0 +1,206 @@
+/**
+ * The service configuration: every environment variable is parsed and validated here, once, at
+ * start-up. Nothing else reads `Deno.env`; `main.ts` passes the frozen {@linkcode Config} down.
+ *
+ * @example
+ * ```ts
+ * import { loadConfig } from "./config.ts";
+ * const config = loadConfig({ GRPC_PORT: "0", STORAGE_DIR: "/tmp/sales" });
+ * if (config.grpcPort !== 0 || config.maxMessageBytes !== 64 * 1024 * 1024) throw new Error();
+ * ```
+ *
+ * @module
+ */
+
+import { AppError, Status } from "./errors.ts";
+
+/** The validated configuration of the service. Built only by {@linkcode loadConfig}. */
+export interface Config {
+  /** Interface the gRPC server binds to (`GRPC_HOST`). @default {"0.0.0.0"} */
+  readonly grpcHost: string;
+  /** gRPC port (`GRPC_PORT`); 0 picks a free port. @default {50051} */
+  readonly grpcPort: number;
+  /** Interface the result file server binds to (`HTTP_HOST`). @default {"0.0.0.0"} */
+  readonly httpHost: string;
+  /** Result file server port (`HTTP_PORT`); 0 picks a free port. @default {8080} */
+  readonly httpPort: number;
+  /** Folder holding `results/` (`STORAGE_DIR`). @default {"./storage"} */
+  readonly storageDir: string;
+  /**
+   * Base of every `download_url` (`PUBLIC_RESULTS_URL`), without a trailing slash. Undefined means
+   * `http://localhost:<bound HTTP port>`, resolved once the result server listens.
+   */
+  readonly publicResultsUrl: string | undefined;
+  /** Largest gRPC message accepted, in bytes (`MAX_MESSAGE_BYTES`). @default {67108864} */
+  readonly maxMessageBytes: number;
+  /** Seconds without activity after which a chunked upload expires (`UPLOAD_IDLE_TIMEOUT_SEC`). @default {900} */
+  readonly uploadIdleTimeoutSec: number;
+
+  /** Interface the web UI binds to (`WEB_HOST`). @default {"0.0.0.0"} */
+  readonly webHost: string;
+  /** Web UI and gRPC-Web port (`WEB_PORT`). @default {3000} */
+  readonly webPort: number;
+  /** gRPC-Web endpoint the page talks to (`GRPC_WEB_URL`); empty means the page's own origin. @default {""} */
+  readonly grpcWebUrl: string;
+  /** Origins allowed to call gRPC-Web cross-origin (`CORS_ORIGINS`, comma separated). @default {[]} */
+  readonly corsOrigins: readonly string[];
+
+  /** Bearer token every RPC needs when set (`SALES_API_TOKEN`). @default {undefined} (off) */
+  readonly salesApiToken: string | undefined;
+  /** HMAC key for signed download URLs when set (`SALES_URL_SECRET`). @default {undefined} (off) */
+  readonly salesUrlSecret: string | undefined;
+  /** Lifetime of a signed download URL in seconds (`DOWNLOAD_URL_TTL_SEC`). @default {3600} */
+  readonly downloadUrlTtlSec: number;
+  /** Age in hours after which results are deleted (`RESULT_TTL_HOURS`). @default {undefined} (off) */
+  readonly resultTtlHours: number | undefined;
+  /** Largest upload in bytes on any path (`MAX_UPLOAD_BYTES`). @default {undefined} (unlimited) */
+  readonly maxUploadBytes: number | undefined;
+  /** Uploads in progress at once (`MAX_CONCURRENT_UPLOADS`). @default {64} */
+  readonly maxConcurrentUploads: number;
+  /** Distinct departments allowed in one upload (`MAX_DEPARTMENTS`). @default {1000000} */
+  readonly maxDepartments: number;
+}
+
+/** Largest value accepted for byte sizes that go to grpc-js, which treats them as 32-bit ints. */
+const MAX_INT32 = 2 ** 31 - 1;
+/** Longest timer `setTimeout` supports, in seconds. */
+const MAX_TIMER_SEC = Math.floor(MAX_INT32 / 1000);
+
+/**
+ * Parses and validates the environment. Unset and empty variables take their defaults. Every bad
+ * value is reported at once in one `AppError(INVALID_ARGUMENT)` whose message names each variable.
+ */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const problems: string[] = [];
+  const read = <T>(name: string, fallback: T, parse: (value: string) => T): T => {
+    const raw = env[name]?.trim();
+    if (raw === undefined || raw === "") return fallback;
+    try {
+      return parse(raw);
+    } catch (error) {
+      problems.push(`${name} ${(error as Error).message}, got ${JSON.stringify(env[name])}`);
+      return fallback;
+    }
+  };
+
+  const httpPort = read("HTTP_PORT", 8080, parsePort);
+  const config: Config = {
+    grpcHost: read("GRPC_HOST", "0.0.0.0", parseHost),
+    grpcPort: read("GRPC_PORT", 50051, parsePort),
+    httpHost: read("HTTP_HOST", "0.0.0.0", parseHost),
+    httpPort,
+    storageDir: read("STORAGE_DIR", "./storage", (value) => value),
+    publicResultsUrl: read(
+      "PUBLIC_RESULTS_URL",
+      httpPort === 0 ? undefined : `http://localhost:${httpPort}`,
+      parseBaseUrl,
+    ),
+    maxMessageBytes: read("MAX_MESSAGE_BYTES", 64 * 1024 * 1024, integerIn(1024, MAX_INT32)),
+    uploadIdleTimeoutSec: read("UPLOAD_IDLE_TIMEOUT_SEC", 900, numberIn(0.001, MAX_TIMER_SEC)),
+
+    webHost: read("WEB_HOST", "0.0.0.0", parseHost),
+    webPort: read("WEB_PORT", 3000, parsePort),
+    grpcWebUrl: read("GRPC_WEB_URL", "", parseBaseUrl),
+    corsOrigins: Object.freeze(read("CORS_ORIGINS", [], parseOrigins)),
+
+    salesApiToken: read("SALES_API_TOKEN", undefined, parseToken),
+    salesUrlSecret: read("SALES_URL_SECRET", undefined, (value) => value),
+    downloadUrlTtlSec: read("DOWNLOAD_URL_TTL_SEC", 3600, integerIn(1, MAX_TIMER_SEC)),
+    resultTtlHours: read("RESULT_TTL_HOURS", undefined, numberIn(1 / 3600, 24 * 365 * 100)),
+    maxUploadBytes: read("MAX_UPLOAD_BYTES", undefined, integerIn(1, Number.MAX_SAFE_INTEGER)),
+    maxConcurrentUploads: read("MAX_CONCURRENT_UPLOADS", 64, integerIn(1, 1_000_000)),
+    maxDepartments: read("MAX_DEPARTMENTS", 1_000_000, integerIn(1, 1_000_000_000)),
+  };
+  if (problems.length > 0) {
+    throw new AppError(
+      Status.INVALID_ARGUMENT,
+      `Invalid configuration:\n  ${problems.join("\n  ")}`,
+    );
+  }
+  return Object.freeze(config);
+}
+
+function parsePort(value: string): number {
+  return integerIn(0, 65535)(value);
+}
+
+function integerIn(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const number = /^\d+$/.test(value) ? Number(value) : NaN;
+    if (!(number >= min && number <= max)) {
+      throw new Error(`must be a whole number from ${min} to ${max}`);
+    }
+    return number;
+  };
+}
+
+function numberIn(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const number = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
+    if (!(number >= min && number <= max)) {
+      throw new Error(`must be a number from ${min} to ${max}`);
+    }
+    return number;
+  };
+}
+
+function parseHost(value: string): string {
+  // A host name, an IPv4 address or an IPv6 address (optionally in brackets); never a URL.
+  const bare = value.startsWith("[") && value.endsWith("]") ? value.slice(1, -1) : value;
+  if (bare.includes(":")) {
+    try {
+      new URL(`http://[${bare}]/`);
+      return bare;
+    } catch {
+      // Reported below.
+    }
+  } else if (/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(bare)) {
+    return bare;
+  }
+  throw new Error("must be a host name or IP address");
+}
+
+function parseBaseUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error("must be an absolute http:// or https:// URL");
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new Error("must be an absolute http:// or https:// URL");
+  }
+  if (url.search !== "" || url.hash !== "" || url.username !== "" || url.password !== "") {
+    throw new Error("must not carry credentials, a query or a fragment");
+  }
+  return url.href.replace(/\/+$/, "");
+}
+
+function parseOrigins(value: string): string[] {
+  const origins = value.split(",").map((origin) => origin.trim()).filter((origin) => origin !== "");
+  for (const origin of origins) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      // Reported below.
+    }
+    if (
+      parsed === undefined || parsed.origin === "null" ||
+      parsed.origin !== origin.replace(/\/$/, "")
+    ) {
+      throw new Error(
+        `must be a comma-separated list of origins such as https://example.com (bad: ${origin})`,
+      );
+    }
+  }
+  return origins.map((origin) => origin.replace(/\/$/, ""));
+}
+
+function parseToken(value: string): string {
+  // It travels in an HTTP header: visible ASCII only.
+  if (!/^[\x21-\x7e]+$/.test(value)) {
+    throw new Error("must contain only visible ASCII characters");
+  }
+  return value;
+}
