@@ -1,0 +1,34 @@
+/**
+ * Result ids: 32 lowercase hex characters (128 bits) from a cryptographic random source, so ids
+ * cannot be guessed and, being only hex, can never name a path outside the results folder.
+ *
+ * @module
+ */
+
+import { AppError, Status } from "../errors.ts";
+
+const RESULT_ID = /^[0-9a-f]{32}$/;
+
+/** A new random id of 32 lowercase hex characters. */
+export function newResultId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/** Whether `value` has the shape of a result id. */
+export function isResultId(value: string): boolean {
+  return RESULT_ID.test(value);
+}
+
+/** Returns `value` when it is a well-formed result id, else throws `AppError(INVALID_ARGUMENT)`. */
+export function parseResultId(value: string): string {
+  if (!isResultId(value)) {
+    throw new AppError(
+      Status.INVALID_ARGUMENT,
+      `Malformed result id ${
+        JSON.stringify(value.slice(0, 64))
+      }: expected 32 lowercase hex characters`,
+    );
+  }
+  return value;
+}
