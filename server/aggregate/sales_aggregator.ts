@@ -1,0 +1,600 @@
+/**
+ * Streaming sales aggregation: CSV bytes in (`Department Name,Date,Number of Sales`), exact totals per
+ * department out, in one pass and constant memory.
+ *
+ * Feed chunks of any size with {@linkcode SalesAggregator.push} (from a file, a gRPC stream or a
+ * chunked upload spread over many calls), then call {@linkcode SalesAggregator.finish}.
+ *
+ * @example
+ * ```ts
+ * import { SalesAggregator } from "./sales_aggregator.ts";
+ *
+ * const aggregator = new SalesAggregator();
+ * aggregator.push(new TextEncoder().encode("Department Name,Date,Number of Sales\nToys,2024-01-02,3\n"));
+ * aggregator.push(new TextEncoder().encode("Toys,2024-01-03,4\n"));
+ * const result = aggregator.finish();
+ * if (result.totals.get("Toys") !== 7n) throw new Error("wrong total");
+ * ```
+ *
+ * @module
+ */
+
+import {
+  DepartmentTable,
+  EMPTY_DEPARTMENT,
+  FNV_OFFSET,
+  FNV_PRIME,
+  hashBytes,
+} from "./_department_table.ts";
+import {
+  FIELD_START,
+  firstCharacters,
+  IN_FIELD,
+  IN_QUOTED,
+  INVALID_SALES,
+  isDateField,
+  QUOTE_IN_QUOTED,
+  RecordSplitter,
+  salesField,
+} from "./_record.ts";
+import { compareCodePoints } from "./result_csv.ts";
+
+/** One bad row: where it starts, why it is bad, and how it begins. */
+export interface BadRowSample {
+  /** 1-based line where the record starts; the header, when present, is line 1. */
+  line: number;
+  /** A short reason, such as `invalid date`. */
+  reason: string;
+  /** The record's first 200 characters. */
+  raw: string;
+}
+
+/** What an aggregation produced. */
+export interface AggregateResult {
+  /** Exact total per department, in output order (by code point). */
+  totals: Map<string, bigint>;
+  /** Rows read, good and bad (not the header, not empty lines). */
+  rows: number;
+  /** Rows skipped as bad. */
+  badRows: number;
+  /** Distinct departments. */
+  departments: number;
+  /** Seconds from the aggregator's creation to `finish()`. */
+  elapsedSec: number;
+  /** Input bytes consumed. */
+  bytes: number;
+  /** The first bad rows in file order. */
+  badRowSamples: BadRowSample[];
+}
+
+/** Options for {@linkcode SalesAggregator}. */
+export interface SalesAggregatorOptions {
+  /**
+   * A record longer than this many bytes (without its line terminator) is one bad row.
+   * @default {1048576}
+   */
+  maxRecordBytes?: number;
+  /**
+   * Distinct departments allowed; one more throws `AppError(RESOURCE_EXHAUSTED)`.
+   * @default {Infinity}
+   */
+  maxDepartments?: number;
+  /**
+   * How many bad rows to keep as samples.
+   * @default {20}
+   */
+  maxBadRowSamples?: number;
+}
+
+const LF = 0x0a;
+const CR = 0x0d;
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const DASH = 0x2d;
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+/** Bytes kept from the start of an over-long record, enough for 200 characters of any width. */
+const RAW_SAMPLE_BYTES = 800;
+const RAW_SAMPLE_CHARS = 200;
+const HEADER = ["department name", "date", "number of sales"];
+
+const lossyUtf8 = new TextDecoder("utf-8", { ignoreBOM: true });
+
+/** Aggregates sales CSV bytes pushed in chunks of any size. */
+export class SalesAggregator {
+  readonly #maxRecordBytes: number;
+  readonly #maxSamples: number;
+  readonly #table: DepartmentTable;
+  readonly #splitter = new RecordSplitter();
+  readonly #started = performance.now();
+  readonly #samples: BadRowSample[] = [];
+  #rows = 0;
+  #badRows = 0;
+  #bytes = 0;
+  /** Line where the next record starts. */
+  #line = 1;
+  #headerPending = true;
+  /** Bytes held at the very start while deciding whether they are a BOM. */
+  #head: Uint8Array | undefined = new Uint8Array(0);
+  // A record cut by a chunk boundary: its bytes so far and the scanner's state at the cut.
+  #partial = new Uint8Array(0);
+  #partialLength = 0;
+  #inRecord = false;
+  #scanState = FIELD_START;
+  #scanLineFeeds = 0;
+  /** Skipping the rest of an over-long record, up to and including the next LF. */
+  #discarding = false;
+  #result: AggregateResult | undefined;
+
+  /** Creates an aggregator; `elapsedSec` counts from here. */
+  constructor(options: SalesAggregatorOptions = {}) {
+    this.#maxRecordBytes = options.maxRecordBytes ?? 1_048_576;
+    this.#maxSamples = options.maxBadRowSamples ?? 20;
+    this.#table = new DepartmentTable(options.maxDepartments ?? Infinity);
+  }
+
+  /** Rows read so far, good and bad. */
+  get rows(): number {
+    return this.#rows;
+  }
+
+  /** Bad rows so far. */
+  get badRows(): number {
+    return this.#badRows;
+  }
+
+  /** Bytes pushed so far. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Aggregates the next chunk. The chunk is not kept, so the caller may reuse its buffer. */
+  push(chunk: Uint8Array): void {
+    if (this.#result) throw new Error("SalesAggregator.push() called after finish()");
+    this.#bytes += chunk.length;
+    if (this.#head) {
+      const rest = this.#skipBom(chunk, false);
+      if (!rest) return;
+      chunk = rest;
+    }
+    const end = chunk.length;
+    let pos = 0;
+    while (pos < end) {
+      if (this.#discarding) pos = this.#discard(chunk, pos);
+      else if (this.#inRecord) pos = this.#continueRecord(chunk, pos);
+      else pos = this.#scan(chunk, pos);
+    }
+  }
+
+  /** Ends the input and returns the result; later calls return the same result. */
+  finish(): AggregateResult {
+    if (this.#result) return this.#result;
+    if (this.#head) {
+      const rest = this.#skipBom(new Uint8Array(0), true);
+      if (rest && rest.length > 0) {
+        this.#bytes -= rest.length; // push() counts them again
+        this.push(rest);
+      }
+    }
+    if (this.#inRecord) {
+      this.#inRecord = false;
+      this.#evaluate(this.#partial.subarray(0, this.#partialLength), this.#line, false);
+      this.#partial = new Uint8Array(0);
+    }
+    const table = this.#table;
+    const order = table.names.map((_, department) => department);
+    const names = table.names;
+    order.sort(
+      table.hasHighUnits
+        ? (a, b) => compareCodePoints(names[a], names[b])
+        // Without surrogates or U+E000-U+FFFF, UTF-16 order is code point order.
+        : (a, b) => (names[a] < names[b] ? -1 : names[a] > names[b] ? 1 : 0),
+    );
+    const totals = new Map<string, bigint>();
+    for (const department of order) totals.set(names[department], table.total(department));
+    this.#result = {
+      totals,
+      rows: this.#rows,
+      badRows: this.#badRows,
+      departments: names.length,
+      elapsedSec: (performance.now() - this.#started) / 1000,
+      bytes: this.#bytes,
+      badRowSamples: this.#samples,
+    };
+    return this.#result;
+  }
+
+  /** Strips a leading UTF-8 BOM, holding up to 3 bytes until it can tell; undefined while holding. */
+  #skipBom(chunk: Uint8Array, atEnd: boolean): Uint8Array | undefined {
+    const head = this.#head!;
+    const bytes = head.length === 0 ? chunk : concat(head, chunk);
+    const isBomPrefix = bytes.length < 3 &&
+      [0xef, 0xbb, 0xbf].every((b, i) => i >= bytes.length || bytes[i] === b);
+    if (isBomPrefix && !atEnd) {
+      this.#head = bytes.slice();
+      return undefined;
+    }
+    this.#head = undefined;
+    const hasBom = bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
+    return hasBom ? bytes.subarray(3) : bytes;
+  }
+
+  /** Aggregates records starting at `pos` until the chunk ends or a record is cut or over-long. */
+  #scan(buf: Uint8Array, pos: number): number {
+    const end = buf.length;
+    const lastLineFeed = buf.lastIndexOf(LF);
+    while (pos < end) {
+      if (!this.#headerPending && pos <= lastLineFeed) {
+        pos = this.#fastRows(buf, pos, lastLineFeed);
+        if (pos > lastLineFeed) continue;
+      }
+      pos = this.#generalRecord(buf, pos);
+      if (this.#inRecord || this.#discarding) return pos;
+    }
+    return pos;
+  }
+
+  /**
+   * The hot path: rows of the usual shape (`name,YYYY-MM-DD,digits` + LF or CRLF, the name plain or
+   * simply quoted), up to and including the chunk's last LF. Returns where it stopped: the start of
+   * the first record it cannot take, which the general path then handles. Every scan stops at an LF,
+   * and `lastLineFeed` is one, so no loop needs a bounds check.
+   */
+  #fastRows(buf: Uint8Array, pos: number, lastLineFeed: number): number {
+    const table = this.#table;
+    const maxRecordBytes = this.#maxRecordBytes;
+    let { mask, slotHash, slotKey, keyLength, keyDepartment, arena, low } = table;
+    let keyStart = table.keyStart;
+    let rows = 0;
+    let lines = 0;
+    records: while (pos <= lastLineFeed) {
+      const start = pos;
+      let b = buf[pos];
+      if (b === LF) {
+        pos++;
+        lines++;
+        continue;
+      }
+      let hash = FNV_OFFSET;
+      let i = pos;
+      let nameStart: number;
+      if (b === QUOTE) {
+        nameStart = ++i;
+        b = buf[i];
+        while (b !== QUOTE) {
+          if (b === LF) break records;
+          hash = Math.imul(hash ^ b, FNV_PRIME);
+          b = buf[++i];
+        }
+        // `""` inside the quotes or text after the closing quote: the general path decides.
+        if (buf[i + 1] !== COMMA) break;
+      } else {
+        nameStart = i;
+        while (b !== COMMA) {
+          if (b === LF) break records;
+          hash = Math.imul(hash ^ b, FNV_PRIME);
+          b = buf[++i];
+        }
+      }
+      const nameEnd = i;
+      i += b === QUOTE ? 2 : 1;
+      // The date at fixed offsets; `>>> 0` turns non-digits (negative after - 48) into large values.
+      let digit: number;
+      if ((digit = buf[i] - 48) >>> 0 > 9) break;
+      let year = digit;
+      if ((digit = buf[i + 1] - 48) >>> 0 > 9) break;
+      year = year * 10 + digit;
+      if ((digit = buf[i + 2] - 48) >>> 0 > 9) break;
+      year = year * 10 + digit;
+      if ((digit = buf[i + 3] - 48) >>> 0 > 9) break;
+      year = year * 10 + digit;
+      if (buf[i + 4] !== DASH) break;
+      if ((digit = buf[i + 5] - 48) >>> 0 > 9) break;
+      let month = digit;
+      if ((digit = buf[i + 6] - 48) >>> 0 > 9) break;
+      month = month * 10 + digit;
+      if (buf[i + 7] !== DASH) break;
+      if ((digit = buf[i + 8] - 48) >>> 0 > 9) break;
+      let day = digit;
+      if ((digit = buf[i + 9] - 48) >>> 0 > 9) break;
+      day = day * 10 + digit;
+      if (buf[i + 10] !== COMMA) break;
+      if (
+        year === 0 || month === 0 || month > 12 || day === 0 ||
+        day > 28 && !isLongEnough(year, month, day)
+      ) {
+        break;
+      }
+      i += 11;
+      if ((digit = buf[i] - 48) >>> 0 > 9) break;
+      let sales = digit;
+      b = buf[++i];
+      while ((digit = b - 48) >>> 0 <= 9) {
+        sales = sales * 10 + digit;
+        b = buf[++i];
+      }
+      const contentEnd = i;
+      if (b === CR) b = buf[++i];
+      if (b !== LF) break;
+      // Doubles stay exact to 2^53 and only grow, so anything past MAX_SAFE compares above it.
+      if (sales > MAX_SAFE || contentEnd - start > maxRecordBytes) break;
+      // The hash table probe, inlined: a call per row costs more than the probe itself.
+      let department = -1;
+      let slot = hash & mask;
+      for (;;) {
+        const key = slotKey[slot] - 1;
+        if (key < 0) break;
+        if (slotHash[slot] === hash && keyLength[key] === nameEnd - nameStart) {
+          let a = keyStart[key];
+          let k = nameStart;
+          while (k < nameEnd && arena[a] === buf[k]) {
+            a++;
+            k++;
+          }
+          if (k === nameEnd) {
+            department = keyDepartment[key];
+            break;
+          }
+        }
+        slot = (slot + 1) & mask;
+      }
+      if (department === -1) {
+        // First sight of this spelling: the table decodes it and may grow, so reload its arrays.
+        department = table.find(buf, nameStart, nameEnd, hash);
+        ({ mask, slotHash, slotKey, keyLength, keyDepartment, arena, low } = table);
+        keyStart = table.keyStart;
+      }
+      if (department < 0) break;
+      const sum = low[department] + sales;
+      if (sum > MAX_SAFE) table.add(department, sales);
+      else low[department] = sum;
+      rows++;
+      lines++;
+      pos = i + 1;
+    }
+    this.#rows += rows;
+    this.#line += lines;
+    return pos;
+  }
+
+  /**
+   * One record at `start` by the general path: finds its end, respecting quotes; evaluates it when
+   * complete, keeps it as partial when the chunk ends first, or starts discarding when it is too long.
+   */
+  #generalRecord(buf: Uint8Array, start: number): number {
+    const budget = this.#maxRecordBytes + 2; // room for a CR before the LF
+    const stop = Math.min(buf.length, start + budget);
+    this.#scanState = FIELD_START;
+    this.#scanLineFeeds = 0;
+    const lineFeed = this.#findRecordEnd(buf, start, stop);
+    if (lineFeed >= 0) {
+      const line = this.#line;
+      this.#line += this.#scanLineFeeds + 1;
+      this.#evaluate(buf.subarray(start, lineFeed), line, true);
+      return lineFeed + 1;
+    }
+    if (stop - start === budget) {
+      this.#startDiscarding(buf.subarray(start, start + RAW_SAMPLE_BYTES));
+      return stop;
+    }
+    this.#partialLength = 0;
+    this.#appendPartial(buf, start, stop);
+    this.#inRecord = true;
+    return stop;
+  }
+
+  /** Continues a record cut by the previous chunk. */
+  #continueRecord(buf: Uint8Array, pos: number): number {
+    const budget = this.#maxRecordBytes + 2 - this.#partialLength;
+    const stop = Math.min(buf.length, pos + budget);
+    const lineFeed = this.#findRecordEnd(buf, pos, stop);
+    if (lineFeed >= 0) {
+      this.#appendPartial(buf, pos, lineFeed);
+      this.#inRecord = false;
+      const line = this.#line;
+      this.#line += this.#scanLineFeeds + 1;
+      this.#evaluate(this.#partial.subarray(0, this.#partialLength), line, true);
+      this.#releasePartial();
+      return lineFeed + 1;
+    }
+    if (stop - pos === budget) {
+      this.#inRecord = false;
+      this.#startDiscarding(
+        this.#partial.subarray(0, Math.min(this.#partialLength, RAW_SAMPLE_BYTES)),
+      );
+      this.#releasePartial();
+      return stop;
+    }
+    this.#appendPartial(buf, pos, stop);
+    return stop;
+  }
+
+  /**
+   * Scans `buf[from, stop)` for the LF that ends the current record, carrying the quote state in
+   * `#scanState` and counting LFs inside quotes. Returns the LF's index, or -1.
+   */
+  #findRecordEnd(buf: Uint8Array, from: number, stop: number): number {
+    let state = this.#scanState;
+    let lineFeeds = this.#scanLineFeeds;
+    let found = -1;
+    for (let i = from; i < stop; i++) {
+      const b = buf[i];
+      if (state === IN_QUOTED) {
+        if (b === QUOTE) state = QUOTE_IN_QUOTED;
+        else if (b === LF) lineFeeds++;
+      } else if (b === LF) {
+        found = i;
+        break;
+      } else if (b === COMMA) {
+        state = FIELD_START;
+      } else if (b === QUOTE) {
+        // A quote opens quoting only at the start of a field; after a closing quote it is `""`.
+        state = state === FIELD_START || state === QUOTE_IN_QUOTED ? IN_QUOTED : IN_FIELD;
+      } else {
+        state = IN_FIELD;
+      }
+    }
+    this.#scanState = state;
+    this.#scanLineFeeds = lineFeeds;
+    return found;
+  }
+
+  /** Counts an over-long record as bad and skips to the next LF. */
+  #startDiscarding(rawStart: Uint8Array): void {
+    const line = this.#line;
+    this.#line += this.#scanLineFeeds;
+    this.#headerPending = false;
+    this.#bad(line, `record exceeds ${this.#maxRecordBytes} bytes`, rawStart);
+    this.#discarding = true;
+  }
+
+  #discard(buf: Uint8Array, pos: number): number {
+    const lineFeed = buf.indexOf(LF, pos);
+    if (lineFeed < 0) return buf.length;
+    this.#discarding = false;
+    this.#line++;
+    return lineFeed + 1;
+  }
+
+  #appendPartial(buf: Uint8Array, from: number, to: number): void {
+    const needed = this.#partialLength + (to - from);
+    if (needed > this.#partial.length) {
+      const grown = new Uint8Array(
+        Math.max(needed, Math.min(this.#partial.length * 2 || 4096, this.#maxRecordBytes + 2)),
+      );
+      grown.set(this.#partial.subarray(0, this.#partialLength));
+      this.#partial = grown;
+    }
+    this.#partial.set(buf.subarray(from, to), this.#partialLength);
+    this.#partialLength = needed;
+  }
+
+  #releasePartial(): void {
+    this.#partialLength = 0;
+    // A big buffer left by one long record is not kept for the rest of the file.
+    if (this.#partial.length > 65536) this.#partial = new Uint8Array(0);
+  }
+
+  /** Evaluates one complete record (without its LF) by the general rules. */
+  #evaluate(record: Uint8Array, line: number, endedByLineFeed: boolean): void {
+    let length = record.length;
+    if (endedByLineFeed && length > 0 && record[length - 1] === CR) length--;
+    if (length === 0) return; // an empty line
+    const splitter = this.#splitter;
+    splitter.split(record, length);
+    if (this.#headerPending) {
+      this.#headerPending = false;
+      if (!splitter.textAfterQuote && !splitter.unterminatedQuote && isHeader(splitter)) return;
+    }
+    const reason = splitter.textAfterQuote
+      ? "text after closing quote"
+      : splitter.unterminatedQuote
+      ? "unterminated quoted field"
+      : length > this.#maxRecordBytes
+      ? `record exceeds ${this.#maxRecordBytes} bytes`
+      : this.#addRow(splitter);
+    if (reason) this.#bad(line, reason, record.subarray(0, Math.min(length, RAW_SAMPLE_BYTES)));
+  }
+
+  /** Adds a row split into fields, or returns why it is bad. */
+  #addRow(splitter: RecordSplitter): string | undefined {
+    if (splitter.count !== 3) return `expected 3 fields, found ${splitter.count}`;
+    const { value, starts, ends } = splitter;
+    if (!isDateField(value, starts[1], ends[1])) return "invalid date";
+    const sales = salesField(value, starts[2], ends[2]);
+    if (sales < 0) {
+      return sales === INVALID_SALES
+        ? "invalid number of sales"
+        : "number of sales exceeds 9007199254740991";
+    }
+    const department = this.#table.find(
+      value,
+      starts[0],
+      ends[0],
+      hashBytes(value, starts[0], ends[0]),
+    );
+    if (department < 0) {
+      return department === EMPTY_DEPARTMENT ? "empty department" : "department is not valid UTF-8";
+    }
+    this.#table.add(department, sales);
+    this.#rows++;
+    return undefined;
+  }
+
+  #bad(line: number, reason: string, rawStart: Uint8Array): void {
+    this.#rows++;
+    this.#badRows++;
+    if (this.#samples.length < this.#maxSamples) {
+      this.#samples.push({
+        line,
+        reason,
+        raw: firstCharacters(lossyUtf8.decode(rawStart), RAW_SAMPLE_CHARS),
+      });
+    }
+  }
+}
+
+/** Day 29-31 check for the hot path (days 1-28 exist in every month). */
+function isLongEnough(year: number, month: number, day: number): boolean {
+  if (month === 2) return day === 29 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  return day <= 30 || (month !== 4 && month !== 6 && month !== 9 && month !== 11);
+}
+
+function isHeader(splitter: RecordSplitter): boolean {
+  return splitter.count === 3 &&
+    HEADER.every((name, i) => splitter.text(i).toLowerCase() === name);
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const joined = new Uint8Array(a.length + b.length);
+  joined.set(a);
+  joined.set(b, a.length);
+  return joined;
+}
+
+/** Read-buffer size for streams and files: large enough that per-read overhead vanishes. */
+const READ_BUFFER_BYTES = 1 << 20;
+
+/**
+ * Aggregates a whole stream. Byte streams (files, sockets) are read with a BYOB reader into one
+ * reused buffer; other streams chunk by chunk.
+ */
+export async function aggregateStream(
+  stream: ReadableStream<Uint8Array>,
+  options?: SalesAggregatorOptions,
+): Promise<AggregateResult> {
+  const aggregator = new SalesAggregator(options);
+  let byob: ReadableStreamBYOBReader | undefined;
+  try {
+    byob = stream.getReader({ mode: "byob" });
+  } catch {
+    byob = undefined;
+  }
+  if (byob) {
+    let buffer = new ArrayBuffer(READ_BUFFER_BYTES);
+    try {
+      for (;;) {
+        const { value, done } = await byob.read(new Uint8Array(buffer));
+        if (done) break;
+        aggregator.push(value);
+        buffer = value.buffer as ArrayBuffer;
+      }
+    } catch (error) {
+      await byob.cancel(error).catch(() => {});
+      throw error;
+    } finally {
+      byob.releaseLock();
+    }
+  } else {
+    for await (const chunk of stream) aggregator.push(chunk);
+  }
+  return aggregator.finish();
+}
+
+/** Aggregates a file, streaming it through one reused buffer. */
+export async function aggregateFile(
+  path: string,
+  options?: SalesAggregatorOptions,
+): Promise<AggregateResult> {
+  const file = await Deno.open(path, { read: true });
+  return await aggregateStream(file.readable, options);
+}
