@@ -1,0 +1,62 @@
+/**
+ * One upload in progress, whatever path its bytes take (unary, stream, chunked): every chunk goes
+ * straight into a {@linkcode SalesAggregator}, and only the result CSV ever reaches the disk.
+ * Limits that apply to every path belong here, in one place.
+ *
+ * @module
+ */
+
+import { formatResultCsv } from "../aggregate/result_csv.ts";
+import { SalesAggregator, type SalesAggregatorOptions } from "../aggregate/sales_aggregator.ts";
+import type { ResultStore } from "../storage/result_store.ts";
+import type { UploadResponse } from "./types.ts";
+
+/** An upload being aggregated; {@linkcode UploadRun.finish} stores the result. */
+export class UploadRun {
+  readonly #aggregator: SalesAggregator;
+  /** The whole upload is timed, from its first call to the stored result. */
+  readonly #startedAt = performance.now();
+
+  constructor(
+    /** The client's name for the file; informational only. */
+    readonly filename: string,
+    aggregatorOptions?: SalesAggregatorOptions,
+  ) {
+    this.#aggregator = new SalesAggregator(aggregatorOptions);
+  }
+
+  /** Input bytes aggregated so far. */
+  get bytes(): number {
+    return this.#aggregator.bytes;
+  }
+
+  /** Rows (good and bad) aggregated so far. */
+  get rows(): number {
+    return this.#aggregator.rows;
+  }
+
+  /** Bad rows so far. */
+  get badRows(): number {
+    return this.#aggregator.badRows;
+  }
+
+  /** Aggregates the next bytes of the file; synchronous, so `chunk` may be reused afterwards. */
+  push(chunk: Uint8Array): void {
+    if (chunk.length > 0) this.#aggregator.push(chunk);
+  }
+
+  /** Ends the input, writes the result CSV and describes it. */
+  async finish(store: ResultStore, publicResultsUrl: string): Promise<UploadResponse> {
+    const result = this.#aggregator.finish();
+    const resultId = await store.save(formatResultCsv(result.totals));
+    return {
+      resultId,
+      downloadUrl: `${publicResultsUrl}/results/${resultId}.csv`,
+      rows: result.rows,
+      badRows: result.badRows,
+      departments: result.departments,
+      elapsedSec: (performance.now() - this.#startedAt) / 1000,
+      badRowSamples: result.badRowSamples.map(({ line, reason, raw }) => ({ line, reason, raw })),
+    };
+  }
+}
