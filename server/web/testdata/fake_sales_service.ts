@@ -14,6 +14,8 @@ export interface FakeSalesServiceLog {
   calls: string[];
   headers: Record<string, string | undefined>[];
   cancelled: string[];
+  /** Bytes each upload committed, in order. */
+  committed: Map<string, Uint8Array<ArrayBuffer>[]>;
 }
 
 /** A result id the fake knows; its CSV is {@linkcode FAKE_RESULT_CSV}. */
@@ -45,7 +47,7 @@ function response(rows: number, badRows = 0): UploadResponse {
 export function createFakeSalesService(
   options: { chunkSize?: number } = {},
 ): { service: SalesService; log: FakeSalesServiceLog } {
-  const log: FakeSalesServiceLog = { calls: [], headers: [], cancelled: [] };
+  const log: FakeSalesServiceLog = { calls: [], headers: [], cancelled: [], committed: new Map() };
   const uploads = new Map<string, { committed: number; rows: number; finished?: UploadResponse }>();
   let nextUpload = 1;
   const record = (name: string, ctx: CallContext) => {
@@ -95,6 +97,10 @@ export function createFakeSalesService(
       if (request.offset === state.committed) {
         state.committed = end;
         state.rows += countLines(request.data);
+        log.committed.set(request.uploadId, [
+          ...log.committed.get(request.uploadId) ?? [],
+          request.data.slice(),
+        ]);
       } else if (!(request.offset < state.committed && end <= state.committed)) {
         throw new AppError(
           Status.FAILED_PRECONDITION,

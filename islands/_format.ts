@@ -1,0 +1,63 @@
+/**
+ * Numbers for people: counts with grouping, sizes and speeds in decimal units (as network speeds
+ * are quoted), durations in the largest sensible unit. `locale` defaults to the browser's.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatBytes, formatCount, formatDuration } from "./_format.ts";
+ *
+ * assert.equal(formatCount(1234567n, "en-US"), "1,234,567");
+ * assert.equal(formatBytes(268_435_456, "en-US"), "268.4 MB");
+ * assert.equal(formatDuration(75, "en-US"), "1 min 15 s");
+ * ```
+ *
+ * @module
+ */
+
+const BYTE_UNITS = ["B", "kB", "MB", "GB", "TB", "PB"];
+
+/** A count with digit grouping: `1,234,567`. Works for bigint totals past 2^53. */
+export function formatCount(value: number | bigint, locale?: string): string {
+  return new Intl.NumberFormat(locale, { maximumFractionDigits: 0 }).format(value);
+}
+
+/** A short count for chart labels: `1.2M`. */
+export function formatCompact(value: number | bigint, locale?: string): string {
+  return new Intl.NumberFormat(locale, { notation: "compact", maximumFractionDigits: 1 })
+    .format(value);
+}
+
+/** A size in decimal units with about three significant digits: `12.3 MB`. */
+export function formatBytes(bytes: number, locale?: string): string {
+  let unit = 0;
+  let value = bytes;
+  while (Math.abs(value) >= 1000 && unit < BYTE_UNITS.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  const digits = unit === 0 ? 0 : value < 10 ? 2 : value < 100 ? 1 : 1;
+  const number = new Intl.NumberFormat(locale, { maximumFractionDigits: digits }).format(value);
+  return `${number} ${BYTE_UNITS[unit]}`;
+}
+
+/** A transfer speed: `85.2 MB/s`. */
+export function formatSpeed(bytesPerSec: number, locale?: string): string {
+  return `${formatBytes(bytesPerSec, locale)}/s`;
+}
+
+/** A duration: `0.42 s`, `12 s`, `1 min 15 s`, `2 h 5 min`. */
+export function formatDuration(seconds: number, locale?: string): string {
+  const number = (value: number, digits: number) =>
+    new Intl.NumberFormat(locale, { maximumFractionDigits: digits }).format(value);
+  if (seconds < 10) return `${number(seconds, seconds < 1 ? 2 : 1)} s`;
+  if (seconds < 60) return `${number(Math.round(seconds), 0)} s`;
+  const whole = Math.round(seconds);
+  if (whole < 3600) {
+    const rest = whole % 60;
+    return rest === 0 ? `${Math.floor(whole / 60)} min` : `${Math.floor(whole / 60)} min ${rest} s`;
+  }
+  const minutes = Math.round(whole / 60);
+  const rest = minutes % 60;
+  return rest === 0 ? `${Math.floor(minutes / 60)} h` : `${Math.floor(minutes / 60)} h ${rest} min`;
+}
