@@ -48,6 +48,8 @@ export class DepartmentTable {
   keyDepartment = new Int32Array(512);
   #keyCount = 0;
   arena = new Uint8Array(16 * 1024);
+  /** The arena as a DataView, for comparing names a word at a time. */
+  arenaView = new DataView(this.arena.buffer);
   arenaLength = 0;
 
   constructor(maxDepartments: number) {
@@ -114,6 +116,7 @@ export class DepartmentTable {
       const grown = new Uint8Array(Math.max(this.arena.length * 2, this.arenaLength + length));
       grown.set(this.arena.subarray(0, this.arenaLength));
       this.arena = grown;
+      this.arenaView = new DataView(grown.buffer);
     }
     this.arena.set(buf.subarray(start, end), this.arenaLength);
     const key = this.#keyCount++;
@@ -194,9 +197,17 @@ export const FNV_OFFSET = 0x811c9dc5 | 0;
 /** FNV-1a prime. */
 export const FNV_PRIME = 0x01000193;
 
-/** FNV-1a hash of `buf[start, end)`, as {@linkcode DepartmentTable.find} expects it. */
+/**
+ * FNV-1a hash of `buf[start, end)` as {@linkcode DepartmentTable.find} expects it: whole
+ * little-endian 32-bit words first, then the last 0-3 bytes, as the hot path hashes while it scans.
+ */
 export function hashBytes(buf: Uint8Array, start: number, end: number): number {
   let hash = FNV_OFFSET;
-  for (let i = start; i < end; i++) hash = Math.imul(hash ^ buf[i], FNV_PRIME);
+  let i = start;
+  for (; i + 4 <= end; i += 4) {
+    const word = buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24);
+    hash = Math.imul(hash ^ word, FNV_PRIME);
+  }
+  for (; i < end; i++) hash = Math.imul(hash ^ buf[i], FNV_PRIME);
   return hash;
 }

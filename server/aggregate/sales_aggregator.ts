@@ -19,6 +19,7 @@
  * @module
  */
 
+import { concatBytes } from "./_bytes.ts";
 import {
   DepartmentTable,
   EMPTY_DEPARTMENT,
@@ -206,7 +207,7 @@ export class SalesAggregator {
   /** Strips a leading UTF-8 BOM, holding up to 3 bytes until it can tell; undefined while holding. */
   #skipBom(chunk: Uint8Array, atEnd: boolean): Uint8Array | undefined {
     const head = this.#head!;
-    const bytes = head.length === 0 ? chunk : concat(head, chunk);
+    const bytes = head.length === 0 ? chunk : concatBytes(head, chunk);
     const isBomPrefix = bytes.length < 3 &&
       [0xef, 0xbb, 0xbf].every((b, i) => i >= bytes.length || bytes[i] === b);
     if (isBomPrefix && !atEnd) {
@@ -242,8 +243,10 @@ export class SalesAggregator {
   #fastRows(buf: Uint8Array, pos: number, lastLineFeed: number): number {
     const table = this.#table;
     const maxRecordBytes = this.#maxRecordBytes;
-    let { mask, slotHash, slotKey, keyLength, keyDepartment, arena, low } = table;
-    let keyStart = table.keyStart;
+    // Word reads (4 bytes at once) for the name and the date; DataView loads compile to plain loads.
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    let { mask, slotHash, slotKey, keyStart, keyLength, keyDepartment, arena, arenaView, low } =
+      table;
     let rows = 0;
     let lines = 0;
     records: while (pos <= lastLineFeed) {
@@ -254,50 +257,57 @@ export class SalesAggregator {
         lines++;
         continue;
       }
+      // The name ends at a comma, or at a quote when quoted; either way an LF ends the attempt.
+      const quoted = b === QUOTE;
+      const delimiter = quoted ? QUOTE : COMMA;
+      const delimiterWord = quoted ? 0x22222222 : 0x2c2c2c2c;
+      const nameStart = quoted ? pos + 1 : pos;
+      let i = nameStart;
       let hash = FNV_OFFSET;
-      let i = pos;
-      let nameStart: number;
-      if (b === QUOTE) {
-        nameStart = ++i;
-        b = buf[i];
-        while (b !== QUOTE) {
-          if (b === LF) break records;
-          hash = Math.imul(hash ^ b, FNV_PRIME);
-          b = buf[++i];
-        }
-        // `""` inside the quotes or text after the closing quote: the general path decides.
-        if (buf[i + 1] !== COMMA) break;
-      } else {
-        nameStart = i;
-        while (b !== COMMA) {
-          if (b === LF) break records;
-          hash = Math.imul(hash ^ b, FNV_PRIME);
-          b = buf[++i];
-        }
+      // Whole words without the delimiter or an LF (a zero-byte test on word ^ pattern), then bytes:
+      // the same split into words and bytes as hashBytes(), so both give the same hash.
+      for (;;) {
+        if (i + 4 > lastLineFeed) break records;
+        const word = view.getUint32(i, true);
+        const x = word ^ delimiterWord;
+        const y = word ^ 0x0a0a0a0a;
+        if ((((x - 0x01010101) & ~x) | ((y - 0x01010101) & ~y)) & 0x80808080) break;
+        hash = Math.imul(hash ^ word, FNV_PRIME);
+        i += 4;
+      }
+      b = buf[i];
+      while (b !== delimiter) {
+        if (b === LF) break records;
+        hash = Math.imul(hash ^ b, FNV_PRIME);
+        b = buf[++i];
       }
       const nameEnd = i;
-      i += b === QUOTE ? 2 : 1;
-      // The date at fixed offsets; `>>> 0` turns non-digits (negative after - 48) into large values.
-      let digit: number;
-      if ((digit = buf[i] - 48) >>> 0 > 9) break;
-      let year = digit;
-      if ((digit = buf[i + 1] - 48) >>> 0 > 9) break;
-      year = year * 10 + digit;
-      if ((digit = buf[i + 2] - 48) >>> 0 > 9) break;
-      year = year * 10 + digit;
-      if ((digit = buf[i + 3] - 48) >>> 0 > 9) break;
-      year = year * 10 + digit;
-      if (buf[i + 4] !== DASH) break;
-      if ((digit = buf[i + 5] - 48) >>> 0 > 9) break;
-      let month = digit;
-      if ((digit = buf[i + 6] - 48) >>> 0 > 9) break;
-      month = month * 10 + digit;
-      if (buf[i + 7] !== DASH) break;
-      if ((digit = buf[i + 8] - 48) >>> 0 > 9) break;
-      let day = digit;
-      if ((digit = buf[i + 9] - 48) >>> 0 > 9) break;
-      day = day * 10 + digit;
-      if (buf[i + 10] !== COMMA) break;
+      if (quoted) {
+        // `""` inside the quotes or text after the closing quote: the general path decides.
+        if (buf[++i] !== COMMA) break;
+      }
+      i++;
+      // The date, `YYYY-MM-DD,` and the first sales digit, as three words; a valid row still has
+      // its LF after them, so reading them cannot pass the chunk's last LF.
+      if (i + 12 > lastLineFeed) break;
+      const years = view.getUint32(i, true);
+      const months = view.getUint32(i + 4, true);
+      const days = view.getUint32(i + 8, true);
+      // A byte is a digit when its high nibble is 3, and still 3 after adding 6.
+      if (
+        (years & 0xf0f0f0f0) !== 0x30303030 ||
+        ((years + 0x06060606) & 0xf0f0f0f0) !== 0x30303030 ||
+        (months & 0xfff0f0ff) !== 0x2d30302d ||
+        ((months + 0x00060600) & 0x00f0f000) !== 0x00303000 ||
+        (days & 0x00fff0f0) !== 0x002c3030 ||
+        ((days + 0x00000606) & 0x0000f0f0) !== 0x00003030
+      ) {
+        break;
+      }
+      const year = (years & 0xf) * 1000 + ((years >>> 8) & 0xf) * 100 +
+        ((years >>> 16) & 0xf) * 10 + ((years >>> 24) & 0xf);
+      const month = ((months >>> 8) & 0xf) * 10 + ((months >>> 16) & 0xf);
+      const day = (days & 0xf) * 10 + ((days >>> 8) & 0xf);
       if (
         year === 0 || month === 0 || month > 12 || day === 0 ||
         day > 28 && !isLongEnough(year, month, day)
@@ -305,9 +315,11 @@ export class SalesAggregator {
         break;
       }
       i += 11;
-      if ((digit = buf[i] - 48) >>> 0 > 9) break;
+      let digit = buf[i] - 48;
+      if (digit >>> 0 > 9) break;
       let sales = digit;
       b = buf[++i];
+      // `>>> 0` turns non-digits (negative after - 48) into large values.
       while ((digit = b - 48) >>> 0 <= 9) {
         sales = sales * 10 + digit;
         b = buf[++i];
@@ -318,17 +330,25 @@ export class SalesAggregator {
       // Doubles stay exact to 2^53 and only grow, so anything past MAX_SAFE compares above it.
       if (sales > MAX_SAFE || contentEnd - start > maxRecordBytes) break;
       // The hash table probe, inlined: a call per row costs more than the probe itself.
+      const nameLength = nameEnd - nameStart;
+      const wordsEnd = nameStart + (nameLength & ~3);
       let department = -1;
       let slot = hash & mask;
       for (;;) {
         const key = slotKey[slot] - 1;
         if (key < 0) break;
-        if (slotHash[slot] === hash && keyLength[key] === nameEnd - nameStart) {
+        if (slotHash[slot] === hash && keyLength[key] === nameLength) {
           let a = keyStart[key];
           let k = nameStart;
-          while (k < nameEnd && arena[a] === buf[k]) {
-            a++;
-            k++;
+          while (k < wordsEnd && arenaView.getUint32(a, true) === view.getUint32(k, true)) {
+            a += 4;
+            k += 4;
+          }
+          if (k >= wordsEnd) {
+            while (k < nameEnd && arena[a] === buf[k]) {
+              a++;
+              k++;
+            }
           }
           if (k === nameEnd) {
             department = keyDepartment[key];
@@ -340,8 +360,8 @@ export class SalesAggregator {
       if (department === -1) {
         // First sight of this spelling: the table decodes it and may grow, so reload its arrays.
         department = table.find(buf, nameStart, nameEnd, hash);
-        ({ mask, slotHash, slotKey, keyLength, keyDepartment, arena, low } = table);
-        keyStart = table.keyStart;
+        ({ mask, slotHash, slotKey, keyStart, keyLength, keyDepartment, arena, arenaView, low } =
+          table);
       }
       if (department < 0) break;
       const sum = low[department] + sales;
@@ -373,7 +393,7 @@ export class SalesAggregator {
       return lineFeed + 1;
     }
     if (stop - start === budget) {
-      this.#startDiscarding(buf.subarray(start, start + RAW_SAMPLE_BYTES));
+      this.#startDiscarding(buf.subarray(start, Math.min(stop, start + RAW_SAMPLE_BYTES)));
       return stop;
     }
     this.#partialLength = 0;
@@ -398,6 +418,9 @@ export class SalesAggregator {
     }
     if (stop - pos === budget) {
       this.#inRecord = false;
+      // The sample needs the record's first bytes, some of which may be in this chunk.
+      const sampleEnd = Math.min(stop, pos + Math.max(0, RAW_SAMPLE_BYTES - this.#partialLength));
+      this.#appendPartial(buf, pos, sampleEnd);
       this.#startDiscarding(
         this.#partial.subarray(0, Math.min(this.#partialLength, RAW_SAMPLE_BYTES)),
       );
@@ -440,6 +463,10 @@ export class SalesAggregator {
 
   /** Counts an over-long record as bad and skips to the next LF. */
   #startDiscarding(rawStart: Uint8Array): void {
+    // With a tiny limit the sample is the whole budget, whose last byte may be the CR of a CRLF.
+    if (rawStart.length === this.#maxRecordBytes + 2 && rawStart[rawStart.length - 1] === CR) {
+      rawStart = rawStart.subarray(0, rawStart.length - 1);
+    }
     const line = this.#line;
     this.#line += this.#scanLineFeeds;
     this.#headerPending = false;
@@ -481,16 +508,21 @@ export class SalesAggregator {
     if (length === 0) return; // an empty line
     const splitter = this.#splitter;
     splitter.split(record, length);
+    const tooLong = length > this.#maxRecordBytes;
     if (this.#headerPending) {
       this.#headerPending = false;
-      if (!splitter.textAfterQuote && !splitter.unterminatedQuote && isHeader(splitter)) return;
+      if (
+        !tooLong && !splitter.textAfterQuote && !splitter.unterminatedQuote && isHeader(splitter)
+      ) {
+        return;
+      }
     }
-    const reason = splitter.textAfterQuote
+    const reason = tooLong
+      ? `record exceeds ${this.#maxRecordBytes} bytes`
+      : splitter.textAfterQuote
       ? "text after closing quote"
       : splitter.unterminatedQuote
       ? "unterminated quoted field"
-      : length > this.#maxRecordBytes
-      ? `record exceeds ${this.#maxRecordBytes} bytes`
       : this.#addRow(splitter);
     if (reason) this.#bad(line, reason, record.subarray(0, Math.min(length, RAW_SAMPLE_BYTES)));
   }
@@ -535,6 +567,7 @@ export class SalesAggregator {
 
 /** Day 29-31 check for the hot path (days 1-28 exist in every month). */
 function isLongEnough(year: number, month: number, day: number): boolean {
+  if (day > 31) return false;
   if (month === 2) return day === 29 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
   return day <= 30 || (month !== 4 && month !== 6 && month !== 9 && month !== 11);
 }
@@ -542,13 +575,6 @@ function isLongEnough(year: number, month: number, day: number): boolean {
 function isHeader(splitter: RecordSplitter): boolean {
   return splitter.count === 3 &&
     HEADER.every((name, i) => splitter.text(i).toLowerCase() === name);
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const joined = new Uint8Array(a.length + b.length);
-  joined.set(a);
-  joined.set(b, a.length);
-  return joined;
 }
 
 /** Read-buffer size for streams and files: large enough that per-read overhead vanishes. */
@@ -590,11 +616,29 @@ export async function aggregateStream(
   return aggregator.finish();
 }
 
-/** Aggregates a file, streaming it through one reused buffer. */
+/**
+ * Aggregates a file through two reused buffers: the next read runs (off the JavaScript thread)
+ * while the previous buffer is being aggregated.
+ */
 export async function aggregateFile(
   path: string,
   options?: SalesAggregatorOptions,
 ): Promise<AggregateResult> {
-  const file = await Deno.open(path, { read: true });
-  return await aggregateStream(file.readable, options);
+  const aggregator = new SalesAggregator(options);
+  using file = await Deno.open(path, { read: true });
+  let current = new Uint8Array(READ_BUFFER_BYTES);
+  let next = new Uint8Array(READ_BUFFER_BYTES);
+  let length = await file.read(current);
+  while (length !== null) {
+    const reading = file.read(next);
+    try {
+      aggregator.push(current.subarray(0, length));
+    } catch (error) {
+      await reading.catch(() => {});
+      throw error;
+    }
+    length = await reading;
+    [current, next] = [next, current];
+  }
+  return aggregator.finish();
 }
