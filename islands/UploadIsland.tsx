@@ -1,0 +1,294 @@
+import { useEffect, useRef, useState } from "preact/hooks";
+import ResultView from "./_ResultView.tsx";
+import { formatBytes, formatCount, formatDuration, formatSpeed } from "./_format.ts";
+import {
+  createSalesClient,
+  type SalesClient,
+  toUploadError,
+  uploadFile,
+  type UploadProgress,
+  type UploadSummary,
+} from "./_upload_client.ts";
+
+/** Props of {@linkcode UploadIsland}: serializable, as every island's are. */
+export interface UploadIslandProps {
+  /** The gRPC-Web endpoint (`GRPC_WEB_URL`); empty means this page's own origin. */
+  grpcWebUrl: string;
+  /** The largest upload the server accepts (`MAX_UPLOAD_BYTES`), or null when unlimited. */
+  maxUploadBytes: number | null;
+  /** Wait before the first retry of a lost chunk, in ms. @default {500} */
+  retryDelayMs?: number;
+}
+
+type Status =
+  | { kind: "idle" }
+  | { kind: "uploading"; progress: UploadProgress }
+  | { kind: "cancelled"; progress?: UploadProgress }
+  | { kind: "error"; message: string };
+
+/** File name endings the service reads (gzip is recognized by its magic bytes). */
+const CSV_NAME = /\.(csv|txt|tsv)(\.gz)?$|\.gz$/i;
+
+/** A readable reason why `file` cannot be uploaded, or undefined when it looks fine. */
+async function checkFile(file: File, maxUploadBytes: number | null): Promise<string | undefined> {
+  if (!CSV_NAME.test(file.name) || /^(image|audio|video)\//.test(file.type)) {
+    return `“${file.name}” is not a CSV file. Choose a .csv file (export spreadsheets as CSV first).`;
+  }
+  if (file.size === 0) return `“${file.name}” is empty. Choose a file with a header and rows.`;
+  if (maxUploadBytes !== null && file.size > maxUploadBytes) {
+    return `“${file.name}” is ${formatBytes(file.size)}; this server accepts files up to ${
+      formatBytes(maxUploadBytes)
+    }.`;
+  }
+  const head = new Uint8Array(await file.slice(0, 4096).arrayBuffer());
+  const gzip = head[0] === 0x1f && head[1] === 0x8b;
+  if (!gzip && head.includes(0)) {
+    return `“${file.name}” does not look like a CSV file: it contains binary data.`;
+  }
+  return undefined;
+}
+
+/**
+ * Choose or drop a CSV, upload it with the resumable chunked RPCs over gRPC-Web, follow its
+ * progress, cancel it, and see the result. Server-rendered with nothing chosen, then hydrated.
+ */
+export default function UploadIsland(props: UploadIslandProps) {
+  const [file, setFile] = useState<File | undefined>(undefined);
+  const [status, setStatus] = useState<Status>({ kind: "idle" });
+  const [result, setResult] = useState<{ fileName: string; summary: UploadSummary }>();
+  const [dragging, setDragging] = useState(false);
+  const [announcement, setAnnouncement] = useState("");
+  const input = useRef<HTMLInputElement>(null);
+  const alert = useRef<HTMLDivElement>(null);
+  const upload = useRef<AbortController | undefined>(undefined);
+  const client = useRef<SalesClient | undefined>(undefined);
+  const announcedQuarter = useRef(-1);
+
+  useEffect(() => {
+    // A file chosen before the script loaded is still in the input: adopt it.
+    const early = input.current?.files?.[0];
+    if (early) setFile(early);
+    // A file dropped next to the drop zone would otherwise replace the page.
+    const ignore = (event: DragEvent) => event.preventDefault();
+    addEventListener("dragover", ignore);
+    addEventListener("drop", ignore);
+    return () => {
+      removeEventListener("dragover", ignore);
+      removeEventListener("drop", ignore);
+    };
+  }, []);
+
+  useEffect(() => {
+    if (status.kind === "error") alert.current?.focus();
+  }, [status.kind]);
+
+  const busy = status.kind === "uploading";
+
+  function choose(chosen: File | undefined) {
+    if (busy || chosen === undefined) return;
+    setFile(chosen);
+    setStatus({ kind: "idle" });
+    setAnnouncement(`Selected ${chosen.name}, ${formatBytes(chosen.size)}`);
+  }
+
+  function onProgress(progress: UploadProgress) {
+    setStatus({ kind: "uploading", progress });
+    const quarter = Math.floor((progress.sentBytes / Math.max(1, progress.totalBytes)) * 4);
+    if (progress.phase === "retrying" && progress.retry) {
+      setAnnouncement(
+        `Connection problem, retrying (attempt ${progress.retry.attempt} of ${progress.retry.attempts})`,
+      );
+    } else if (progress.phase === "finishing") {
+      setAnnouncement("All data sent, computing totals");
+    } else if (quarter > announcedQuarter.current && quarter < 4) {
+      announcedQuarter.current = quarter;
+      setAnnouncement(`Uploaded ${quarter * 25}%`);
+    }
+  }
+
+  async function start() {
+    if (file === undefined || busy) return;
+    const problem = await checkFile(file, props.maxUploadBytes);
+    if (problem !== undefined) {
+      setStatus({ kind: "error", message: problem });
+      return;
+    }
+    const controller = new AbortController();
+    upload.current = controller;
+    announcedQuarter.current = -1;
+    client.current ??= createSalesClient(props.grpcWebUrl || location.origin);
+    setResult(undefined);
+    setAnnouncement(`Uploading ${file.name}`);
+    let lastProgress: UploadProgress | undefined;
+    try {
+      const summary = await uploadFile(client.current, file, {
+        signal: controller.signal,
+        retryDelayMs: props.retryDelayMs,
+        onProgress: (progress) => {
+          lastProgress = progress;
+          onProgress(progress);
+        },
+      });
+      setResult({ fileName: file.name, summary });
+      setStatus({ kind: "idle" });
+      setAnnouncement(
+        `Upload complete: ${formatCount(summary.rows)} rows, ${
+          formatCount(summary.badRows)
+        } bad rows, ${formatCount(summary.departments)} departments`,
+      );
+    } catch (error) {
+      if (controller.signal.aborted) {
+        setStatus({ kind: "cancelled", progress: lastProgress });
+        setAnnouncement("Upload cancelled");
+      } else {
+        setStatus({ kind: "error", message: toUploadError(error).message });
+      }
+    } finally {
+      upload.current = undefined;
+    }
+  }
+
+  const progress = status.kind === "uploading" ? status.progress : undefined;
+  const percent = progress
+    ? Math.floor((progress.sentBytes / Math.max(1, progress.totalBytes)) * 100)
+    : 0;
+  const secondsLeft = progress?.bytesPerSec
+    ? (progress.totalBytes - progress.sentBytes) / progress.bytesPerSec
+    : undefined;
+
+  return (
+    <div class="upload-island">
+      <section class="card upload" aria-labelledby="upload-heading">
+        <h2 id="upload-heading">Upload a sales CSV</h2>
+        <div
+          class={`dropzone${dragging ? " dragging" : ""}${busy ? " disabled" : ""}`}
+          onDragEnter={(event) => {
+            event.preventDefault();
+            if (!busy) setDragging(true);
+          }}
+          onDragOver={(event) => event.preventDefault()}
+          onDragLeave={(event) => {
+            if (!(event.currentTarget as Node).contains(event.relatedTarget as Node | null)) {
+              setDragging(false);
+            }
+          }}
+          onDrop={(event) => {
+            event.preventDefault();
+            setDragging(false);
+            choose(event.dataTransfer?.files[0]);
+          }}
+        >
+          <input
+            ref={input}
+            id="csv-file"
+            class="file-input"
+            type="file"
+            accept=".csv,.csv.gz,text/csv"
+            disabled={busy}
+            aria-describedby="file-help"
+            onChange={(event) => choose((event.currentTarget as HTMLInputElement).files?.[0])}
+          />
+          <label for="csv-file" class="dropzone-label">
+            <svg class="icon" viewBox="0 0 24 24" aria-hidden="true">
+              <path d="M12 16V4m0 0-4.5 4.5M12 4l4.5 4.5M5 15v3a2 2 0 0 0 2 2h10a2 2 0 0 0 2-2v-3" />
+            </svg>
+            <span class="dropzone-title">Choose a CSV file</span>
+            <span class="dropzone-hint">or drag and drop it here</span>
+          </label>
+          <p id="file-help" class="file-help" data-testid="file-info">
+            {file
+              ? (
+                <>
+                  <strong class="file-name">{file.name}</strong> · {formatBytes(file.size)}
+                </>
+              )
+              : "Columns: Department Name, Date, Number of Sales. Any size works."}
+          </p>
+        </div>
+
+        <div class="actions">
+          <button
+            type="button"
+            class="button primary"
+            disabled={file === undefined || busy}
+            onClick={start}
+          >
+            {busy ? "Uploading…" : "Upload"}
+          </button>
+          {busy && (
+            <button type="button" class="button" onClick={() => upload.current?.abort()}>
+              Cancel
+            </button>
+          )}
+        </div>
+
+        {progress && (
+          <div class="progress" data-testid="progress">
+            <div class="progress-head">
+              <span>
+                {progress.phase === "finishing"
+                  ? "Computing totals…"
+                  : progress.phase === "retrying"
+                  ? "Connection problem, retrying…"
+                  : "Uploading…"}
+              </span>
+              <span aria-hidden="true">{percent}%</span>
+            </div>
+            <progress
+              max={progress.totalBytes}
+              value={progress.sentBytes}
+              aria-label={`Upload progress, ${percent}%`}
+            />
+            <dl class="stats">
+              <div>
+                <dt>Sent</dt>
+                <dd>
+                  {formatBytes(progress.sentBytes)} of {formatBytes(progress.totalBytes)}
+                </dd>
+              </div>
+              <div>
+                <dt>Rows</dt>
+                <dd>{formatCount(progress.rows)}</dd>
+              </div>
+              <div>
+                <dt>Speed</dt>
+                <dd>{progress.bytesPerSec ? formatSpeed(progress.bytesPerSec) : "–"}</dd>
+              </div>
+              <div>
+                <dt>Time left</dt>
+                <dd>{secondsLeft !== undefined ? formatDuration(secondsLeft) : "–"}</dd>
+              </div>
+            </dl>
+            {progress.retry && (
+              <p class="muted">
+                {progress.retry.reason}. Trying again in{" "}
+                {formatDuration(progress.retry.delayMs / 1000)} (attempt {progress.retry.attempt} of
+                {" "}
+                {progress.retry.attempts}).
+              </p>
+            )}
+          </div>
+        )}
+
+        {status.kind === "cancelled" && (
+          <p class="notice" data-testid="cancelled">
+            Upload cancelled{status.progress
+              ? ` after ${formatBytes(status.progress.sentBytes)} of ${
+                formatBytes(status.progress.totalBytes)
+              }`
+              : ""}. Nothing was saved.
+          </p>
+        )}
+        {status.kind === "error" && (
+          <div class="alert" role="alert" tabIndex={-1} ref={alert} data-testid="error">
+            <strong>Upload failed.</strong> {status.message}
+          </div>
+        )}
+        <p class="visually-hidden" role="status" aria-live="polite" aria-atomic="true">
+          {announcement}
+        </p>
+      </section>
+      {result && <ResultView fileName={result.fileName} summary={result.summary} />}
+    </div>
+  );
+}

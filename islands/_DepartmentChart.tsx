@@ -1,0 +1,82 @@
+import { formatCompact, formatCount } from "./_format.ts";
+import type { DepartmentTotal } from "./_result_csv.ts";
+
+/** Props of {@linkcode DepartmentChart}. */
+export interface DepartmentChartProps {
+  /** The largest departments, largest first. */
+  departments: DepartmentTotal[];
+  /** How many departments there are in all, for the description. */
+  departmentCount: number;
+}
+
+const ROW = 30;
+const LABEL_WIDTH = 190;
+const BAR_START = LABEL_WIDTH + 10;
+const BAR_SPACE = 330;
+const WIDTH = BAR_START + BAR_SPACE + 70;
+
+function shorten(name: string, max = 26): string {
+  const chars = [...name];
+  return chars.length <= max ? name : chars.slice(0, max - 1).join("") + "…";
+}
+
+/** A horizontal bar chart (SVG) of the largest departments by total sales. */
+export default function DepartmentChart({ departments, departmentCount }: DepartmentChartProps) {
+  if (departments.length === 0) return <p class="muted">No departments to chart.</p>;
+  const largest = departments[0].total > 0n ? departments[0].total : 1n;
+  const height = departments.length * ROW + 6;
+  const description = `Bar chart of the ${departments.length} largest of ${
+    formatCount(departmentCount)
+  } departments by total sales; the largest is ${
+    departments[0].department || "(empty name)"
+  } with ${formatCount(departments[0].total)}.`;
+  return (
+    <figure class="chart">
+      <svg
+        viewBox={`0 0 ${WIDTH} ${height}`}
+        role="img"
+        aria-labelledby="chart-title chart-desc"
+        preserveAspectRatio="xMinYMin meet"
+      >
+        <title id="chart-title">Largest departments by total sales</title>
+        <desc id="chart-desc">{description}</desc>
+        {departments.map((row, index) => {
+          // Scaled in bigint first: totals may pass 2^53, the ratio never does.
+          const share = Number((row.total * 10_000n) / largest) / 10_000;
+          const width = Math.max(2, share * BAR_SPACE);
+          const y = index * ROW + 3;
+          return (
+            <g key={row.department} class="chart-row">
+              <title>{`${row.department || "(empty name)"}: ${formatCount(row.total)}`}</title>
+              <text
+                x={LABEL_WIDTH}
+                y={y + ROW / 2}
+                class="chart-label"
+                text-anchor="end"
+                dominant-baseline="middle"
+              >
+                {shorten(row.department || "(empty name)")}
+              </text>
+              <rect
+                x={BAR_START}
+                y={y + 4}
+                width={width}
+                height={ROW - 10}
+                rx="3"
+                class="chart-bar"
+              />
+              <text
+                x={BAR_START + width + 6}
+                y={y + ROW / 2}
+                class="chart-value"
+                dominant-baseline="middle"
+              >
+                {formatCompact(row.total)}
+              </text>
+            </g>
+          );
+        })}
+      </svg>
+    </figure>
+  );
+}

@@ -1,0 +1,83 @@
+import UploadIsland from "../islands/UploadIsland.tsx";
+
+/** Props of {@linkcode IndexPage}, from the server's configuration. */
+export interface IndexPageProps {
+  /** The gRPC-Web endpoint the island calls (`GRPC_WEB_URL`); empty means this origin. */
+  grpcWebUrl: string;
+  /** The largest upload accepted (`MAX_UPLOAD_BYTES`), or null when unlimited. */
+  maxUploadBytes: number | null;
+}
+
+const SAMPLE = `Department Name,Date,Number of Sales
+Electronics,2024-01-15,120
+Garden,2024-01-15,75
+Electronics,2024-01-16,98
+"Toys, Games & Books",2024-01-16,40`;
+
+/** `/`: what the tool does, the upload island, and the file format. Reads fine without script. */
+export default function IndexPage({ grpcWebUrl, maxUploadBytes }: IndexPageProps) {
+  return (
+    <>
+      <header class="site-header">
+        <div class="page header-row">
+          <a class="brand" href="/">
+            <svg class="brand-mark" viewBox="0 0 24 24" aria-hidden="true">
+              <rect x="3" y="12" width="4" height="9" rx="1" />
+              <rect x="10" y="7" width="4" height="14" rx="1" />
+              <rect x="17" y="3" width="4" height="18" rx="1" />
+            </svg>
+            Sales Aggregator
+          </a>
+        </div>
+      </header>
+      <main id="main" class="page">
+        <div class="intro">
+          <h1>Total sales per department, from one CSV</h1>
+          <p class="lead">
+            Upload a CSV of departmental sales to get each department's total number of sales as a
+            table, a chart and a CSV file. Files of any size work: they are sent in chunks, and a
+            chunk lost on the way is sent again.
+          </p>
+        </div>
+        <noscript>
+          <p class="notice">
+            Uploading from this page needs JavaScript. Without it, use the command-line client:{" "}
+            <code>deno task upload sales.csv --out result.csv</code>.
+          </p>
+        </noscript>
+        <UploadIsland grpcWebUrl={grpcWebUrl} maxUploadBytes={maxUploadBytes} />
+        <section class="card format" aria-labelledby="format-heading">
+          <h2 id="format-heading">What the file looks like</h2>
+          <pre><code>{SAMPLE}</code></pre>
+          <ul>
+            <li>
+              UTF-8 text, comma-separated, with the header{" "}
+              <code>Department Name,Date,Number of Sales</code>. Quoted fields may hold commas,
+              quotes (doubled) and line breaks.
+            </li>
+            <li>
+              Dates are real calendar dates written{" "}
+              <code>YYYY-MM-DD</code>; sales are whole numbers without signs or separators.
+            </li>
+            <li>
+              Rows that do not follow these rules are{" "}
+              <em>bad rows</em>: they are counted, the first 20 are listed with the reason, and they
+              are left out of the totals.
+            </li>
+            <li>
+              The result has one line per department,{" "}
+              <code>Department Name,Total Number of Sales</code>, sorted by name. Totals are exact,
+              however large.
+            </li>
+          </ul>
+        </section>
+      </main>
+      <footer class="site-footer">
+        <div class="page">
+          Also available as gRPC (<code>sales.v1.SalesService</code>) for programs, and as{" "}
+          <code>deno task upload</code> on the command line.
+        </div>
+      </footer>
+    </>
+  );
+}

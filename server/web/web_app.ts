@@ -1,0 +1,156 @@
+/**
+ * The web port's one handler: server-rendered pages (`routes/`), static assets (`static/`, with the
+ * island bundle under `static/build/`), and gRPC-Web for `sales.v1.SalesService`. Serve it with
+ * `Deno.serve({ port: config.webPort }, createWebHandler({ service, config }))`.
+ *
+ * @example
+ * ```ts
+ * import { createWebHandler } from "./web_app.ts";
+ * import { createFakeSalesService } from "./testdata/fake_sales_service.ts";
+ *
+ * const handler = createWebHandler({
+ *   service: createFakeSalesService().service,
+ *   config: { grpcWebUrl: "", corsOrigins: [], maxMessageBytes: 64 << 20, maxUploadBytes: undefined },
+ * });
+ * const response = await handler(new Request("http://localhost:3000/"));
+ * if (!(await response.text()).includes("Sales Aggregator")) throw new Error("no page");
+ * ```
+ *
+ * @module
+ */
+
+import { type ComponentChildren, h } from "preact";
+import { renderToString } from "preact-render-to-string";
+import type { Config } from "../config.ts";
+import type { SalesService } from "../service/types.ts";
+import App from "../../routes/_app.tsx";
+import IndexPage from "../../routes/index.tsx";
+import NotFoundPage from "../../routes/_404.tsx";
+import { DEFAULT_BUILD_DIR, readIslandsManifest } from "./build.ts";
+import { createGrpcWebHandler, isGrpcWebRequest } from "./grpc_web.ts";
+import { installIslandMarkers } from "./islands.ts";
+import { serveStaticFile } from "./static_files.ts";
+
+/** Options of {@linkcode createWebHandler}. */
+export interface WebHandlerOptions {
+  /** The service implementation, shared with the grpc-js server. */
+  service: SalesService;
+  /** The parts of the configuration the web port uses. */
+  config: Pick<Config, "grpcWebUrl" | "corsOrigins" | "maxMessageBytes" | "maxUploadBytes">;
+  /** Folder of static assets. @default {static/ in the repository (embedded when compiled)} */
+  staticDir?: URL;
+  /** Folder of the island bundle and its manifest. @default {static/build/} */
+  buildDir?: URL;
+}
+
+const DEFAULT_STATIC_DIR = new URL("../../static/", import.meta.url);
+
+/** Builds the handler for pages, static assets and gRPC-Web. */
+export function createWebHandler(
+  options: WebHandlerOptions,
+): (request: Request) => Promise<Response> {
+  const { service, config } = options;
+  const staticDir = options.staticDir ?? DEFAULT_STATIC_DIR;
+  const buildDir = options.buildDir ?? DEFAULT_BUILD_DIR;
+  installIslandMarkers();
+  const grpcWeb = createGrpcWebHandler({
+    service,
+    corsOrigins: config.corsOrigins,
+    readMaxBytes: config.maxMessageBytes,
+  });
+  const contentSecurityPolicy = [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    `connect-src 'self'${config.grpcWebUrl ? ` ${new URL(config.grpcWebUrl).origin}` : ""}`,
+    "object-src 'none'",
+    "base-uri 'none'",
+    "frame-ancestors 'none'",
+    "form-action 'self'",
+  ].join("; ");
+  let warnedNoBundle = false;
+
+  async function islandsUrl(): Promise<string | undefined> {
+    // Read per page: a rebuild during `deno task dev` shows up without a restart.
+    const manifest = await readIslandsManifest(buildDir);
+    if (manifest === undefined && !warnedNoBundle) {
+      warnedNoBundle = true;
+      console.warn("[web] No island bundle in static/build/: run `deno task build`");
+    }
+    return manifest && `/static/build/${manifest.islands}`;
+  }
+
+  async function page(
+    request: Request,
+    status: number,
+    title: string,
+    body: ComponentChildren,
+  ): Promise<Response> {
+    const html = "<!DOCTYPE html>" + renderToString(
+      h(App, {
+        title,
+        stylesUrl: "/static/styles.css",
+        islandsUrl: await islandsUrl(),
+        children: body,
+      }),
+    );
+    return new Response(request.method === "HEAD" ? null : html, {
+      status,
+      headers: {
+        "content-type": "text/html; charset=utf-8",
+        "cache-control": "no-cache",
+        "content-security-policy": contentSecurityPolicy,
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "no-referrer",
+      },
+    });
+  }
+
+  async function route(request: Request): Promise<Response> {
+    if (isGrpcWebRequest(request)) return await grpcWeb(request);
+    const path = new URL(request.url).pathname;
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      return new Response("Method not allowed\n", {
+        status: 405,
+        headers: { allow: "GET, HEAD", "content-type": "text/plain; charset=utf-8" },
+      });
+    }
+    if (path === "/") {
+      return await page(
+        request,
+        200,
+        "Sales Aggregator: total sales per department",
+        h(IndexPage, {
+          grpcWebUrl: config.grpcWebUrl,
+          maxUploadBytes: config.maxUploadBytes ?? null,
+        }),
+      );
+    }
+    if (path === "/favicon.svg") return await serveStaticFile(request, staticDir, "favicon.svg");
+    if (path.startsWith("/static/build/")) {
+      // Only the content-hashed bundles: anything else there (the manifest) is internal.
+      const name = path.slice("/static/build/".length);
+      if (/^islands-[0-9a-f]+\.js$/.test(name)) {
+        return await serveStaticFile(request, buildDir, name, { immutable: true });
+      }
+      return await page(request, 404, "Page not found", h(NotFoundPage, { path }));
+    }
+    if (path.startsWith("/static/")) {
+      return await serveStaticFile(request, staticDir, path.slice("/static/".length));
+    }
+    return await page(request, 404, "Page not found", h(NotFoundPage, { path }));
+  }
+
+  return async function handleWeb(request: Request): Promise<Response> {
+    try {
+      return await route(request);
+    } catch (error) {
+      console.error("[web] Unexpected error:", error);
+      return new Response("Internal server error\n", {
+        status: 500,
+        headers: { "content-type": "text/plain; charset=utf-8" },
+      });
+    }
+  };
+}

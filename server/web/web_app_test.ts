@@ -1,0 +1,151 @@
+import assert from "node:assert/strict";
+import { createWebHandler } from "./web_app.ts";
+import { createFakeSalesService, FAKE_RESULT_ID } from "./testdata/fake_sales_service.ts";
+
+const BASE = "http://localhost:3000";
+const BUNDLE = "islands-0123456789abcdef.js";
+
+/** A handler over a scratch build folder holding a tiny bundle, so no real build is needed. */
+async function setup(config: { grpcWebUrl?: string; maxUploadBytes?: number } = {}) {
+  const buildDir = await Deno.makeTempDir({ prefix: "web_app_test_" });
+  await Deno.writeTextFile(`${buildDir}/${BUNDLE}`, "console.log('islands');\n");
+  await Deno.writeTextFile(`${buildDir}/manifest.json`, JSON.stringify({ islands: BUNDLE }));
+  const handler = createWebHandler({
+    service: createFakeSalesService().service,
+    config: {
+      grpcWebUrl: config.grpcWebUrl ?? "",
+      corsOrigins: [],
+      maxMessageBytes: 64 << 20,
+      maxUploadBytes: config.maxUploadBytes,
+    },
+    buildDir: new URL(`file://${buildDir}/`),
+  });
+  return {
+    handler,
+    get: (path: string, init?: RequestInit) => handler(new Request(BASE + path, init)),
+    [Symbol.asyncDispose]: () => Deno.remove(buildDir, { recursive: true }),
+  };
+}
+
+Deno.test("createWebHandler renders the page on the server, readable before any script", async () => {
+  await using web = await setup();
+  const response = await web.get("/");
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("content-type"), "text/html; charset=utf-8");
+  const html = await response.text();
+  assert.ok(html.startsWith('<!DOCTYPE html><html lang="en">'));
+  assert.match(html, /<h1>Total sales per department, from one CSV<\/h1>/);
+  assert.match(html, /<noscript>.*deno task upload/s);
+  assert.match(html, /What the file looks like/);
+  // The island's markup is there, labelled, with its button disabled until a file is chosen.
+  assert.match(html, /<label for="csv-file"/);
+  assert.match(html, /<button type="button" class="button primary" disabled>Upload<\/button>/);
+  assert.match(html, /role="status" aria-live="polite"/);
+  assert.match(html, new RegExp(`<script type="module" src="/static/build/${BUNDLE}"></script>`));
+  assert.match(html, /<link rel="stylesheet" href="\/static\/styles.css"\/>/);
+});
+
+Deno.test("createWebHandler wraps the island in a marker carrying its props", async () => {
+  await using web = await setup({ grpcWebUrl: "http://localhost:8081", maxUploadBytes: 1000 });
+  const html = await (await web.get("/")).text();
+  const marker = html.match(/<div data-island="UploadIsland" data-island-props="([^"]*)"/);
+  assert.ok(marker, "no island marker");
+  const props = JSON.parse(marker[1].replaceAll("&quot;", '"').replaceAll("&amp;", "&"));
+  assert.deepEqual(props, { grpcWebUrl: "http://localhost:8081", maxUploadBytes: 1000 });
+});
+
+Deno.test("createWebHandler sends a content security policy that allows the gRPC-Web origin", async () => {
+  await using web = await setup({ grpcWebUrl: "http://localhost:8081/" });
+  const csp = (await web.get("/")).headers.get("content-security-policy") ?? "";
+  assert.match(csp, /script-src 'self'/);
+  assert.match(csp, /connect-src 'self' http:\/\/localhost:8081(;|$)/);
+});
+
+Deno.test("createWebHandler serves static assets with types and cache headers", async (t) => {
+  await using web = await setup();
+  await t.step("stylesheet: revalidated by ETag", async () => {
+    const response = await web.get("/static/styles.css");
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("content-type"), "text/css; charset=utf-8");
+    assert.equal(response.headers.get("cache-control"), "public, no-cache");
+    assert.match(await response.text(), /\.dropzone/);
+    const etag = response.headers.get("etag");
+    assert.ok(etag);
+    const again = await web.get("/static/styles.css", { headers: { "if-none-match": etag } });
+    assert.equal(again.status, 304);
+    assert.equal(await again.text(), "");
+  });
+  await t.step("favicon", async () => {
+    const response = await web.get("/favicon.svg");
+    assert.equal(response.headers.get("content-type"), "image/svg+xml");
+    await response.body?.cancel();
+  });
+  await t.step("bundle: immutable, JavaScript", async () => {
+    const response = await web.get(`/static/build/${BUNDLE}`);
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("content-type"), "text/javascript; charset=utf-8");
+    assert.equal(response.headers.get("cache-control"), "public, max-age=31536000, immutable");
+    assert.equal(await response.text(), "console.log('islands');\n");
+  });
+  await t.step("HEAD: headers and length, no body", async () => {
+    const response = await web.get(`/static/build/${BUNDLE}`, { method: "HEAD" });
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("content-length"), "24");
+    assert.equal(response.body, null);
+  });
+});
+
+Deno.test("createWebHandler serves nothing outside the asset folders", async (t) => {
+  await using web = await setup();
+  for (
+    const path of [
+      "/static/build/manifest.json",
+      "/static/%2e%2e/deno.json",
+      "/static/..%2fdeno.json",
+      "/static/.hidden",
+      "/static/",
+      "/static/build/",
+      "/static/nope.css",
+      "/deno.json",
+      "/server/config.ts",
+    ]
+  ) {
+    await t.step(path, async () => {
+      const response = await web.get(path);
+      assert.equal(response.status, 404);
+      const body = await response.text();
+      assert.doesNotMatch(body, /"tasks"|loadConfig/);
+    });
+  }
+});
+
+Deno.test("createWebHandler answers other paths with a 404 page and other methods with 405", async () => {
+  await using web = await setup();
+  const missing = await web.get("/nope");
+  assert.equal(missing.status, 404);
+  assert.match(await missing.text(), /Page not found.*<code>\/nope<\/code>/s);
+  const post = await web.get("/", { method: "POST", body: "x" });
+  assert.equal(post.status, 405);
+  assert.equal(post.headers.get("allow"), "GET, HEAD");
+  await post.body?.cancel();
+});
+
+Deno.test("createWebHandler routes gRPC-Web requests to the service", async () => {
+  await using web = await setup();
+  const message = new Uint8Array([0x0a, 32, ...new TextEncoder().encode(FAKE_RESULT_ID)]);
+  const frame = new Uint8Array(5 + message.length);
+  new DataView(frame.buffer).setUint32(1, message.length);
+  frame.set(message, 5);
+  const response = await web.get("/sales.v1.SalesService/DownloadResult", {
+    method: "POST",
+    headers: { "content-type": "application/grpc-web+proto" },
+    body: frame,
+  });
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("content-type"), "application/grpc-web+proto");
+  const body = new Uint8Array(await response.arrayBuffer());
+  assert.match(
+    new TextDecoder().decode(body),
+    /Department Name,Total Number of Sales.*grpc-status: ?0/s,
+  );
+});
