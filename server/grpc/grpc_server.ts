@@ -1,0 +1,294 @@
+/**
+ * Serves {@linkcode SalesService} over native gRPC with grpc-js, plus the standard
+ * `grpc.health.v1.Health` service. This folder is the only code that knows grpc-js: handlers turn
+ * wire messages into the service's plain types (uint64 strings into numbers and back) and errors
+ * into statuses through {@linkcode toGrpcStatus}.
+ *
+ * @module
+ */
+
+import * as grpc from "@grpc/grpc-js";
+import { HealthImplementation } from "grpc-health-check";
+import { AppError, Status } from "../errors.ts";
+import type { CallContext, SalesService, UploadChunk, UploadResponse } from "../service/types.ts";
+import { type ErrorLogger, toGrpcStatus } from "./grpc_status.ts";
+import {
+  SALES_SERVICE_NAME,
+  salesServiceDefinition,
+  type WireAppendUploadResponse,
+  type WireUploadChunk,
+  type WireUploadResponse,
+} from "./sales_proto.ts";
+
+/** Options of {@linkcode startGrpcServer}. */
+export interface GrpcServerOptions {
+  /** Interface to bind. @default {"0.0.0.0"} */
+  host?: string;
+  /** Port to bind; 0 picks a free one. @default {50051} */
+  port?: number;
+  /** Largest message received; bigger ones fail with `RESOURCE_EXHAUSTED`. @default {67108864} */
+  maxMessageBytes?: number;
+  /** Where the causes of internal errors are logged. @default {console.error} */
+  logError?: ErrorLogger;
+}
+
+/** A running gRPC server. */
+export interface GrpcServerHandle {
+  /** The port actually bound. */
+  readonly port: number;
+  /** Stops accepting calls, lets calls in flight finish for up to `graceMs`, then cuts the rest. */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+/** Binds a grpc-js server for `service` and starts serving. */
+export async function startGrpcServer(
+  service: SalesService,
+  options: GrpcServerOptions = {},
+): Promise<GrpcServerHandle> {
+  const logError = options.logError ?? ((message, error) => console.error(message, error));
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": options.maxMessageBytes ?? 64 * 1024 * 1024,
+    // Results can be large; the receive limit is what protects the server.
+    "grpc.max_send_message_length": -1,
+  });
+  server.addService(salesServiceDefinition(), salesHandlers(service, logError));
+  const health = new HealthImplementation({ "": "SERVING", [SALES_SERVICE_NAME]: "SERVING" });
+  health.addToServer(server);
+
+  const host = options.host ?? "0.0.0.0";
+  const address = `${host.includes(":") ? `[${host}]` : host}:${options.port ?? 50051}`;
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, boundPort) => {
+      if (error) {
+        reject(
+          new AppError(
+            Status.UNAVAILABLE,
+            `Cannot listen for gRPC on ${address}: ${error.message}`,
+            {
+              cause: error,
+            },
+          ),
+        );
+      } else {
+        resolve(boundPort);
+      }
+    });
+  });
+
+  tuneHttp2Sessions(server);
+
+  let stopped: Promise<void> | undefined;
+  return {
+    port,
+    shutdown(graceMs = 10_000) {
+      stopped ??= new Promise<void>((resolve) => {
+        health.setStatus("", "NOT_SERVING");
+        health.setStatus(SALES_SERVICE_NAME, "NOT_SERVING");
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      return stopped;
+    },
+  };
+}
+
+type Callback<T> = grpc.sendUnaryData<T>;
+
+/** grpc-js handlers for every SalesService method. */
+function salesHandlers(
+  service: SalesService,
+  logError: ErrorLogger,
+): grpc.UntypedServiceImplementation {
+  /** Answers a unary or client-streaming call with the service's promise, mapping errors once. */
+  const respond = <T>(method: string, callback: Callback<T>, work: () => Promise<T>) => {
+    Promise.try(work).then(
+      (response) => callback(null, response),
+      (error) => callback(toGrpcStatus(error, method, logError)),
+    );
+  };
+
+  return {
+    UploadCSV(
+      call: grpc.ServerUnaryCall<WireUploadChunk, WireUploadResponse>,
+      callback: Callback<WireUploadResponse>,
+    ) {
+      respond("UploadCSV", callback, async () => {
+        const response = await service.uploadCsv(
+          { data: call.request.data, filename: call.request.filename },
+          contextOf(call),
+        );
+        return toWireUploadResponse(response);
+      });
+    },
+
+    UploadCSVStream(
+      call: grpc.ServerReadableStream<WireUploadChunk, WireUploadResponse>,
+      callback: Callback<WireUploadResponse>,
+    ) {
+      respond("UploadCSVStream", callback, async () => {
+        const ctx = contextOf(call);
+        return toWireUploadResponse(await service.uploadCsvStream(chunksOf(call), ctx));
+      });
+    },
+
+    DownloadResult(
+      call: grpc.ServerUnaryCall<{ resultId: string }, { data: Uint8Array }>,
+      callback: Callback<{ data: Uint8Array }>,
+    ) {
+      respond(
+        "DownloadResult",
+        callback,
+        () => service.downloadResult({ resultId: call.request.resultId }, contextOf(call)),
+      );
+    },
+
+    StartUpload(
+      call: grpc.ServerUnaryCall<
+        { filename: string; size: string },
+        { uploadId: string; chunkSize: number }
+      >,
+      callback: Callback<{ uploadId: string; chunkSize: number }>,
+    ) {
+      respond("StartUpload", callback, () =>
+        service.startUpload(
+          { filename: call.request.filename, size: toSafeNumber(call.request.size, "size") },
+          contextOf(call),
+        ));
+    },
+
+    AppendUpload(
+      call: grpc.ServerUnaryCall<
+        { uploadId: string; offset: string; data: Uint8Array },
+        WireAppendUploadResponse
+      >,
+      callback: Callback<WireAppendUploadResponse>,
+    ) {
+      respond("AppendUpload", callback, async () => {
+        const progress = await service.appendUpload(
+          {
+            uploadId: call.request.uploadId,
+            offset: toSafeNumber(call.request.offset, "offset"),
+            data: call.request.data,
+          },
+          contextOf(call),
+        );
+        return {
+          committedOffset: String(progress.committedOffset),
+          rows: String(progress.rows),
+          badRows: String(progress.badRows),
+        };
+      });
+    },
+
+    FinishUpload(
+      call: grpc.ServerUnaryCall<{ uploadId: string }, WireUploadResponse>,
+      callback: Callback<WireUploadResponse>,
+    ) {
+      respond(
+        "FinishUpload",
+        callback,
+        async () =>
+          toWireUploadResponse(
+            await service.finishUpload({ uploadId: call.request.uploadId }, contextOf(call)),
+          ),
+      );
+    },
+
+    CancelUpload(
+      call: grpc.ServerUnaryCall<{ uploadId: string }, Record<never, never>>,
+      callback: Callback<Record<never, never>>,
+    ) {
+      respond(
+        "CancelUpload",
+        callback,
+        () => service.cancelUpload({ uploadId: call.request.uploadId }, contextOf(call)),
+      );
+    },
+  };
+}
+
+/** The transport-free view of a call: cancellation and metadata. */
+function contextOf(
+  call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerReadableStream<unknown, unknown>,
+): CallContext {
+  const controller = new AbortController();
+  if (call.cancelled) controller.abort();
+  (call as grpc.ServerUnaryCall<unknown, unknown>).once("cancelled", () => controller.abort());
+  return {
+    signal: controller.signal,
+    header(name) {
+      const value = call.metadata.get(name.toLowerCase())[0];
+      return value === undefined ? undefined : String(value);
+    },
+  };
+}
+
+/** The messages of a client stream. grpc-js destroys the stream on cancel, which ends this with an error. */
+async function* chunksOf(
+  call: grpc.ServerReadableStream<WireUploadChunk, unknown>,
+): AsyncIterable<UploadChunk> {
+  for await (const message of call as AsyncIterable<WireUploadChunk>) {
+    yield { data: message.data, filename: message.filename };
+  }
+}
+
+function toWireUploadResponse(response: UploadResponse): WireUploadResponse {
+  return {
+    resultId: response.resultId,
+    downloadUrl: response.downloadUrl,
+    rows: String(response.rows),
+    badRows: String(response.badRows),
+    departments: String(response.departments),
+    elapsedSec: response.elapsedSec,
+    badRowSamples: response.badRowSamples.map((sample) => ({
+      line: String(sample.line),
+      reason: sample.reason,
+      raw: sample.raw,
+    })),
+  };
+}
+
+/** A uint64 from the wire as a number; values past 2^53 - 1 cannot be offsets or sizes here. */
+function toSafeNumber(value: string | number, field: string): number {
+  const number = Number(value);
+  if (!Number.isSafeInteger(number) || number < 0) {
+    throw new AppError(Status.INVALID_ARGUMENT, `${field} ${value} is larger than 2^53 - 1`);
+  }
+  return number;
+}
+
+/**
+ * HTTP/2 settings for fast uploads. Node's defaults (64 KiB windows, 16 KiB frames) make a client
+ * stream pay one socket write per 16 KiB and the server one WINDOW_UPDATE per few frames; on this
+ * runtime that capped uploads near 140 MB/s. Larger frames and windows measured about 250 MB/s,
+ * while a 2 MiB window keeps what one stream may buffer small.
+ */
+const UPLOAD_HTTP2_SETTINGS = { initialWindowSize: 2 * 1024 * 1024, maxFrameSize: 256 * 1024 };
+
+/**
+ * grpc-js offers no option for these settings, so they are applied to each new session of the
+ * servers it created. `http2Servers` is private to grpc-js (pinned in deno.json); if it changes,
+ * this does nothing and only speed is lost, which the upload benchmark shows.
+ */
+function tuneHttp2Sessions(server: grpc.Server): void {
+  const http2Servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
+  if (!(http2Servers instanceof Map)) return;
+  for (const http2Server of http2Servers.keys()) {
+    http2Server.on?.("session", (session: Http2SessionLike) => {
+      session.settings(UPLOAD_HTTP2_SETTINGS);
+      session.setLocalWindowSize?.(UPLOAD_HTTP2_SETTINGS.initialWindowSize);
+    });
+  }
+}
+
+/** The part of `node:http2`'s ServerHttp2Session used here. */
+interface Http2SessionLike {
+  settings(settings: Record<string, number>): void;
+  setLocalWindowSize?(size: number): void;
+}

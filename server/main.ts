@@ -1,0 +1,141 @@
+/**
+ * Process entry: loads the configuration, opens result storage, starts the gRPC server and the
+ * result file server, and shuts both down cleanly on `SIGINT`/`SIGTERM`.
+ *
+ * {@linkcode startServer} does everything but the process handling, so tests run whole servers
+ * in-process on port 0.
+ *
+ * @module
+ */
+
+import { type Config, loadConfig } from "./config.ts";
+import { AppError } from "./errors.ts";
+import { startGrpcServer } from "./grpc/grpc_server.ts";
+import { createSalesService, type SalesServiceHandle } from "./service/sales_service.ts";
+import { ResultStore } from "./storage/result_store.ts";
+import { createResultsHandler } from "./web/results_handler.ts";
+
+/** Options of {@linkcode startServer} that are not configuration. */
+export interface StartServerOptions {
+  /** Where start-up lines go. @default {console.log} */
+  log?: (line: string) => void;
+}
+
+/** A running server: the addresses it bound and how to stop it. */
+export interface RunningServer {
+  /** gRPC host and the port actually bound. */
+  readonly grpc: { host: string; port: number };
+  /** Result file server host and the port actually bound. */
+  readonly http: { host: string; port: number };
+  /** Base of download URLs, resolved with the bound port when not configured. */
+  readonly publicResultsUrl: string;
+  /** The service every transport calls. */
+  readonly service: SalesServiceHandle;
+  /** Stops accepting, lets calls in flight finish for up to `graceMs`, then stops everything. */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+/** Starts every listener for `config`; resolves once all are accepting. */
+export async function startServer(
+  config: Config,
+  options: StartServerOptions = {},
+): Promise<RunningServer> {
+  const log = options.log ?? console.log;
+  const store = await ResultStore.open(config.storageDir);
+  if (store.removedTempFiles > 0) {
+    log(`[storage] Removed ${store.removedTempFiles} unfinished result file(s) left by a crash`);
+  }
+
+  const httpServer = Deno.serve({
+    hostname: config.httpHost,
+    port: config.httpPort,
+    onListen: () => {},
+  }, createResultsHandler({ store }));
+  const httpPort = httpServer.addr.port;
+  const publicResultsUrl = config.publicResultsUrl ?? `http://localhost:${httpPort}`;
+
+  const service = createSalesService({
+    store,
+    publicResultsUrl,
+    uploadIdleTimeoutSec: config.uploadIdleTimeoutSec,
+    // A chunk plus its few bytes of framing must fit in one message.
+    chunkSize: Math.min(4 * 1024 * 1024, config.maxMessageBytes - 1024),
+  });
+
+  let grpcServer;
+  try {
+    grpcServer = await startGrpcServer(service, {
+      host: config.grpcHost,
+      port: config.grpcPort,
+      maxMessageBytes: config.maxMessageBytes,
+    });
+  } catch (error) {
+    service.close();
+    await httpServer.shutdown();
+    throw error;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // WEB UI (issue 4), wired by the lead: serve `createWebHandler(...)` from `./web/web_app.ts` on
+  // config.webHost:config.webPort with the same `service`, log `[Web] ...`, and stop it in
+  // `shutdown` below next to the result file server.
+  // ---------------------------------------------------------------------------------------------
+
+  log(`[gRPC] Listening on ${config.grpcHost}:${grpcServer.port}`);
+  log(`[HTTP] Serving results from ${store.dir}`);
+  log(
+    `[HTTP] Listening on ${config.httpHost}:${httpPort} (download URLs: ${publicResultsUrl}/results/)`,
+  );
+
+  let stopped: Promise<void> | undefined;
+  return {
+    grpc: { host: config.grpcHost, port: grpcServer.port },
+    http: { host: config.httpHost, port: httpPort },
+    publicResultsUrl,
+    service,
+    shutdown(graceMs = 10_000) {
+      stopped ??= (async () => {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const deadline = new Promise((resolve) => timer = setTimeout(resolve, graceMs));
+        await Promise.all([
+          grpcServer.shutdown(graceMs),
+          // Deno's graceful shutdown waits for responses in flight; cut it at the deadline.
+          Promise.race([httpServer.shutdown(), deadline]),
+        ]);
+        clearTimeout(timer);
+        service.close();
+      })();
+      return stopped;
+    },
+  };
+}
+
+if (import.meta.main) {
+  let config: Config;
+  try {
+    config = loadConfig(Deno.env.toObject());
+  } catch (error) {
+    console.error(error instanceof AppError ? error.message : error);
+    Deno.exit(1);
+  }
+  let server: RunningServer;
+  try {
+    server = await startServer(config);
+  } catch (error) {
+    console.error(error instanceof AppError ? error.message : error);
+    Deno.exit(1);
+  }
+  let stopping = false;
+  const stop = async (signal: Deno.Signal) => {
+    if (stopping) {
+      console.log(`[main] ${signal} received again: exiting now`);
+      Deno.exit(1);
+    }
+    stopping = true;
+    console.log(`[main] ${signal} received: finishing calls in flight, then exiting`);
+    await server.shutdown();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
+  Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+}
