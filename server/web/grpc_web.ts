@@ -17,7 +17,6 @@ import {
 import {
   encodeEnvelope,
   type UniversalHandler,
-  universalServerRequestFromFetch,
   universalServerResponseToFetch,
 } from "@connectrpc/connect/protocol";
 import {
@@ -71,7 +70,7 @@ export function isGrpcWebRequest(request: Request): boolean {
 /** Builds the fetch handler for gRPC-Web requests (those {@linkcode isGrpcWebRequest} accepts). */
 export function createGrpcWebHandler(
   options: GrpcWebHandlerOptions,
-): (request: Request) => Promise<Response> {
+): (request: Request, info?: Deno.ServeHandlerInfo) => Promise<Response> {
   const corsOrigins = new Set(options.corsOrigins ?? []);
   const router = createConnectRouter({
     grpc: false,
@@ -99,7 +98,10 @@ export function createGrpcWebHandler(
     return response;
   }
 
-  return async function handleGrpcWeb(request: Request): Promise<Response> {
+  return async function handleGrpcWeb(
+    request: Request,
+    info?: Deno.ServeHandlerInfo,
+  ): Promise<Response> {
     const origin = allowedOrigin(request);
     if (request.method === "OPTIONS") {
       const response = new Response(null, { status: 204 });
@@ -116,10 +118,16 @@ export function createGrpcWebHandler(
     if (handler === undefined) {
       return withCors(unimplementedResponse(new URL(request.url).pathname, text), origin);
     }
-    const binaryRequest = text ? textRequestToBinary(request) : request;
-    const universalResponse = await handler(
-      universalServerRequestFromFetch(binaryRequest, { httpVersion: "1.1" }),
-    );
+    const header = text ? textHeadersToBinary(request.headers) : request.headers;
+    const body = text ? request.body?.pipeThrough(new Base64DecodeStream()) : request.body;
+    const universalResponse = await handler({
+      httpVersion: "1.1",
+      method: request.method,
+      url: request.url,
+      header,
+      body: body ?? ReadableStream.from<Uint8Array>([]),
+      signal: clientGoneSignal(request, info),
+    });
     const response = universalServerResponseToFetch(universalResponse);
     return withCors(text ? binaryResponseToText(response) : response, origin);
   };
@@ -250,20 +258,27 @@ function unimplementedResponse(path: string, text: boolean): Response {
   });
 }
 
-/** Rewrites a grpc-web-text request as the binary request connect understands. */
-function textRequestToBinary(request: Request): Request {
-  const headers = new Headers(request.headers);
-  headers.set(
+/** The headers of a grpc-web-text request as connect expects them for the decoded binary body. */
+function textHeadersToBinary(headers: Headers): Headers {
+  const binary = new Headers(headers);
+  binary.set(
     "content-type",
-    (request.headers.get("content-type") ?? "").replace(/grpc-web-text/i, "grpc-web"),
+    (headers.get("content-type") ?? "").replace(/grpc-web-text/i, "grpc-web"),
   );
-  headers.delete("content-length");
-  return new Request(request.url, {
-    method: request.method,
-    headers,
-    body: request.body?.pipeThrough(new Base64DecodeStream()) ?? null,
-    signal: request.signal,
-  });
+  binary.delete("content-length");
+  return binary;
+}
+
+/**
+ * A signal that aborts when the client goes away. Under `Deno.serve`, reading `request.signal`
+ * prints a warning about its legacy abort-after-success behaviour; `info.completed` rejects on a
+ * lost client without it. Requests built in-process (tests) have no `info` and use their signal.
+ */
+function clientGoneSignal(request: Request, info: Deno.ServeHandlerInfo | undefined): AbortSignal {
+  if (info === undefined) return request.signal;
+  const controller = new AbortController();
+  info.completed.catch((error) => controller.abort(error));
+  return controller.signal;
 }
 
 /** Rewrites connect's binary gRPC-Web response as grpc-web-text (base64 body). */

@@ -85,5 +85,7 @@ export function hydrateIslands(root: ParentNode = document): void {
     }
     const props = JSON.parse(marker.dataset.islandProps ?? "{}");
     hydrate(h(component, props), marker);
+    // Lets tests (and curious people) see that the island is live.
+    marker.dataset.hydrated = "true";
   }
 }

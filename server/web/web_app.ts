@@ -48,7 +48,7 @@ const DEFAULT_STATIC_DIR = new URL("../../static/", import.meta.url);
 /** Builds the handler for pages, static assets and gRPC-Web. */
 export function createWebHandler(
   options: WebHandlerOptions,
-): (request: Request) => Promise<Response> {
+): (request: Request, info?: Deno.ServeHandlerInfo) => Promise<Response> {
   const { service, config } = options;
   const staticDir = options.staticDir ?? DEFAULT_STATIC_DIR;
   const buildDir = options.buildDir ?? DEFAULT_BUILD_DIR;
@@ -107,8 +107,8 @@ export function createWebHandler(
     });
   }
 
-  async function route(request: Request): Promise<Response> {
-    if (isGrpcWebRequest(request)) return await grpcWeb(request);
+  async function route(request: Request, info?: Deno.ServeHandlerInfo): Promise<Response> {
+    if (isGrpcWebRequest(request)) return await grpcWeb(request, info);
     const path = new URL(request.url).pathname;
     if (request.method !== "GET" && request.method !== "HEAD") {
       return new Response("Method not allowed\n", {
@@ -142,9 +142,12 @@ export function createWebHandler(
     return await page(request, 404, "Page not found", h(NotFoundPage, { path }));
   }
 
-  return async function handleWeb(request: Request): Promise<Response> {
+  return async function handleWeb(
+    request: Request,
+    info?: Deno.ServeHandlerInfo,
+  ): Promise<Response> {
     try {
-      return await route(request);
+      return await route(request, info);
     } catch (error) {
       console.error("[web] Unexpected error:", error);
       return new Response("Internal server error\n", {

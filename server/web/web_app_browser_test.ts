@@ -1,0 +1,376 @@
+/**
+ * End to end in real headless Chromium: the page served by {@linkcode createWebHandler} on a real
+ * socket, the island bundle built by `deno task build`'s code, and the real SalesService. Skipped
+ * with a notice where Chromium is missing, except under `CI=true`, where that fails.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { aggregateFile } from "../aggregate/sales_aggregator.ts";
+import { formatResultCsv } from "../aggregate/result_csv.ts";
+import { createSalesService, type SalesServiceHandle } from "../service/sales_service.ts";
+import { ResultStore } from "../storage/result_store.ts";
+import { buildIslands } from "./build.ts";
+import { createWebHandler } from "./web_app.ts";
+
+const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
+const ARTIFACTS = new URL("../../test-artifacts/", import.meta.url);
+/** Small chunks so a few-megabyte file takes several AppendUpload calls. */
+const CHUNK_SIZE = 256 * 1024;
+
+/** Chromium flags for a quiet, isolated, headless run (playwright adds a fresh profile). */
+export const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+function chromiumInstalled(): boolean {
+  try {
+    return Deno.statSync(CHROMIUM).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** A deterministic sales CSV: `rows` rows over `departments` departments, awkward names included. */
+function salesCsv(rows: number, departments: number, seed = 1): string {
+  const names = Array.from(
+    { length: departments },
+    (_, i) => i === 0 ? '"Toys, Games & ""Fun"""' : i === 1 ? "=Formula Dept" : `Department ${i}`,
+  );
+  let state = seed;
+  const random = () => (state = (state * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const lines = ["Department Name,Date,Number of Sales"];
+  for (let i = 0; i < rows; i++) {
+    // Skewed so the largest departments clearly differ.
+    const department = names[Math.floor(random() ** 2 * departments)];
+    const day = String(1 + Math.floor(random() * 28)).padStart(2, "0");
+    lines.push(`${department},2024-02-${day},${Math.floor(random() * 1000)}`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** Holds matching requests until released, to catch an upload midway or lose a chunk. */
+class RequestGate {
+  #hold?: { path: string; after: number; seen: number };
+  #release?: () => void;
+  #held = Promise.withResolvers<void>();
+  failNext?: { path: string; status: number };
+
+  holdAfter(path: string, after: number): Promise<void> {
+    this.#hold = { path, after, seen: 0 };
+    this.#held = Promise.withResolvers<void>();
+    return this.#held.promise;
+  }
+
+  /** Lets the held request go on, and every later one pass. */
+  release(): void {
+    this.#hold = undefined;
+    this.#release?.();
+    this.#release = undefined;
+  }
+
+  async pass(request: Request): Promise<Response | undefined> {
+    const path = new URL(request.url).pathname;
+    if (this.failNext && path.endsWith(this.failNext.path)) {
+      const { status } = this.failNext;
+      this.failNext = undefined;
+      await request.body?.cancel();
+      return new Response("Service unavailable", { status });
+    }
+    if (this.#hold && path.endsWith(this.#hold.path) && ++this.#hold.seen > this.#hold.after) {
+      const released = new Promise<void>((resolve) => (this.#release = resolve));
+      this.#held.resolve();
+      await released;
+    }
+    return undefined;
+  }
+}
+
+interface Fixture {
+  browser: Browser;
+  page: Page;
+  baseUrl: string;
+  service: SalesServiceHandle;
+  gate: RequestGate;
+  scratch: string;
+}
+
+async function withFixture(run: (fixture: Fixture) => Promise<void>): Promise<void> {
+  const scratch = await Deno.makeTempDir({ prefix: "web_browser_test_" });
+  const buildDir = new URL(`file://${scratch}/build/`);
+  await buildIslands({ outDir: buildDir });
+  const service = createSalesService({
+    store: await ResultStore.open(`${scratch}/storage`),
+    publicResultsUrl: "http://localhost:8080",
+    chunkSize: CHUNK_SIZE,
+  });
+  const handler = createWebHandler({
+    service,
+    config: {
+      grpcWebUrl: "",
+      corsOrigins: [],
+      maxMessageBytes: 64 << 20,
+      maxUploadBytes: undefined,
+    },
+    buildDir,
+  });
+  const gate = new RequestGate();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request, info) => (await gate.pass(request)) ?? handler(request, info),
+  );
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  try {
+    const context = await browser.newContext({
+      locale: "en-US",
+      viewport: { width: 1100, height: 900 },
+    });
+    const page = await context.newPage();
+    const problems: string[] = [];
+    page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+    page.on("console", (message) => {
+      if (message.type() === "error") problems.push(`console error: ${message.text()}`);
+    });
+    await run({
+      browser,
+      page,
+      baseUrl: `http://127.0.0.1:${server.addr.port}/`,
+      service,
+      gate,
+      scratch,
+    });
+    // Failed requests we provoke on purpose log a console error; anything else is a defect.
+    const unexpected = problems.filter((p) => !/503|Failed to load resource/.test(p));
+    assert.deepEqual(unexpected, []);
+  } finally {
+    gate.release();
+    await browser.close();
+    await server.shutdown();
+    service.close();
+    await Deno.remove(scratch, { recursive: true });
+  }
+}
+
+async function openPage(page: Page, baseUrl: string): Promise<void> {
+  await page.goto(baseUrl);
+  await page.waitForSelector('[data-island="UploadIsland"][data-hydrated="true"]');
+}
+
+async function chooseFile(page: Page, path: string): Promise<void> {
+  // By its label, as a screen reader user would find it.
+  await page.getByLabel("Choose a CSV file").setInputFiles(path);
+}
+
+async function saveScreenshot(page: Page, name: string): Promise<void> {
+  await Deno.mkdir(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: new URL(name, ARTIFACTS).pathname, fullPage: true });
+}
+
+/** Clicks the download link as a person would and returns the saved file's text. */
+async function downloadResult(page: Page, expectedName: string): Promise<string> {
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.getByTestId("download-link").click(),
+  ]);
+  assert.equal(download.suggestedFilename(), expectedName);
+  return await Deno.readTextFile(await download.path());
+}
+
+const formatCount = (value: number | bigint) => new Intl.NumberFormat("en-US").format(value);
+
+if (!chromiumInstalled()) {
+  const notice = `Chromium not found at ${CHROMIUM}: the browser tests are skipped ` +
+    "(install it with `apt-get install chromium`)";
+  if (Deno.env.get("CI") === "true") {
+    Deno.test("createWebHandler in Chromium: Chromium must be installed under CI", () => {
+      throw new Error(notice);
+    });
+  } else {
+    console.warn(`\n*** ${notice} ***\n`);
+    Deno.test({ name: `createWebHandler in Chromium (SKIPPED: ${notice})`, ignore: true, fn() {} });
+  }
+} else {
+  Deno.test({
+    name:
+      "createWebHandler in Chromium: upload, results, sorting, download, bad rows, cancel, retry",
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: (t) =>
+      withFixture(async ({ page, baseUrl, service, gate, scratch }) => {
+        // A failed step must not leave requests held for the next one.
+        const step = (name: string, body: () => Promise<void>) =>
+          t.step(name, async () => {
+            try {
+              await body();
+            } finally {
+              gate.release();
+            }
+          });
+        await step("the page reads well and is labelled before and after hydration", async () => {
+          await page.goto(baseUrl);
+          assert.equal(
+            await page.locator("h1").textContent(),
+            "Total sales per department, from one CSV",
+          );
+          await page.waitForSelector('[data-island][data-hydrated="true"]');
+          assert.ok(await page.getByRole("button", { name: "Upload" }).isDisabled());
+          assert.equal(await page.getByRole("status").count(), 1);
+          await saveScreenshot(page, "web_page_initial.png");
+        });
+
+        await t.step(
+          "upload a generated CSV and see summary, chart, table and download",
+          async () => {
+            const csvPath = `${scratch}/sales.csv`;
+            await Deno.writeTextFile(csvPath, salesCsv(60_000, 40));
+            const expected = await aggregateFile(csvPath);
+            const expectedCsv = formatResultCsv(expected.totals);
+            assert.ok((await Deno.stat(csvPath)).size > 4 * CHUNK_SIZE);
+
+            await openPage(page, baseUrl);
+            await chooseFile(page, csvPath);
+            assert.match(await page.getByTestId("file-info").textContent() ?? "", /sales\.csv/);
+            await page.getByRole("button", { name: "Upload" }).click();
+            await page.waitForSelector("#results-heading");
+            // Focus moves to the results so keyboard and screen reader users land there.
+            assert.equal(await page.evaluate(() => document.activeElement?.id), "results-heading");
+
+            assert.equal(await page.getByTestId("summary-rows").textContent(), formatCount(60_000));
+            assert.equal(await page.getByTestId("summary-bad-rows").textContent(), "0");
+            assert.equal(await page.getByTestId("summary-departments").textContent(), "40");
+            assert.match(await page.getByRole("status").textContent() ?? "", /Upload complete/);
+
+            // The table starts with the largest department; sorting by name puts the quoted one first.
+            const largest = [...expected.totals].sort((a, b) => (a[1] < b[1] ? 1 : -1))[0];
+            const firstRow = () => page.locator("table.departments tbody tr").first();
+            assert.equal(await firstRow().locator("td").first().textContent(), largest[0]);
+            assert.equal(
+              await firstRow().locator("td").nth(1).textContent(),
+              formatCount(largest[1]),
+            );
+            await page.getByRole("button", { name: /^Department/ }).click();
+            assert.equal(
+              await page.locator("th[aria-sort]").first().getAttribute("aria-sort"),
+              "ascending",
+            );
+            assert.equal(await firstRow().locator("td").first().textContent(), "=Formula Dept");
+            assert.equal(await page.locator("table.departments tbody tr").count(), 40);
+            assert.equal(await page.locator(".chart-bar").count(), 10);
+
+            // The download link returns exactly the aggregate command's bytes.
+            assert.equal(await downloadResult(page, "sales.result.csv"), expectedCsv);
+          },
+        );
+
+        await step("a lost chunk is retried at the same offset", async () => {
+          const csvPath = `${scratch}/retry.csv`;
+          await Deno.writeTextFile(csvPath, salesCsv(20_000, 12, 7));
+          const expected = formatResultCsv((await aggregateFile(csvPath)).totals);
+          await openPage(page, baseUrl);
+          gate.failNext = { path: "/AppendUpload", status: 503 };
+          await chooseFile(page, csvPath);
+          await page.getByRole("button", { name: "Upload" }).click();
+          await page.waitForSelector("#results-heading");
+          assert.equal(gate.failNext, undefined, "the failure was never injected");
+          assert.equal(await page.getByTestId("summary-rows").textContent(), formatCount(20_000));
+          assert.equal(await downloadResult(page, "retry.result.csv"), expected);
+        });
+
+        await step("cancel an upload midway", async () => {
+          const csvPath = `${scratch}/big.csv`;
+          await Deno.writeTextFile(csvPath, salesCsv(80_000, 30, 3));
+          await openPage(page, baseUrl);
+          const held = gate.holdAfter("/AppendUpload", 2);
+          await chooseFile(page, csvPath);
+          await page.getByRole("button", { name: "Upload" }).click();
+          await held;
+          assert.equal(service.uploadsInProgress, 1);
+          const progress = page.getByTestId("progress");
+          await page.waitForFunction(() =>
+            /Sent\s*524\.3 kB of/.test(
+              document.querySelector("[data-testid=progress]")?.textContent ?? "",
+            )
+          );
+          assert.match(
+            await progress.textContent() ?? "",
+            /Rows\s*[1-9][\d,]*\s*Speed\s*[\d.]+ [kMG]?B\/s/,
+          );
+          assert.equal(
+            await page.locator("progress").getAttribute("value"),
+            String(2 * CHUNK_SIZE),
+          );
+          await saveScreenshot(page, "web_upload_progress.png");
+          await page.getByRole("button", { name: "Cancel" }).click();
+          gate.release();
+          const notice = page.getByTestId("cancelled");
+          await notice.waitFor();
+          assert.match(
+            await notice.textContent() ?? "",
+            /Upload cancelled after .* of .*Nothing was saved/,
+          );
+          assert.equal(await page.locator("#results-heading").count(), 0);
+          // CancelUpload reached the server and freed the upload.
+          for (let i = 0; i < 50 && service.uploadsInProgress > 0; i++) {
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+          assert.equal(service.uploadsInProgress, 0);
+          assert.ok(await page.getByRole("button", { name: "Upload" }).isEnabled());
+        });
+
+        await step("a file that is not a CSV gets a readable error", async () => {
+          const path = `${scratch}/photo.png`;
+          await Deno.writeFile(path, new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0, 0, 0, 0]));
+          await openPage(page, baseUrl);
+          await chooseFile(page, path);
+          await page.getByRole("button", { name: "Upload" }).click();
+          const alert = page.getByRole("alert");
+          await alert.waitFor();
+          assert.match(await alert.textContent() ?? "", /“photo\.png” is not a CSV file/);
+        });
+
+        await step("a file with bad rows lists them", async () => {
+          const csvPath = `${scratch}/with-bad-rows.csv`;
+          await Deno.writeTextFile(
+            csvPath,
+            [
+              "Department Name,Date,Number of Sales",
+              "Garden,2024-01-02,10",
+              "Garden,2023-02-29,5",
+              "Toys,2024-01-03,7",
+              "Toys,2024-01-04,seven",
+              "Books,2024-01-05",
+              "Books,2024-01-06,12",
+              "",
+            ].join("\n"),
+          );
+          await openPage(page, baseUrl);
+          await chooseFile(page, csvPath);
+          await page.getByRole("button", { name: "Upload" }).click();
+          await page.waitForSelector("#results-heading");
+          assert.equal(await page.getByTestId("summary-rows").textContent(), "6");
+          assert.equal(await page.getByTestId("summary-bad-rows").textContent(), "3");
+          const badRows = page.locator("table.bad-rows tbody tr");
+          assert.equal(await badRows.count(), 3);
+          const lines = await badRows.locator("td:first-child").allTextContents();
+          assert.deepEqual(lines, ["3", "5", "6"]);
+          assert.equal(
+            await badRows.nth(1).locator("td").nth(2).textContent(),
+            "Toys,2024-01-04,seven",
+          );
+          for (const reason of await badRows.locator("td:nth-child(2)").allTextContents()) {
+            assert.ok(reason.length > 0);
+          }
+          await saveScreenshot(page, "web_upload_finished.png");
+        });
+      }),
+  });
+}
