@@ -28,10 +28,14 @@ type Status =
 
 /** File name endings the service reads (gzip is recognized by its magic bytes). */
 const CSV_NAME = /\.(csv|txt|tsv)(\.gz)?$|\.gz$/i;
+/** A name with an extension: then it must be one of the above, unless the type says text. */
+const HAS_EXTENSION = /\.[A-Za-z0-9]{1,8}$/;
 
 /** A readable reason why `file` cannot be uploaded, or undefined when it looks fine. */
 async function checkFile(file: File, maxUploadBytes: number | null): Promise<string | undefined> {
-  if (!CSV_NAME.test(file.name) || /^(image|audio|video)\//.test(file.type)) {
+  const textType = /^text\/(csv|plain)$/.test(file.type);
+  const wrongName = HAS_EXTENSION.test(file.name) && !CSV_NAME.test(file.name) && !textType;
+  if (wrongName || /^(image|audio|video)\//.test(file.type)) {
     return `“${file.name}” is not a CSV file. Choose a .csv file (export spreadsheets as CSV first).`;
   }
   if (file.size === 0) return `“${file.name}” is empty. Choose a file with a header and rows.`;
@@ -60,6 +64,8 @@ export default function UploadIsland(props: UploadIslandProps) {
   const [announcement, setAnnouncement] = useState("");
   const input = useRef<HTMLInputElement>(null);
   const alert = useRef<HTMLDivElement>(null);
+  const uploadButton = useRef<HTMLButtonElement>(null);
+  const cancelButton = useRef<HTMLButtonElement>(null);
   const upload = useRef<AbortController | undefined>(undefined);
   const client = useRef<SalesClient | undefined>(undefined);
   const announcedQuarter = useRef(-1);
@@ -79,7 +85,10 @@ export default function UploadIsland(props: UploadIslandProps) {
   }, []);
 
   useEffect(() => {
+    // Keep keyboard focus somewhere useful as buttons appear and disappear.
     if (status.kind === "error") alert.current?.focus();
+    if (status.kind === "uploading") cancelButton.current?.focus();
+    if (status.kind === "cancelled") uploadButton.current?.focus();
   }, [status.kind]);
 
   const busy = status.kind === "uploading";
@@ -208,6 +217,7 @@ export default function UploadIsland(props: UploadIslandProps) {
 
         <div class="actions">
           <button
+            ref={uploadButton}
             type="button"
             class="button primary"
             disabled={file === undefined || busy}
@@ -216,7 +226,12 @@ export default function UploadIsland(props: UploadIslandProps) {
             {busy ? "Uploading…" : "Upload"}
           </button>
           {busy && (
-            <button type="button" class="button" onClick={() => upload.current?.abort()}>
+            <button
+              ref={cancelButton}
+              type="button"
+              class="button"
+              onClick={() => upload.current?.abort()}
+            >
               Cancel
             </button>
           )}

@@ -309,7 +309,9 @@ if (!chromiumInstalled()) {
             String(2 * CHUNK_SIZE),
           );
           await saveScreenshot(page, "web_upload_progress.png");
-          await page.getByRole("button", { name: "Cancel" }).click();
+          // Focus moved to Cancel when Upload became disabled: Enter on it cancels.
+          assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Cancel");
+          await page.keyboard.press("Enter");
           gate.release();
           const notice = page.getByTestId("cancelled");
           await notice.waitFor();
@@ -324,6 +326,29 @@ if (!chromiumInstalled()) {
           }
           assert.equal(service.uploadsInProgress, 0);
           assert.ok(await page.getByRole("button", { name: "Upload" }).isEnabled());
+          assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Upload");
+        });
+
+        await step("a file dropped on the drop zone is uploaded", async () => {
+          await openPage(page, baseUrl);
+          const dataTransfer = await page.evaluateHandle(() => {
+            const transfer = new DataTransfer();
+            const csv =
+              "Department Name,Date,Number of Sales\nGarden,2024-03-01,4\nGarden,2024-03-02,5\n";
+            transfer.items.add(new File([csv], "dropped.csv", { type: "text/csv" }));
+            return transfer;
+          });
+          await page.dispatchEvent(".dropzone", "dragenter", { dataTransfer });
+          assert.match(await page.locator(".dropzone").getAttribute("class") ?? "", /dragging/);
+          await page.dispatchEvent(".dropzone", "drop", { dataTransfer });
+          assert.match(await page.getByTestId("file-info").textContent() ?? "", /dropped\.csv/);
+          await page.getByRole("button", { name: "Upload" }).click();
+          await page.waitForSelector("#results-heading");
+          assert.equal(await page.getByTestId("summary-rows").textContent(), "2");
+          assert.equal(
+            await page.locator("table.departments tbody td").nth(1).textContent(),
+            "9",
+          );
         });
 
         await step("a file that is not a CSV gets a readable error", async () => {
