@@ -46,6 +46,8 @@ export class DepartmentTable {
   keyStart = new Int32Array(512);
   keyLength = new Int32Array(512);
   keyDepartment = new Int32Array(512);
+  /** The last 0-3 bytes of each spelling, packed little-endian (see {@linkcode tailWord}). */
+  keyTail = new Int32Array(512);
   #keyCount = 0;
   arena = new Uint8Array(16 * 1024);
   /** The arena as a DataView, for comparing names a word at a time. */
@@ -124,6 +126,7 @@ export class DepartmentTable {
     this.keyStart[key] = this.arenaLength;
     this.keyLength[key] = length;
     this.keyDepartment[key] = department;
+    this.keyTail[key] = tailWord(buf, start, end);
     this.arenaLength += length;
     this.slotHash[slot] = hash;
     this.slotKey[slot] = key + 1;
@@ -165,6 +168,7 @@ export class DepartmentTable {
     this.keyStart = doubled(this.keyStart);
     this.keyLength = doubled(this.keyLength);
     this.keyDepartment = doubled(this.keyDepartment);
+    this.keyTail = doubled(this.keyTail);
   }
 
   #rehash(): void {
@@ -197,9 +201,18 @@ export const FNV_OFFSET = 0x811c9dc5 | 0;
 /** FNV-1a prime. */
 export const FNV_PRIME = 0x01000193;
 
+/** The last `(end - start) % 4` bytes of `buf[start, end)`, packed little-endian. */
+export function tailWord(buf: Uint8Array, start: number, end: number): number {
+  let tail = 0;
+  for (let i = end - ((end - start) & 3), shift = 0; i < end; i++, shift += 8) {
+    tail |= buf[i] << shift;
+  }
+  return tail;
+}
+
 /**
- * FNV-1a hash of `buf[start, end)` as {@linkcode DepartmentTable.find} expects it: whole
- * little-endian 32-bit words first, then the last 0-3 bytes, as the hot path hashes while it scans.
+ * FNV-1a hash of `buf[start, end)` as {@linkcode DepartmentTable.find} expects it: each whole
+ * little-endian 32-bit word, then the {@linkcode tailWord}, as the hot path hashes while it scans.
  */
 export function hashBytes(buf: Uint8Array, start: number, end: number): number {
   let hash = FNV_OFFSET;
@@ -208,6 +221,5 @@ export function hashBytes(buf: Uint8Array, start: number, end: number): number {
     const word = buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24);
     hash = Math.imul(hash ^ word, FNV_PRIME);
   }
-  for (; i < end; i++) hash = Math.imul(hash ^ buf[i], FNV_PRIME);
-  return hash;
+  return Math.imul(hash ^ tailWord(buf, start, end), FNV_PRIME);
 }
