@@ -7,6 +7,8 @@
  * @module
  */
 
+import { brotliCompressSync, constants as zlibConstants, gzipSync } from "node:zlib";
+
 /** Content types by file extension; anything else is `application/octet-stream`. */
 const CONTENT_TYPES: Record<string, string> = {
   ".css": "text/css; charset=utf-8",
@@ -41,12 +43,53 @@ export function isSafeAssetPath(path: string): boolean {
 
 async function etagOf(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return `"${Array.from(digest.subarray(0, 12), (b) => b.toString(16).padStart(2, "0")).join("")}"`;
+  return Array.from(digest.subarray(0, 12), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Text types worth compressing; images other than SVG and fonts are compressed already. */
+const COMPRESSIBLE = /^(text\/|application\/json|image\/svg\+xml)/;
+/** Smaller bodies gain too little from compression to be worth it. */
+const COMPRESS_MIN_BYTES = 1024;
+/** Compressed bodies by encoding and content hash; the asset folder is small and fixed. */
+const compressedCache = new Map<string, Uint8Array<ArrayBuffer>>();
+const COMPRESSED_CACHE_ENTRIES = 64;
+
+/** The encoding to answer with: brotli, else gzip, else none (Deno.serve does not compress). */
+function chooseEncoding(request: Request): "br" | "gzip" | undefined {
+  const accepted = (request.headers.get("accept-encoding") ?? "").toLowerCase();
+  const accepts = (name: string) =>
+    accepted.split(",").some((part) => {
+      const [coding, ...params] = part.trim().split(";");
+      return coding.trim() === name && !params.some((p) => /^\s*q=0(\.0*)?\s*$/.test(p));
+    });
+  if (accepts("br")) return "br";
+  if (accepts("gzip")) return "gzip";
+  return undefined;
+}
+
+function compress(
+  bytes: Uint8Array<ArrayBuffer>,
+  encoding: "br" | "gzip",
+  hash: string,
+): Uint8Array<ArrayBuffer> {
+  const key = `${encoding}:${hash}`;
+  let compressed = compressedCache.get(key);
+  if (compressed === undefined) {
+    const out = encoding === "br"
+      ? brotliCompressSync(bytes, { params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 11 } })
+      : gzipSync(bytes, { level: 9 });
+    compressed = new Uint8Array(out);
+    if (compressedCache.size >= COMPRESSED_CACHE_ENTRIES) compressedCache.clear();
+    compressedCache.set(key, compressed);
+  }
+  return compressed;
 }
 
 /**
  * Serves `path` (relative, from the URL) out of `root`, or answers 404. `request` supplies the
- * method (GET or HEAD) and `If-None-Match`; `immutable` is for content-hashed file names.
+ * method (GET or HEAD), `If-None-Match` and `Accept-Encoding`; `immutable` is for
+ * content-hashed file names. Text assets are sent brotli- or gzip-compressed when accepted (each
+ * compressed once, then cached), with an ETag per encoding.
  */
 export async function serveStaticFile(
   request: Request,
@@ -66,23 +109,26 @@ export async function serveStaticFile(
     if ((error as { code?: string }).code === "EISDIR") return notFound();
     throw error;
   }
-  const etag = await etagOf(bytes);
+  const hash = await etagOf(bytes);
+  const contentType = contentTypeOf(path);
+  const compressible = COMPRESSIBLE.test(contentType) && bytes.length >= COMPRESS_MIN_BYTES;
+  const encoding = compressible ? chooseEncoding(request) : undefined;
+  const etag = `"${hash}${encoding ? `-${encoding}` : ""}"`;
   const headers = new Headers({
-    "content-type": contentTypeOf(path),
+    "content-type": contentType,
     "cache-control": options.immutable ? IMMUTABLE : REVALIDATE,
     etag,
     "x-content-type-options": "nosniff",
   });
+  if (compressible) headers.set("vary", "Accept-Encoding");
   const ifNoneMatch = request.headers.get("if-none-match");
   if (ifNoneMatch !== null && ifNoneMatch.split(",").some((tag) => tag.trim() === etag)) {
     return new Response(null, { status: 304, headers });
   }
-  if (request.method === "HEAD") {
-    headers.set("content-length", String(bytes.length));
-    return new Response(null, { status: 200, headers });
-  }
-  // No explicit length for GET: Deno.serve sets it, or drops it when it compresses the body.
-  return new Response(bytes, { status: 200, headers });
+  const body = encoding ? compress(bytes, encoding, hash) : bytes;
+  if (encoding) headers.set("content-encoding", encoding);
+  headers.set("content-length", String(body.length));
+  return new Response(request.method === "HEAD" ? null : body, { status: 200, headers });
 }
 
 function notFound(): Response {

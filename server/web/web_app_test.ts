@@ -75,6 +75,39 @@ Deno.test("createWebHandler serves static assets with types and cache headers", 
     assert.equal(again.status, 304);
     assert.equal(await again.text(), "");
   });
+  await t.step(
+    "text assets compressed as the client accepts, with an ETag per encoding",
+    async () => {
+      const plain = await (await web.get("/static/styles.css")).text();
+      const cases = [
+        { accept: "gzip, deflate, br", encoding: "br", format: "brotli" },
+        { accept: "gzip", encoding: "gzip", format: "gzip" },
+        { accept: "br;q=0, gzip", encoding: "gzip", format: "gzip" },
+      ] as const;
+      for (const { accept, encoding, format } of cases) {
+        const response = await web.get("/static/styles.css", {
+          headers: { "accept-encoding": accept },
+        });
+        assert.equal(response.headers.get("content-encoding"), encoding, accept);
+        assert.equal(response.headers.get("vary"), "Accept-Encoding");
+        const etag = response.headers.get("etag") ?? "";
+        assert.match(etag, new RegExp(`-${encoding}"$`));
+        const compressed = new Uint8Array(await response.arrayBuffer());
+        assert.equal(Number(response.headers.get("content-length")), compressed.length);
+        assert.ok(compressed.length < plain.length / 2);
+        const decompressed = await new Response(
+          new Blob([compressed]).stream().pipeThrough(
+            new DecompressionStream(format === "brotli" ? "brotli" as CompressionFormat : "gzip"),
+          ),
+        ).text();
+        assert.equal(decompressed, plain);
+        const again = await web.get("/static/styles.css", {
+          headers: { "accept-encoding": accept, "if-none-match": etag },
+        });
+        assert.equal(again.status, 304);
+      }
+    },
+  );
   await t.step("favicon", async () => {
     const response = await web.get("/favicon.svg");
     assert.equal(response.headers.get("content-type"), "image/svg+xml");
