@@ -30,6 +30,12 @@ export interface GrpcServerOptions {
   maxMessageBytes?: number;
   /** Where the causes of internal errors are logged. @default {console.error} */
   logError?: ErrorLogger;
+  /**
+   * Whether to use larger HTTP/2 frames and windows than Node's defaults (see
+   * `UPLOAD_HTTP2_SETTINGS`); `false` is for tests that need the runtime's defaults.
+   * @default {true}
+   */
+  tuneHttp2?: boolean;
 }
 
 /** A running gRPC server. */
@@ -75,7 +81,7 @@ export async function startGrpcServer(
     });
   });
 
-  tuneHttp2Sessions(server);
+  if (options.tuneHttp2 ?? true) tuneHttp2Sessions(server);
 
   let stopped: Promise<void> | undefined;
   return {
@@ -213,13 +219,22 @@ function salesHandlers(
   };
 }
 
+/**
+ * grpc-js emits "cancelled" at the end of every call, not only on cancellation; a ready-made reason
+ * spares the DOMException (and its stack trace) `abort()` would build each time.
+ */
+const CALL_ENDED = new AppError(Status.CANCELLED, "The call ended");
+
 /** The transport-free view of a call: cancellation and metadata. */
 function contextOf(
   call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerReadableStream<unknown, unknown>,
 ): CallContext {
   const controller = new AbortController();
-  if (call.cancelled) controller.abort();
-  (call as grpc.ServerUnaryCall<unknown, unknown>).once("cancelled", () => controller.abort());
+  if (call.cancelled) controller.abort(CALL_ENDED);
+  (call as grpc.ServerUnaryCall<unknown, unknown>).once(
+    "cancelled",
+    () => controller.abort(CALL_ENDED),
+  );
   return {
     signal: controller.signal,
     header(name) {
