@@ -1,0 +1,170 @@
+import assert from "node:assert/strict";
+import { loadConfig } from "../config.ts";
+import { startServer } from "../main.ts";
+import { main, parseUploadArgs, type UploadIo } from "./upload.ts";
+
+const SAMPLE = new URL("../../testdata/sample.csv", import.meta.url).pathname;
+const UPLOAD = new URL("./upload.ts", import.meta.url).pathname;
+const AGGREGATE = new URL("./aggregate.ts", import.meta.url).pathname;
+/** The server's grpc-js channels and sockets outlive a test by a moment; each test closes its own. */
+const integration = { sanitizeOps: false, sanitizeResources: false };
+
+async function withServer(fn: (address: string, dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "upload_cli_test_" });
+  const server = await startServer(
+    loadConfig({
+      GRPC_HOST: "127.0.0.1",
+      GRPC_PORT: "0",
+      HTTP_HOST: "127.0.0.1",
+      HTTP_PORT: "0",
+      STORAGE_DIR: `${dir}/storage`,
+    }),
+    { log: () => {} },
+  );
+  try {
+    await fn(`127.0.0.1:${server.grpc.port}`, dir);
+  } finally {
+    await server.shutdown(2_000);
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function captureIo(stderrIsTerminal: boolean) {
+  const io = { stdout: [] as string[], stderr: "" };
+  const sink: UploadIo = {
+    stdout: (line) => io.stdout.push(line),
+    stderr: (text) => io.stderr += text,
+    stderrIsTerminal,
+  };
+  return { io, sink };
+}
+
+Deno.test("parseUploadArgs reads the file, --addr and --out in either form", () => {
+  assert.deepEqual(parseUploadArgs(["a.csv"]), {
+    input: "a.csv",
+    address: "localhost:50051",
+    output: undefined,
+  });
+  assert.deepEqual(parseUploadArgs(["--addr", "10.0.0.1:9000", "a.csv", "--out=r.csv"]), {
+    input: "a.csv",
+    address: "10.0.0.1:9000",
+    output: "r.csv",
+  });
+  assert.deepEqual(parseUploadArgs(["a.csv", "--addr=[::1]:50051"]).address, "[::1]:50051");
+});
+
+Deno.test("parseUploadArgs rejects bad command lines with the usage", () => {
+  for (
+    const args of [[], ["a.csv", "b.csv"], ["--nope", "a.csv"], ["a.csv", "--out"], [
+      "a.csv",
+      "--addr",
+      "nohost",
+    ]]
+  ) {
+    assert.throws(() => parseUploadArgs(args), /Usage: deno task upload/);
+  }
+});
+
+Deno.test({
+  name: "main prints one JSON line and writes the same result as the aggregate command",
+  ...integration,
+  async fn() {
+    await withServer(async (address, dir) => {
+      const { io, sink } = captureIo(false);
+      const code = await main([SAMPLE, "--addr", address, "--out", `${dir}/result.csv`], sink);
+      assert.equal(code, 0, io.stderr);
+      assert.equal(io.stderr, "", "no progress bar when stderr is not a terminal");
+      assert.equal(io.stdout.length, 1);
+      const printed = JSON.parse(io.stdout[0]);
+      assert.match(printed.result_id, /^[0-9a-f]{32}$/);
+      assert.match(printed.download_url, new RegExp(`/results/${printed.result_id}\\.csv$`));
+      assert.equal(printed.output, `${dir}/result.csv`);
+
+      const reference = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-read",
+          "--allow-write",
+          AGGREGATE,
+          SAMPLE,
+          "--out",
+          `${dir}/reference.csv`,
+        ],
+        stdout: "piped",
+      });
+      const { code: referenceCode, stdout } = await reference.output();
+      assert.equal(referenceCode, 0);
+      const expected = JSON.parse(new TextDecoder().decode(stdout));
+      for (const key of ["rows", "bad_rows", "departments", "bad_row_samples"]) {
+        assert.deepEqual(printed[key], expected[key], key);
+      }
+      assert.equal(
+        await Deno.readTextFile(`${dir}/result.csv`),
+        await Deno.readTextFile(`${dir}/reference.csv`),
+      );
+    });
+  },
+});
+
+Deno.test({
+  name: "main draws a progress bar on stderr when it is a terminal",
+  ...integration,
+  async fn() {
+    await withServer(async (address) => {
+      const { io, sink } = captureIo(true);
+      assert.equal(await main([SAMPLE, "--addr", address], sink), 0, io.stderr);
+      const lastLine = io.stderr.split("\r").at(-1)!;
+      assert.match(
+        lastLine,
+        /^\[#{30}\] 100% {2}[\d.]+ MB \/ [\d.]+ MB {2}[\d.]+ MB\/s {2}ETA \d+:\d\d/,
+      );
+      assert.ok(lastLine.endsWith("\u001b[K\n"), JSON.stringify(lastLine));
+      assert.equal(io.stdout.length, 1);
+    });
+  },
+});
+
+Deno.test("main fails clearly for a missing file and an unreachable server", async () => {
+  const missing = captureIo(false);
+  assert.equal(await main(["/nonexistent/sales.csv"], missing.sink), 1);
+  assert.match(missing.io.stderr, /^error: Cannot read \/nonexistent\/sales\.csv: /);
+  assert.deepEqual(missing.io.stdout, []);
+
+  // A port nothing listens on: bind one, then free it.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const unreachable = captureIo(false);
+  assert.equal(await main([SAMPLE, "--addr", `127.0.0.1:${port}`], unreachable.sink), 1);
+  assert.match(
+    unreachable.io.stderr,
+    /^error: Cannot reach the sales service at 127\.0\.0\.1:\d+: .*\(UNAVAILABLE\)\n$/,
+  );
+  assert.deepEqual(unreachable.io.stdout, []);
+});
+
+Deno.test({
+  name: "upload.ts exits non-zero with a usage message and zero with JSON on stdout",
+  ...integration,
+  async fn() {
+    const usage = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", UPLOAD],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(usage.code, 2);
+    assert.match(new TextDecoder().decode(usage.stderr), /Usage: deno task upload/);
+
+    await withServer(async (address) => {
+      const run = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", UPLOAD, SAMPLE, "--addr", address],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(run.code, 0, new TextDecoder().decode(run.stderr));
+      const lines = new TextDecoder().decode(run.stdout).trimEnd().split("\n");
+      assert.equal(lines.length, 1);
+      assert.ok(JSON.parse(lines[0]).rows > 0);
+    });
+  },
+});
