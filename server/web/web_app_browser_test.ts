@@ -188,13 +188,14 @@ async function downloadResult(page: Page, expectedName: string): Promise<string>
 const formatCount = (value: number | bigint) => new Intl.NumberFormat("en-US").format(value);
 
 if (!chromiumInstalled()) {
-  const notice = `Chromium not found at ${CHROMIUM}: the browser tests are skipped ` +
-    "(install it with `apt-get install chromium`)";
+  const missing =
+    `Chromium not found at ${CHROMIUM} (install it with \`apt-get install chromium\`)`;
   if (Deno.env.get("CI") === "true") {
     Deno.test("createWebHandler in Chromium: Chromium must be installed under CI", () => {
-      throw new Error(notice);
+      throw new Error(`${missing}; CI must run the browser tests`);
     });
   } else {
+    const notice = `${missing}: the browser tests are skipped`;
     console.warn(`\n*** ${notice} ***\n`);
     Deno.test({ name: `createWebHandler in Chromium (SKIPPED: ${notice})`, ignore: true, fn() {} });
   }
@@ -265,6 +266,7 @@ if (!chromiumInstalled()) {
             assert.equal(await firstRow().locator("td").first().textContent(), "=Formula Dept");
             assert.equal(await page.locator("table.departments tbody tr").count(), 40);
             assert.equal(await page.locator(".chart-bar").count(), 10);
+            await saveScreenshot(page, "web_upload_results.png");
 
             // The download link returns exactly the aggregate command's bytes.
             assert.equal(await downloadResult(page, "sales.result.csv"), expectedCsv);
