@@ -13,7 +13,7 @@ import type { UploadResponse } from "../service/types.ts";
 
 const USAGE = "Usage: deno task upload <file.csv> [--addr host:port] [--out result.csv]";
 /** Bytes per streamed message; 256 KiB measured fastest with the server's HTTP/2 settings. */
-const CHUNK_BYTES = 256 * 1024;
+export const CHUNK_BYTES = 256 * 1024;
 
 /** Parsed command line. */
 export interface UploadArgs {
@@ -98,7 +98,7 @@ export async function main(args: string[], io: UploadIo = defaultIo): Promise<nu
   const client = new SalesClient(parsed.address);
   const progress = io.stderrIsTerminal ? new ProgressBar(size, io.stderr) : undefined;
   try {
-    const response = await client.uploadStream(fileChunks(file), basename(parsed.input), {
+    const response = await client.uploadStream(readFileChunks(file), basename(parsed.input), {
       onProgress: (bytes) => progress?.update(bytes),
     });
     progress?.done();
@@ -117,11 +117,17 @@ export async function main(args: string[], io: UploadIo = defaultIo): Promise<nu
   }
 }
 
-/** The file in fresh chunks: grpc-js may hold a written chunk until it is sent, so none is reused. */
-async function* fileChunks(file: Deno.FsFile): AsyncGenerator<Uint8Array> {
+/**
+ * The file in fresh chunks of `chunkBytes` (the last may be shorter), closing it at the end.
+ * grpc-js may hold a written chunk until it is sent, so no buffer is reused.
+ */
+export async function* readFileChunks(
+  file: Deno.FsFile,
+  chunkBytes = CHUNK_BYTES,
+): AsyncGenerator<Uint8Array> {
   try {
     for (;;) {
-      const chunk = new Uint8Array(CHUNK_BYTES);
+      const chunk = new Uint8Array(chunkBytes);
       let filled = 0;
       while (filled < chunk.length) {
         const read = await file.read(chunk.subarray(filled));
