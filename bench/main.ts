@@ -14,12 +14,14 @@
 
 import { aggregateBench } from "./aggregate_bench.ts";
 import { browserUploadBench } from "./browser_upload_bench.ts";
+import { uploadBench } from "./upload_bench.ts";
 import { type BenchFn, type BenchResult, formatResult } from "./_report.ts";
 
 /** Every benchmark, in the order they run. */
 export const BENCHES: ReadonlyArray<{ name: string; run: BenchFn }> = [
   { name: "aggregate", run: aggregateBench },
   { name: "browser-upload", run: browserUploadBench },
+  { name: "grpc-upload", run: uploadBench },
 ];
 
 const RESULTS_FILE = new URL("../.cache/bench/last-results.json", import.meta.url);

@@ -9,7 +9,7 @@
  * Every upload gets a fresh server, started with the flags of `deno task start`, so each peak RSS
  * is that upload's own. Every result is checked against the generator's expected totals.
  *
- * Run alone with `deno run -A bench/upload_bench.ts [--quick]`, or via `deno task bench upload`.
+ * Run alone with `deno run -A bench/upload_bench.ts [--quick]`, or via `deno task bench grpc-upload`.
  *
  * @module
  */
@@ -123,7 +123,7 @@ export async function uploadBench(ctx: BenchContext): Promise<BenchResult> {
   ];
 
   return {
-    name: "upload",
+    name: "grpc-upload",
     description: `UploadCSVStream of ${sizeLabel(small)} and ${sizeLabel(large)} generated CSVs ` +
       `(client here, server in a fresh child process on loopback), and the resumable path in ` +
       `${RESUMABLE_CHUNK_BYTES / 2 ** 20} MiB chunks on ${sizeLabel(small)}; 1 run each`,
