@@ -1,6 +1,6 @@
 /**
- * Process entry: loads the configuration, opens result storage, starts the gRPC server and the
- * result file server, and shuts both down cleanly on `SIGINT`/`SIGTERM`.
+ * Process entry: loads the configuration, opens result storage, starts the gRPC server, the
+ * result file server and the web UI, and shuts them down cleanly on `SIGINT`/`SIGTERM`.
  *
  * {@linkcode startServer} does everything but the process handling, so tests run whole servers
  * in-process on port 0.
@@ -14,6 +14,7 @@ import { startGrpcServer } from "./grpc/grpc_server.ts";
 import { createSalesService, type SalesServiceHandle } from "./service/sales_service.ts";
 import { ResultStore } from "./storage/result_store.ts";
 import { createResultsHandler } from "./web/results_handler.ts";
+import { createWebHandler } from "./web/web_app.ts";
 
 /** Options of {@linkcode startServer} that are not configuration. */
 export interface StartServerOptions {
@@ -27,6 +28,8 @@ export interface RunningServer {
   readonly grpc: { host: string; port: number };
   /** Result file server host and the port actually bound. */
   readonly http: { host: string; port: number };
+  /** Web UI (and in-process gRPC-Web) host and the port actually bound. */
+  readonly web: { host: string; port: number };
   /** Base of download URLs, resolved with the bound port when not configured. */
   readonly publicResultsUrl: string;
   /** The service every transport calls. */
@@ -75,22 +78,33 @@ export async function startServer(
     throw error;
   }
 
-  // ---------------------------------------------------------------------------------------------
-  // WEB UI (issue 4), wired by the lead: serve `createWebHandler(...)` from `./web/web_app.ts` on
-  // config.webHost:config.webPort with the same `service`, log `[Web] ...`, and stop it in
-  // `shutdown` below next to the result file server.
-  // ---------------------------------------------------------------------------------------------
+  let webServer: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    webServer = Deno.serve({
+      hostname: config.webHost,
+      port: config.webPort,
+      onListen: () => {},
+    }, createWebHandler({ service, config }));
+  } catch (error) {
+    await grpcServer.shutdown(0);
+    service.close();
+    await httpServer.shutdown();
+    throw error;
+  }
+  const webPort = webServer.addr.port;
 
   log(`[gRPC] Listening on ${config.grpcHost}:${grpcServer.port}`);
   log(`[HTTP] Serving results from ${store.dir}`);
   log(
     `[HTTP] Listening on ${config.httpHost}:${httpPort} (download URLs: ${publicResultsUrl}/results/)`,
   );
+  log(`[Web] Serving the UI and gRPC-Web on http://${displayHost(config.webHost)}:${webPort}/`);
 
   let stopped: Promise<void> | undefined;
   return {
     grpc: { host: config.grpcHost, port: grpcServer.port },
     http: { host: config.httpHost, port: httpPort },
+    web: { host: config.webHost, port: webPort },
     publicResultsUrl,
     service,
     shutdown(graceMs = 10_000) {
@@ -101,6 +115,7 @@ export async function startServer(
           grpcServer.shutdown(graceMs),
           // Deno's graceful shutdown waits for responses in flight; cut it at the deadline.
           Promise.race([httpServer.shutdown(), deadline]),
+          Promise.race([webServer.shutdown(), deadline]),
         ]);
         clearTimeout(timer);
         service.close();
@@ -108,6 +123,12 @@ export async function startServer(
       return stopped;
     },
   };
+}
+
+/** A host to show in a URL: the wildcard address means "this machine". */
+function displayHost(host: string): string {
+  if (host === "0.0.0.0" || host === "::") return "localhost";
+  return host.includes(":") ? `[${host}]` : host;
 }
 
 if (import.meta.main) {

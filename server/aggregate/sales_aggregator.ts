@@ -150,6 +150,11 @@ export class SalesAggregator {
   /** Aggregates the next chunk. The chunk is not kept, so the caller may reuse its buffer. */
   push(chunk: Uint8Array): void {
     if (this.#result) throw new Error("SalesAggregator.push() called after finish()");
+    // A subclass such as Node's Buffer overrides indexOf and friends with slow versions, and a
+    // second array type would make the hot path polymorphic: work on a plain view of the bytes.
+    if (chunk.constructor !== Uint8Array) {
+      chunk = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    }
     this.#bytes += chunk.length;
     if (this.#head) {
       const rest = this.#skipBom(chunk, false);
