@@ -261,6 +261,7 @@ async function startServerProcess(serverArgs: string[]) {
       GRPC_PORT: "0",
       HTTP_HOST: "127.0.0.1",
       HTTP_PORT: "0",
+      WEB_PORT: "0",
       STORAGE_DIR: storageDir,
     },
     stdin: "null",

@@ -29,13 +29,25 @@ export const Status = {
 /** A gRPC status code. */
 export type Status = typeof Status[keyof typeof Status];
 
+/** Options of {@linkcode AppError}. */
+export interface AppErrorOptions extends ErrorOptions {
+  /** For a temporary refusal: when the caller may try again, in milliseconds. */
+  retryAfterMs?: number;
+}
+
 /** An expected failure with a status code and a message safe to show to the caller. */
 export class AppError extends Error {
   override name = "AppError";
-  constructor(readonly code: Status, message: string, options?: ErrorOptions) {
+  /** When set, transports tell the client to retry after this many milliseconds. */
+  readonly retryAfterMs: number | undefined;
+  constructor(readonly code: Status, message: string, options?: AppErrorOptions) {
     super(message, options);
+    this.retryAfterMs = options?.retryAfterMs;
   }
 }
+
+/** The gRPC trailer carrying a retry hint (gRPC's retry pushback). */
+export const RETRY_PUSHBACK_HEADER = "grpc-retry-pushback-ms";
 
 /** The HTTP status for a gRPC status code (as connect-es `codeToHttpStatus` maps them). */
 export function httpStatusOf(code: Status): number {

@@ -61,6 +61,8 @@ export async function startServer(
     store,
     publicResultsUrl,
     uploadIdleTimeoutSec: config.uploadIdleTimeoutSec,
+    maxConcurrentUploads: config.maxConcurrentUploads,
+    inputOptions: { maxBytes: config.maxUploadBytes, maxDepartments: config.maxDepartments },
     // A chunk plus its few bytes of framing must fit in one message.
     chunkSize: Math.min(4 * 1024 * 1024, config.maxMessageBytes - 1024),
   });

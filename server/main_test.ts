@@ -34,6 +34,7 @@ Deno.test("main.ts prints where it listens and exits 0 on SIGINT", async () => {
       GRPC_PORT: "0",
       HTTP_HOST: "127.0.0.1",
       HTTP_PORT: "0",
+      WEB_PORT: "0",
       STORAGE_DIR: storageDir,
     });
     const stderr = new Response(child.stderr).text();

@@ -17,6 +17,7 @@ async function withServer(fn: (address: string, dir: string) => Promise<void>): 
       GRPC_PORT: "0",
       HTTP_HOST: "127.0.0.1",
       HTTP_PORT: "0",
+      WEB_PORT: "0",
       STORAGE_DIR: `${dir}/storage`,
     }),
     { log: () => {} },

@@ -90,6 +90,7 @@ async function startTestServer(
     GRPC_PORT: "0",
     HTTP_HOST: "127.0.0.1",
     HTTP_PORT: "0",
+    WEB_PORT: "0",
     STORAGE_DIR: dir,
     ...env,
   });

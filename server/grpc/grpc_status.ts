@@ -6,13 +6,16 @@
  * @module
  */
 
-import type * as grpc from "@grpc/grpc-js";
-import { AppError, Status, toAppError } from "../errors.ts";
+import * as grpc from "@grpc/grpc-js";
+import { AppError, RETRY_PUSHBACK_HEADER, Status, toAppError } from "../errors.ts";
 
 /** Where the causes of internal errors go. */
 export type ErrorLogger = (message: string, error: unknown) => void;
 
-/** The `{ code, details }` grpc-js sends for `error`; internal causes go to `log`. */
+/**
+ * The `{ code, details }` grpc-js sends for `error` (with a `grpc-retry-pushback-ms` trailer when
+ * the error carries a retry hint); internal causes go to `log`.
+ */
 export function toGrpcStatus(
   error: unknown,
   method: string,
@@ -22,7 +25,12 @@ export function toGrpcStatus(
   if (appError.code === Status.INTERNAL || appError.code === Status.UNKNOWN) {
     log(`${method} failed:`, appError.cause ?? error);
   }
-  return { code: appError.code, details: appError.message };
+  if (appError.retryAfterMs === undefined) {
+    return { code: appError.code, details: appError.message };
+  }
+  const metadata = new grpc.Metadata();
+  metadata.set(RETRY_PUSHBACK_HEADER, String(Math.ceil(appError.retryAfterMs)));
+  return { code: appError.code, details: appError.message, metadata };
 }
 
 /** The `AppError` for a status a grpc-js client received, so clients share the server's error type. */

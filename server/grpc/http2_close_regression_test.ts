@@ -54,6 +54,7 @@ async function assertSurvivesConnectionClose(entry: string): Promise<void> {
       GRPC_PORT: "0",
       HTTP_HOST: "127.0.0.1",
       HTTP_PORT: "0",
+      WEB_PORT: "0",
       STORAGE_DIR: storageDir,
     },
     stdout: "piped",

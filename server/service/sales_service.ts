@@ -23,7 +23,7 @@
  * @module
  */
 
-import type { SalesAggregatorOptions } from "../aggregate/sales_aggregator.ts";
+import type { SalesInputOptions } from "../aggregate/sales_input.ts";
 import { AppError, Status } from "../errors.ts";
 import type { ResultStore } from "../storage/result_store.ts";
 import { ChunkedUploads } from "./chunked_uploads.ts";
@@ -40,8 +40,17 @@ export interface SalesServiceOptions {
   uploadIdleTimeoutSec?: number;
   /** Chunk size suggested to chunked-upload clients. @default {4194304} */
   chunkSize?: number;
-  /** Options for every upload's aggregator. @default {{}} */
-  aggregatorOptions?: SalesAggregatorOptions;
+  /**
+   * Limits and options for every upload's input and aggregator (`maxBytes`, `maxDepartments`, ...).
+   * @default {{}}
+   */
+  inputOptions?: SalesInputOptions;
+  /**
+   * Uploads that may be in progress at once; one more is refused with RESOURCE_EXHAUSTED and a
+   * retry hint.
+   * @default {Infinity}
+   */
+  maxConcurrentUploads?: number;
   /** Millisecond clock for chunked-upload expiry (tests). @default {performance.now} */
   now?: () => number;
   /** Whether chunked uploads expire on a timer; tests turn it off and call `expireIdleUploads`. @default {true} */
@@ -64,8 +73,18 @@ export function createSalesService(options: SalesServiceOptions): SalesServiceHa
   /** Every live aggregator, so leaks show in tests and concurrency can be bounded in one place. */
   const runs = new Set<UploadRun>();
 
+  const maxConcurrentUploads = options.maxConcurrentUploads ?? Infinity;
+  const maxBytes = options.inputOptions?.maxBytes ?? Infinity;
+
   const openRun = (filename: string): UploadRun => {
-    const run = new UploadRun(filename, options.aggregatorOptions);
+    if (runs.size >= maxConcurrentUploads) {
+      throw new AppError(
+        Status.RESOURCE_EXHAUSTED,
+        `Too many uploads in progress (the limit is ${maxConcurrentUploads}): retry in a few seconds`,
+        { retryAfterMs: RETRY_AFTER_MS },
+      );
+    }
+    const run = new UploadRun(filename, options.inputOptions);
     runs.add(run);
     return run;
   };
@@ -139,7 +158,15 @@ export function createSalesService(options: SalesServiceOptions): SalesServiceHa
     },
 
     startUpload(request: { filename: string; size: number }) {
-      return Promise.try(() => chunked.start(request.filename, request.size));
+      return Promise.try(() => {
+        if (request.size > maxBytes) {
+          throw new AppError(
+            Status.RESOURCE_EXHAUSTED,
+            `Upload too large: ${request.size} bytes declared, the limit is ${maxBytes} bytes`,
+          );
+        }
+        return chunked.start(request.filename, request.size);
+      });
     },
 
     appendUpload(request: { uploadId: string; offset: number; data: Uint8Array }) {
@@ -167,6 +194,9 @@ export function createSalesService(options: SalesServiceOptions): SalesServiceHa
     },
   };
 }
+
+/** How long a client refused for concurrency is asked to wait before retrying. */
+const RETRY_AFTER_MS = 2000;
 
 function throwIfCancelled(signal: AbortSignal): void {
   if (signal.aborted) throw new AppError(Status.CANCELLED, "The client cancelled the upload");

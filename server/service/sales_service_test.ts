@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { formatResultCsv } from "../aggregate/result_csv.ts";
-import { SalesAggregator, type SalesAggregatorOptions } from "../aggregate/sales_aggregator.ts";
+import { SalesAggregator } from "../aggregate/sales_aggregator.ts";
+import type { SalesInputOptions } from "../aggregate/sales_input.ts";
 import { AppError, Status } from "../errors.ts";
 import { ResultStore } from "../storage/result_store.ts";
 import { createSalesService } from "./sales_service.ts";
@@ -52,7 +53,7 @@ function isAppError(code: Status, pattern?: RegExp) {
 }
 
 async function setUp(
-  options: { aggregatorOptions?: SalesAggregatorOptions; idleTimeoutSec?: number } = {},
+  options: { inputOptions?: SalesInputOptions; idleTimeoutSec?: number } = {},
 ) {
   const dir = await Deno.makeTempDir({ prefix: "sales_service_test_" });
   const store = await ResultStore.open(dir);
@@ -62,7 +63,7 @@ async function setUp(
     publicResultsUrl: "http://results.test",
     uploadIdleTimeoutSec: options.idleTimeoutSec ?? 60,
     chunkSize: 1024,
-    aggregatorOptions: options.aggregatorOptions,
+    inputOptions: options.inputOptions,
     now: () => clock,
     expiryTimer: false,
   });
@@ -360,7 +361,7 @@ Deno.test("createSalesService rejects malformed upload ids", async () => {
 });
 
 Deno.test("createSalesService ends a chunked upload the aggregator refuses", async () => {
-  await using t = await setUp({ aggregatorOptions: { maxDepartments: 1 } });
+  await using t = await setUp({ inputOptions: { maxDepartments: 1 } });
   const { uploadId } = await t.service.startUpload({ filename: "m.csv", size: 0 }, context());
   await assert.rejects(
     t.service.appendUpload({

@@ -1,33 +1,34 @@
 /**
  * One upload in progress, whatever path its bytes take (unary, stream, chunked): every chunk goes
- * straight into a {@linkcode SalesAggregator}, and only the result CSV ever reaches the disk.
- * Limits that apply to every path belong here, in one place.
+ * straight into a {@linkcode SalesInput} (gzip recognized and inflated on the fly) and its
+ * aggregator, and only the result CSV ever reaches the disk. Limits that apply to every path
+ * (upload size, departments, record size) belong here, in one place.
  *
  * @module
  */
 
 import { formatResultCsv } from "../aggregate/result_csv.ts";
-import { SalesAggregator, type SalesAggregatorOptions } from "../aggregate/sales_aggregator.ts";
+import { SalesInput, type SalesInputOptions } from "../aggregate/sales_input.ts";
 import type { ResultStore } from "../storage/result_store.ts";
 import type { UploadResponse } from "./types.ts";
 
 /** An upload being aggregated; {@linkcode UploadRun.finish} stores the result. */
 export class UploadRun {
-  readonly #aggregator: SalesAggregator;
+  readonly #aggregator: SalesInput;
   /** The whole upload is timed, from its first call to the stored result. */
   readonly #startedAt = performance.now();
 
   constructor(
     /** The client's name for the file; informational only. */
     readonly filename: string,
-    aggregatorOptions?: SalesAggregatorOptions,
+    inputOptions?: SalesInputOptions,
   ) {
-    this.#aggregator = new SalesAggregator(aggregatorOptions);
+    this.#aggregator = new SalesInput(inputOptions);
   }
 
-  /** Input bytes aggregated so far. */
+  /** Bytes received so far (compressed bytes for gzip). */
   get bytes(): number {
-    return this.#aggregator.bytes;
+    return this.#aggregator.receivedBytes;
   }
 
   /** Rows (good and bad) aggregated so far. */

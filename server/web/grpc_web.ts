@@ -25,7 +25,7 @@ import {
   trailerFlag,
   trailerSerialize,
 } from "@connectrpc/connect/protocol-grpc-web";
-import { AppError, toAppError } from "../errors.ts";
+import { AppError, RETRY_PUSHBACK_HEADER, toAppError } from "../errors.ts";
 import { SalesService as SalesServiceDesc } from "../gen/sales_pb.ts";
 import type { CallContext, SalesService, UploadChunk, UploadResponse } from "../service/types.ts";
 import { Base64DecodeStream, Base64EncodeStream } from "./grpc_web_text.ts";
@@ -201,7 +201,10 @@ async function call<T, R>(run: () => Promise<T>, convert: (value: T) => R): Prom
     if (error instanceof ConnectError) throw error;
     const appError = toAppError(error);
     if (!(error instanceof AppError)) console.error("[gRPC-Web] Unexpected error:", error);
-    throw new ConnectError(appError.message, appError.code as number as Code);
+    const trailers = appError.retryAfterMs === undefined
+      ? undefined
+      : { [RETRY_PUSHBACK_HEADER]: String(Math.ceil(appError.retryAfterMs)) };
+    throw new ConnectError(appError.message, appError.code as number as Code, trailers);
   }
 }
 
