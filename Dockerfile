@@ -44,4 +44,4 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["den
 # What `deno task start` runs, without the build step (done above) and with writes limited to
 # the results volume. --cached-only: a missing dependency fails at start instead of being
 # fetched from inside the container.
-CMD ["deno", "run", "--cached-only", "--allow-net", "--allow-read", "--allow-write=/data", "--allow-env", "--allow-sys", "server/main.ts"]
+CMD ["deno", "run", "--cached-only", "--v8-flags=--max-semi-space-size=1", "--allow-net", "--allow-read", "--allow-write=/data", "--allow-env", "--allow-sys", "server/main.ts"]
