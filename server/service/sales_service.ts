@@ -27,6 +27,7 @@ import type { SalesInputOptions } from "../aggregate/sales_input.ts";
 import { AppError, Status } from "../errors.ts";
 import type { ResultStore } from "../storage/result_store.ts";
 import { ChunkedUploads } from "./chunked_uploads.ts";
+import { DownloadUrls } from "./download_url.ts";
 import type { CallContext, SalesService, UploadChunk, UploadResponse } from "./types.ts";
 import { UploadRun } from "./upload_run.ts";
 
@@ -36,6 +37,8 @@ export interface SalesServiceOptions {
   store: ResultStore;
   /** Base of every `downloadUrl`, without a trailing slash. */
   publicResultsUrl: string;
+  /** Builds each `downloadUrl`, signed when configured. @default {unsigned, under `publicResultsUrl`} */
+  downloadUrls?: DownloadUrls;
   /** Seconds without a call after which a chunked upload expires. @default {900} */
   uploadIdleTimeoutSec?: number;
   /** Chunk size suggested to chunked-upload clients. @default {4194304} */
@@ -70,6 +73,7 @@ export interface SalesServiceHandle extends SalesService {
 /** Builds the sales service over a result store. */
 export function createSalesService(options: SalesServiceOptions): SalesServiceHandle {
   const { store, publicResultsUrl } = options;
+  const downloadUrls = options.downloadUrls ?? new DownloadUrls({ publicResultsUrl });
   /** Every live aggregator, so leaks show in tests and concurrency can be bounded in one place. */
   const runs = new Set<UploadRun>();
 
@@ -90,7 +94,7 @@ export function createSalesService(options: SalesServiceOptions): SalesServiceHa
   };
   const finishRun = async (run: UploadRun): Promise<UploadResponse> => {
     try {
-      return await run.finish(store, publicResultsUrl);
+      return await run.finish(store, (resultId) => downloadUrls.urlFor(resultId));
     } finally {
       runs.delete(run);
     }

@@ -46,13 +46,16 @@ export class UploadRun {
     if (chunk.length > 0) this.#aggregator.push(chunk);
   }
 
-  /** Ends the input, writes the result CSV and describes it. */
-  async finish(store: ResultStore, publicResultsUrl: string): Promise<UploadResponse> {
+  /** Ends the input, writes the result CSV and describes it, with `downloadUrlOf(resultId)`. */
+  async finish(
+    store: ResultStore,
+    downloadUrlOf: (resultId: string) => string,
+  ): Promise<UploadResponse> {
     const result = this.#aggregator.finish();
     const resultId = await store.save(formatResultCsv(result.totals));
     return {
       resultId,
-      downloadUrl: `${publicResultsUrl}/results/${resultId}.csv`,
+      downloadUrl: downloadUrlOf(resultId),
       rows: result.rows,
       badRows: result.badRows,
       departments: result.departments,

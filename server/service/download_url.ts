@@ -1,0 +1,114 @@
+/**
+ * Download URLs of results, signed when `SALES_URL_SECRET` is set. The service builds them with
+ * {@linkcode DownloadUrls.urlFor}; the result server checks them with
+ * {@linkcode DownloadUrls.verify}, so the format lives in one place:
+ *
+ * `<PUBLIC_RESULTS_URL>/results/<result id>.csv?exp=<unix seconds>&sig=<base64url HMAC-SHA256>`
+ *
+ * The MAC covers a purpose label, the result id and the expiry (`sales-result-v1\n<id>\n<exp>`), so
+ * a signature is valid for one result until one moment only. Without a secret, URLs are the plain
+ * `<PUBLIC_RESULTS_URL>/results/<result id>.csv` and anyone who has one can download the result.
+ *
+ * @example
+ * ```ts
+ * import { DownloadUrls } from "./download_url.ts";
+ * const urls = new DownloadUrls({
+ *   publicResultsUrl: "http://localhost:8080",
+ *   secret: "a long random secret",
+ *   ttlSec: 60,
+ * });
+ * const resultId = "0123456789abcdef0123456789abcdef";
+ * const url = new URL(urls.urlFor(resultId));
+ * if (urls.verify(resultId, url.searchParams) !== undefined) throw new Error("should be valid");
+ * url.searchParams.set("exp", String(Number(url.searchParams.get("exp")) + 3600));
+ * if (urls.verify(resultId, url.searchParams) === undefined) throw new Error("tampered");
+ * ```
+ *
+ * @module
+ */
+
+import { createHmac, timingSafeEqual } from "node:crypto";
+
+/** Options of {@linkcode DownloadUrls}. */
+export interface DownloadUrlsOptions {
+  /** Base of every URL (`PUBLIC_RESULTS_URL`), without a trailing slash. */
+  publicResultsUrl: string;
+  /** HMAC key (`SALES_URL_SECRET`); undefined or empty leaves URLs unsigned. @default {undefined} */
+  secret?: string;
+  /** Lifetime of a signed URL in seconds (`DOWNLOAD_URL_TTL_SEC`). @default {3600} */
+  ttlSec?: number;
+  /** Millisecond wall clock, for tests. @default {Date.now} */
+  now?: () => number;
+}
+
+/** The two query parameters of a signed URL. */
+const EXPIRY_PARAM = "exp";
+const SIGNATURE_PARAM = "sig";
+/** A base64url HMAC-SHA256 without padding: 32 bytes in 43 characters. */
+const SIGNATURE = /^[A-Za-z0-9_-]{43}$/;
+const EXPIRY = /^\d{1,15}$/;
+const encoder = new TextEncoder();
+
+/** Builds and checks result download URLs. */
+export class DownloadUrls {
+  readonly #publicResultsUrl: string;
+  readonly #secret: string | undefined;
+  readonly #ttlSec: number;
+  readonly #now: () => number;
+
+  constructor(options: DownloadUrlsOptions) {
+    this.#publicResultsUrl = options.publicResultsUrl;
+    this.#secret = options.secret === "" ? undefined : options.secret;
+    this.#ttlSec = options.ttlSec ?? 3600;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Whether URLs carry an expiry and a signature. */
+  get signed(): boolean {
+    return this.#secret !== undefined;
+  }
+
+  /** The URL of a result's CSV; signed, and valid for the configured lifetime, when signing is on. */
+  urlFor(resultId: string): string {
+    const url = `${this.#publicResultsUrl}/results/${resultId}.csv`;
+    if (this.#secret === undefined) return url;
+    const expiry = Math.floor(this.#now() / 1000) + this.#ttlSec;
+    const signature = this.#signature(resultId, String(expiry));
+    return `${url}?${EXPIRY_PARAM}=${expiry}&${SIGNATURE_PARAM}=${signature}`;
+  }
+
+  /**
+   * Why a request for `resultId` with these query parameters must be refused, or undefined when
+   * it may be served (always, when signing is off). The signature is checked before the expiry,
+   * so "expired" is only ever said of a URL this server signed.
+   */
+  verify(resultId: string, params: URLSearchParams): string | undefined {
+    if (this.#secret === undefined) return undefined;
+    const expiry = params.get(EXPIRY_PARAM);
+    const signature = params.get(SIGNATURE_PARAM);
+    if (expiry === null || signature === null) {
+      return "This download URL is not signed: ask the service for a new one";
+    }
+    if (!EXPIRY.test(expiry) || !SIGNATURE.test(signature)) {
+      return "The signature of this download URL is not valid";
+    }
+    // Compared as text, not decoded: base64url's last character has spare bits, so decoding would
+    // accept several spellings of one signature. Both are 43 bytes, as timingSafeEqual requires.
+    const expected = encoder.encode(this.#signature(resultId, expiry));
+    if (!timingSafeEqual(encoder.encode(signature), expected)) {
+      return "The signature of this download URL is not valid";
+    }
+    if (Math.floor(this.#now() / 1000) > Number(expiry)) {
+      return `This download URL expired at ${
+        new Date(Number(expiry) * 1000).toISOString()
+      }: ask the service for a new one`;
+    }
+    return undefined;
+  }
+
+  #signature(resultId: string, expiry: string): string {
+    return createHmac("sha256", this.#secret!)
+      .update(`sales-result-v1\n${resultId}\n${expiry}`)
+      .digest("base64url");
+  }
+}
