@@ -20,6 +20,7 @@
  */
 
 import { concatBytes } from "./_bytes.ts";
+import { readFileChunks } from "./_read_file.ts";
 import {
   DepartmentTable,
   EMPTY_DEPARTMENT,
@@ -606,7 +607,7 @@ function isHeader(splitter: RecordSplitter): boolean {
     HEADER.every((name, i) => splitter.text(i).toLowerCase() === name);
 }
 
-/** Read-buffer size for streams and files: large enough that per-read overhead vanishes. */
+/** Read-buffer size for streams: large enough that per-read overhead vanishes. */
 const READ_BUFFER_BYTES = 1 << 20;
 
 /**
@@ -645,29 +646,12 @@ export async function aggregateStream(
   return aggregator.finish();
 }
 
-/**
- * Aggregates a file through two reused buffers: the next read runs (off the JavaScript thread)
- * while the previous buffer is being aggregated.
- */
+/** Aggregates a plain CSV file (see {@linkcode readFileChunks} for how it is read). */
 export async function aggregateFile(
   path: string,
   options?: SalesAggregatorOptions,
 ): Promise<AggregateResult> {
   const aggregator = new SalesAggregator(options);
-  using file = await Deno.open(path, { read: true });
-  let current = new Uint8Array(READ_BUFFER_BYTES);
-  let next = new Uint8Array(READ_BUFFER_BYTES);
-  let length = await file.read(current);
-  while (length !== null) {
-    const reading = file.read(next);
-    try {
-      aggregator.push(current.subarray(0, length));
-    } catch (error) {
-      await reading.catch(() => {});
-      throw error;
-    }
-    length = await reading;
-    [current, next] = [next, current];
-  }
+  await readFileChunks(path, (chunk) => aggregator.push(chunk));
   return aggregator.finish();
 }

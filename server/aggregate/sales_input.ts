@@ -19,6 +19,7 @@
 import { Gunzip } from "fflate";
 import { AppError, Status } from "../errors.ts";
 import { concatBytes } from "./_bytes.ts";
+import { readFileChunks } from "./_read_file.ts";
 import {
   type AggregateResult,
   SalesAggregator,
@@ -139,4 +140,14 @@ export class SalesInput {
       }`,
     );
   }
+}
+
+/** Aggregates a file, plain or gzip-compressed (see {@linkcode SalesInput}). */
+export async function aggregateInputFile(
+  path: string,
+  options?: SalesInputOptions,
+): Promise<AggregateResult> {
+  const input = new SalesInput(options);
+  await readFileChunks(path, (chunk) => input.push(chunk));
+  return input.finish();
 }

@@ -1,11 +1,12 @@
 /**
- * `deno task aggregate <in.csv> [--out <result.csv>]`: aggregates a local file, writes the result
- * CSV (default: beside the input, `<in>.result.csv`) and prints one JSON line describing it.
+ * `deno task aggregate <in.csv> [--out <result.csv>]`: aggregates a local file (plain or gzip),
+ * writes the result CSV (default: beside the input, `<in>.result.csv`) and prints one JSON line
+ * describing it.
  *
  * @module
  */
 
-import { aggregateFile } from "../aggregate/sales_aggregator.ts";
+import { aggregateInputFile } from "../aggregate/sales_input.ts";
 import { formatResultCsv } from "../aggregate/result_csv.ts";
 
 const USAGE = "Usage: deno task aggregate <in.csv> [--out <result.csv>]";
@@ -41,9 +42,9 @@ export function parseAggregateArgs(args: string[]): AggregateArgs {
   return { input, output: output ?? defaultOutputPath(input) };
 }
 
-/** `sales.csv` -> `sales.result.csv`; other names get `.result.csv` appended. */
+/** `sales.csv` (or `sales.csv.gz`) -> `sales.result.csv`; other names get `.result.csv` appended. */
 export function defaultOutputPath(input: string): string {
-  return input.replace(/\.csv$/i, "") + ".result.csv";
+  return input.replace(/\.csv(\.gz)?$/i, "") + ".result.csv";
 }
 
 /** Runs the command; returns the process exit code. */
@@ -63,7 +64,7 @@ export async function main(args: string[]): Promise<number> {
     return 1;
   }
   try {
-    const result = await aggregateFile(parsed.input);
+    const result = await aggregateInputFile(parsed.input);
     const temp = `${parsed.output}.tmp-${crypto.randomUUID()}`;
     try {
       await Deno.writeTextFile(temp, formatResultCsv(result.totals));

@@ -1,4 +1,5 @@
 import { deepEqual, equal, match } from "node:assert/strict";
+import { gzipSync } from "fflate";
 import { defaultOutputPath, parseAggregateArgs } from "./aggregate.ts";
 
 const script = new URL("./aggregate.ts", import.meta.url).pathname;
@@ -66,6 +67,23 @@ Deno.test("aggregate CLI honours --out", async () => {
   }
 });
 
+Deno.test("aggregate CLI reads gzip-compressed input like the plain file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const csv = "Department Name,Date,Number of Sales\nToys,2024-01-02,3\nToys,2024-01-03,4\n";
+    await Deno.writeFile(`${dir}/sales.csv.gz`, gzipSync(new TextEncoder().encode(csv)));
+    const { code, stdout } = await runCli(`${dir}/sales.csv.gz`);
+    equal(code, 0);
+    equal(JSON.parse(stdout).output, `${dir}/sales.result.csv`);
+    equal(
+      await Deno.readTextFile(`${dir}/sales.result.csv`),
+      "Department Name,Total Number of Sales\nToys,7\n",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("aggregate CLI fails clearly on a missing input", async () => {
   const { code, stdout, stderr } = await runCli("/nonexistent/sales.csv");
   equal(code, 1);
@@ -91,5 +109,6 @@ Deno.test("parseAggregateArgs derives the default output name", () => {
   equal(defaultOutputPath("data/sales.csv"), "data/sales.result.csv");
   equal(defaultOutputPath("data/sales.CSV"), "data/sales.result.csv");
   equal(defaultOutputPath("sales.txt"), "sales.txt.result.csv");
+  equal(defaultOutputPath("data/sales.csv.gz"), "data/sales.result.csv");
   deepEqual(parseAggregateArgs(["a.csv", "--out=b.csv"]), { input: "a.csv", output: "b.csv" });
 });
