@@ -26,6 +26,8 @@ import { newResultId, parseResultId } from "./result_id.ts";
 
 /** Names of in-progress writes start with this; nothing else in the folder does. */
 const TEMP_PREFIX = ".tmp-";
+/** A finished result's file name. */
+const RESULT_FILE = /^([0-9a-f]{32})\.csv$/;
 
 /** An open result file with what HTTP caching needs. The caller closes `file`. */
 export interface OpenResult {
@@ -109,6 +111,32 @@ export class ResultStore {
   /** Deletes a result; deleting an unknown one is not an error. */
   async delete(resultId: string): Promise<void> {
     await Deno.remove(this.pathOf(parseResultId(resultId))).catch(ignoreNotFound);
+  }
+
+  /**
+   * Deletes the results last modified more than `maxAgeMs` before `now` (`RESULT_TTL_HOURS`) and
+   * returns how many. Writes in progress (temp files) are left alone; a download already under way
+   * keeps reading the deleted file until it ends.
+   */
+  async sweep(maxAgeMs: number, now: number = Date.now()): Promise<number> {
+    let deleted = 0;
+    for await (const entry of Deno.readDir(this.dir)) {
+      const match = RESULT_FILE.exec(entry.name);
+      if (!entry.isFile || match === null) continue;
+      const path = this.pathOf(match[1]);
+      let modified: Date | null;
+      try {
+        modified = (await Deno.stat(path)).mtime;
+      } catch (error) {
+        ignoreNotFound(error);
+        continue;
+      }
+      if (modified !== null && now - modified.getTime() > maxAgeMs) {
+        await Deno.remove(path).catch(ignoreNotFound);
+        deleted++;
+      }
+    }
+    return deleted;
   }
 
   private pathOf(resultId: string): string {

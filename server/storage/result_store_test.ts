@@ -99,3 +99,38 @@ Deno.test("ResultStore.delete removes a result and ignores unknown ids", async (
     await assert.rejects(store.read(resultId), isAppError(Status.NOT_FOUND));
   });
 });
+
+Deno.test("ResultStore.sweep deletes results older than the limit and keeps the rest", async () => {
+  await withTempDir(async (dir) => {
+    const store = await ResultStore.open(dir);
+    const now = Date.parse("2025-06-01T12:00:00Z");
+    const hour = 3_600_000;
+    const old = await store.save(CSV);
+    const borderline = await store.save(CSV);
+    const fresh = await store.save(CSV);
+    const results = `${dir}/results`;
+    await Deno.utime(`${results}/${old}.csv`, new Date(now - 25 * hour), new Date(now - 25 * hour));
+    await Deno.utime(
+      `${results}/${borderline}.csv`,
+      new Date(now - 24 * hour),
+      new Date(now - 24 * hour),
+    );
+    await Deno.utime(`${results}/${fresh}.csv`, new Date(now - hour), new Date(now - hour));
+    // Not results: an old write in progress and a stray file must survive any sweep.
+    const temp = `.tmp-${"f".repeat(32)}`;
+    await Deno.writeTextFile(`${results}/${temp}`, "Toys,");
+    await Deno.utime(`${results}/${temp}`, new Date(0), new Date(0));
+    await Deno.writeTextFile(`${results}/notes.txt`, "keep");
+    await Deno.utime(`${results}/notes.txt`, new Date(0), new Date(0));
+
+    assert.equal(await store.sweep(24 * hour, now), 1);
+    await assert.rejects(store.read(old), isAppError(Status.NOT_FOUND));
+    assert.deepEqual(
+      await names(results),
+      [temp, `${borderline}.csv`, `${fresh}.csv`, "notes.txt"].sort(),
+    );
+    assert.equal(await store.sweep(24 * hour, now), 0);
+    assert.equal(await store.sweep(2 * hour, now), 1);
+    assert.deepEqual(await names(results), [temp, `${fresh}.csv`, "notes.txt"].sort());
+  });
+});

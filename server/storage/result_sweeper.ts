@@ -1,0 +1,85 @@
+/**
+ * The periodic deletion of old results (`RESULT_TTL_HOURS`): {@linkcode startResultSweeper} runs
+ * {@linkcode ResultStore.sweep} at start and then on an unref'd timer, so it never keeps the
+ * process alive, and never runs two sweeps at once.
+ *
+ * @example
+ * ```ts
+ * import { ResultStore } from "./result_store.ts";
+ * import { startResultSweeper } from "./result_sweeper.ts";
+ * const dir = await Deno.makeTempDir();
+ * const store = await ResultStore.open(dir);
+ * const resultId = await store.save("Department Name,Total Number of Sales\n");
+ * const sweeper = startResultSweeper(store, { maxAgeMs: 60_000, log: () => {} });
+ * await sweeper.sweepNow();
+ * await store.read(resultId); // Still there: it is seconds old.
+ * await sweeper.stop();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ *
+ * @module
+ */
+
+import type { ResultStore } from "./result_store.ts";
+
+/** Options of {@linkcode startResultSweeper}. */
+export interface ResultSweeperOptions {
+  /** Results older than this many milliseconds are deleted. */
+  maxAgeMs: number;
+  /**
+   * Milliseconds between sweeps; a result lives at most `maxAgeMs` plus this.
+   * @default {a quarter of maxAgeMs, from 1 second to 1 hour}
+   */
+  intervalMs?: number;
+  /** Millisecond wall clock, for tests. @default {Date.now} */
+  now?: () => number;
+  /** Where each sweep that deleted something, and each failure, is reported. @default {console.log} */
+  log?: (line: string) => void;
+}
+
+/** A running sweeper. */
+export interface ResultSweeper {
+  /** Sweeps now (or waits for the sweep in progress); resolves with how many results it deleted. */
+  sweepNow(): Promise<number>;
+  /** Stops the timer and waits for a sweep in progress. */
+  stop(): Promise<void>;
+}
+
+/** Starts sweeping `store`: once now, then every `intervalMs`. */
+export function startResultSweeper(
+  store: ResultStore,
+  options: ResultSweeperOptions,
+): ResultSweeper {
+  const { maxAgeMs } = options;
+  const now = options.now ?? Date.now;
+  const log = options.log ?? console.log;
+  const intervalMs = options.intervalMs ?? Math.min(Math.max(maxAgeMs / 4, 1000), 3_600_000);
+  const hours = `${Math.round(maxAgeMs / 36_000) / 100} h`;
+  let running: Promise<number> | undefined;
+
+  const sweepNow = (): Promise<number> => {
+    running ??= store.sweep(maxAgeMs, now()).then(
+      (deleted) => {
+        if (deleted > 0) log(`[storage] Deleted ${deleted} result(s) older than ${hours}`);
+        return deleted;
+      },
+      (error) => {
+        // A failed sweep is retried at the next tick; the service keeps serving.
+        log(`[storage] Cannot delete old results: ${(error as Error)?.message ?? error}`);
+        return 0;
+      },
+    ).finally(() => running = undefined);
+    return running;
+  };
+
+  const timer = setInterval(sweepNow, intervalMs);
+  Deno.unrefTimer(timer);
+  sweepNow();
+  return {
+    sweepNow,
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}
