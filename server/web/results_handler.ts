@@ -3,6 +3,10 @@
  * requests. Only files named by a well-formed id are served; there is no listing and nothing else
  * in the folder is reachable.
  *
+ * A request is judged in this order: unknown path 404, method 405, malformed file name 400, then,
+ * when download URLs are signed, a missing, invalid or expired signature 403 (with the reason as
+ * text), and only then an unknown result 404.
+ *
  * @example
  * ```ts
  * import { ResultStore } from "../storage/result_store.ts";
@@ -21,12 +25,19 @@
  */
 
 import { AppError, httpStatusOf, Status, toAppError } from "../errors.ts";
+import type { DownloadUrls } from "../service/download_url.ts";
 import type { ResultStore } from "../storage/result_store.ts";
 
 /** Options of {@linkcode createResultsHandler}. */
 export interface ResultsHandlerOptions {
   /** Where the results live. */
   store: ResultStore;
+  /**
+   * Checks download URLs; when it signs them (`SALES_URL_SECRET`), a request without a valid,
+   * unexpired signature is refused with 403 before the result is looked up, so a refusal never
+   * reveals whether a result exists. @default {no check: anyone with the URL may download}
+   */
+  downloadUrls?: Pick<DownloadUrls, "verify">;
   /** Called with unexpected errors before a generic 500 is sent. @default {console.error} */
   logError?: (message: string, error: unknown) => void;
 }
@@ -42,7 +53,8 @@ export function createResultsHandler(
   const logError = options.logError ?? ((message, error) => console.error(message, error));
 
   return async (request) => {
-    const { pathname } = new URL(request.url);
+    const url = new URL(request.url);
+    const { pathname } = url;
     if (!pathname.startsWith(PREFIX) || pathname === PREFIX) {
       return textResponse(404, "Not found");
     }
@@ -54,6 +66,8 @@ export function createResultsHandler(
       return textResponse(400, "Malformed result file name: expected <32 lowercase hex>.csv");
     }
     const resultId = match[1];
+    const refusal = options.downloadUrls?.verify(resultId, url.searchParams);
+    if (refusal !== undefined) return textResponse(403, refusal);
 
     let opened;
     try {

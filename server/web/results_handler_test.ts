@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { DownloadUrls } from "../service/download_url.ts";
 import { ResultStore } from "../storage/result_store.ts";
 import { createResultsHandler } from "./results_handler.ts";
 
@@ -157,4 +158,112 @@ Deno.test("createResultsHandler hides storage failures behind a generic 500", as
   assert.equal(response.status, 500);
   assert.equal(await response.text(), "Internal server error\n");
   assert.equal(s.logged.length, 1);
+});
+
+/** A handler whose URLs are signed (SALES_URL_SECRET), with a clock the test moves. */
+async function setUpSigned() {
+  const dir = await Deno.makeTempDir({ prefix: "results_handler_test_" });
+  const store = await ResultStore.open(dir);
+  const resultId = await store.save(CSV);
+  const clock = { now: Date.parse("2025-06-01T12:00:00Z") };
+  const downloadUrls = new DownloadUrls({
+    publicResultsUrl: "http://localhost:8080",
+    secret: "results handler test secret",
+    ttlSec: 60,
+    now: () => clock.now,
+  });
+  const handler = createResultsHandler({ store, downloadUrls });
+  const get = (url: string, init?: RequestInit) => handler(new Request(url, init));
+  return {
+    store,
+    resultId,
+    downloadUrls,
+    clock,
+    get,
+    [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
+  };
+}
+
+Deno.test("createResultsHandler serves a signed URL, with HEAD and conditional requests", async () => {
+  await using s = await setUpSigned();
+  const url = s.downloadUrls.urlFor(s.resultId);
+  assert.match(url, /\?exp=\d+&sig=[\w-]{43}$/);
+  const response = await s.get(url);
+  assert.equal(response.status, 200);
+  assert.equal(await response.text(), CSV);
+  const head = await s.get(url, { method: "HEAD" });
+  assert.equal(head.status, 200);
+  const etag = response.headers.get("ETag")!;
+  const conditional = await s.get(url, { headers: { "If-None-Match": etag } });
+  assert.equal(conditional.status, 304);
+});
+
+Deno.test("createResultsHandler refuses missing, tampered and expired signatures with 403 and a reason", async (t) => {
+  await using s = await setUpSigned();
+  const url = new URL(s.downloadUrls.urlFor(s.resultId));
+  const expiry = url.searchParams.get("exp")!;
+  const signature = url.searchParams.get("sig")!;
+  const otherId = await s.store.save(CSV);
+  const base = (id: string) => `http://localhost:8080/results/${id}.csv`;
+  const cases = [
+    { name: "unsigned", url: base(s.resultId), reason: /^This download URL is not signed/ },
+    { name: "no sig", url: `${base(s.resultId)}?exp=${expiry}`, reason: /not signed/ },
+    {
+      name: "signature of another result",
+      url: `${base(otherId)}?exp=${expiry}&sig=${signature}`,
+      reason: /^The signature of this download URL is not valid\n$/,
+    },
+    {
+      name: "expiry moved later",
+      url: `${base(s.resultId)}?exp=${Number(expiry) + 86_400}&sig=${signature}`,
+      reason: /not valid/,
+    },
+    {
+      name: "signature changed",
+      url: `${base(s.resultId)}?exp=${expiry}&sig=${
+        signature.replace(/^./, (c) => c === "x" ? "y" : "x")
+      }`,
+      reason: /not valid/,
+    },
+  ];
+  for (const { name, url, reason } of cases) {
+    await t.step(name, async () => {
+      for (const method of ["GET", "HEAD"]) {
+        const response = await s.get(url, { method });
+        assert.equal(response.status, 403);
+        assert.equal(response.headers.get("Content-Type"), "text/plain; charset=utf-8");
+        if (method === "GET") {
+          const text = await response.text();
+          assert.match(text, reason);
+          assert.doesNotMatch(text, /Toys/);
+        }
+      }
+    });
+  }
+  await t.step("expired", async () => {
+    s.clock.now = (Number(expiry) + 1) * 1000;
+    const response = await s.get(url.href);
+    assert.equal(response.status, 403);
+    assert.equal(
+      await response.text(),
+      "This download URL expired at 2025-06-01T12:01:00.000Z: ask the service for a new one\n",
+    );
+  });
+});
+
+Deno.test("createResultsHandler checks the signature before saying whether a result exists", async () => {
+  await using s = await setUpSigned();
+  const unknownId = "0".repeat(32);
+  // Unsigned: 403 for an unknown result as for a known one, so ids cannot be probed.
+  const unsigned = await s.get(`http://localhost:8080/results/${unknownId}.csv`);
+  assert.equal(unsigned.status, 403);
+  await unsigned.body?.cancel();
+  // Validly signed but gone (deleted, or swept): 404.
+  const signed = await s.get(s.downloadUrls.urlFor(unknownId));
+  assert.equal(signed.status, 404);
+  assert.equal(await signed.text(), "Result not found\n");
+  // A malformed name says nothing about any result: still 400, before the signature.
+  const malformed = await s.get("http://localhost:8080/results/abc.csv");
+  assert.equal(malformed.status, 400);
+  await malformed.body?.cancel();
 });

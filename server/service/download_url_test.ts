@@ -1,0 +1,108 @@
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { DownloadUrls } from "./download_url.ts";
+
+const RESULT_ID = "0123456789abcdef0123456789abcdef";
+const OTHER_ID = "fedcba9876543210fedcba9876543210";
+const BASE = "https://sales.example/files";
+const SECRET = "correct horse battery staple";
+const NOW = Date.parse("2025-06-01T12:00:00Z");
+
+function signedUrls(now = () => NOW, ttlSec = 600) {
+  return new DownloadUrls({ publicResultsUrl: BASE, secret: SECRET, ttlSec, now });
+}
+
+/** The URL split into what the result server sees: the id in the path and the query. */
+function parts(url: string): { resultId: string; params: URLSearchParams } {
+  const parsed = new URL(url);
+  return {
+    resultId: parsed.pathname.match(/\/results\/([0-9a-f]{32})\.csv$/)![1],
+    params: parsed.searchParams,
+  };
+}
+
+Deno.test("DownloadUrls.urlFor builds plain URLs without a secret, and verify accepts anything", () => {
+  for (const secret of [undefined, ""]) {
+    const urls = new DownloadUrls({ publicResultsUrl: BASE, secret });
+    assert.equal(urls.signed, false);
+    assert.equal(urls.urlFor(RESULT_ID), `${BASE}/results/${RESULT_ID}.csv`);
+    assert.equal(urls.verify(RESULT_ID, new URLSearchParams()), undefined);
+    assert.equal(urls.verify(RESULT_ID, new URLSearchParams("exp=1&sig=x")), undefined);
+  }
+});
+
+Deno.test("DownloadUrls.urlFor signs the id and expiry with HMAC-SHA256 as documented", () => {
+  const urls = signedUrls();
+  assert.equal(urls.signed, true);
+  const url = urls.urlFor(RESULT_ID);
+  const expiry = NOW / 1000 + 600;
+  // An independent computation of the documented format.
+  const signature = createHmac("sha256", SECRET)
+    .update(`sales-result-v1\n${RESULT_ID}\n${expiry}`)
+    .digest("base64url");
+  assert.equal(url, `${BASE}/results/${RESULT_ID}.csv?exp=${expiry}&sig=${signature}`);
+  const { resultId, params } = parts(url);
+  assert.equal(urls.verify(resultId, params), undefined);
+});
+
+Deno.test("DownloadUrls.verify refuses missing, tampered and expired signatures with a reason", async (t) => {
+  let now = NOW;
+  const urls = signedUrls(() => now);
+  const { params } = parts(urls.urlFor(RESULT_ID));
+  const expiry = params.get("exp")!;
+  const signature = params.get("sig")!;
+  const flip = (text: string, at: number) =>
+    text.slice(0, at) + (text[at] === "A" ? "B" : "A") + text.slice(at + 1);
+  const cases: { name: string; resultId?: string; query: string; reason: RegExp }[] = [
+    { name: "no query", query: "", reason: /not signed/ },
+    { name: "no sig", query: `exp=${expiry}`, reason: /not signed/ },
+    { name: "no exp", query: `sig=${signature}`, reason: /not signed/ },
+    { name: "other id", resultId: OTHER_ID, query: params.toString(), reason: /not valid/ },
+    {
+      name: "later exp",
+      query: `exp=${Number(expiry) + 3600}&sig=${signature}`,
+      reason: /not valid/,
+    },
+    {
+      name: "exp with a leading zero",
+      query: `exp=0${expiry}&sig=${signature}`,
+      reason: /not valid/,
+    },
+    { name: "exp not a number", query: `exp=soon&sig=${signature}`, reason: /not valid/ },
+    { name: "sig changed", query: `exp=${expiry}&sig=${flip(signature, 10)}`, reason: /not valid/ },
+    // Base64url's last character has spare bits: another spelling of the same bytes is refused too.
+    {
+      name: "sig last character changed",
+      query: `exp=${expiry}&sig=${flip(signature, 42)}`,
+      reason: /not valid/,
+    },
+    {
+      name: "sig truncated",
+      query: `exp=${expiry}&sig=${signature.slice(1)}`,
+      reason: /not valid/,
+    },
+    { name: "sig as hex", query: `exp=${expiry}&sig=${"ab".repeat(32)}`, reason: /not valid/ },
+    {
+      name: "signed with another secret",
+      query: parts(
+        new DownloadUrls({ publicResultsUrl: BASE, secret: "other", ttlSec: 600, now: () => NOW })
+          .urlFor(RESULT_ID),
+      ).params.toString(),
+      reason: /not valid/,
+    },
+  ];
+  for (const { name, resultId, query, reason } of cases) {
+    await t.step(name, () => {
+      assert.match(urls.verify(resultId ?? RESULT_ID, new URLSearchParams(query)) ?? "", reason);
+    });
+  }
+  await t.step("valid until its expiry second, expired after", () => {
+    now = Number(expiry) * 1000 + 999;
+    assert.equal(urls.verify(RESULT_ID, params), undefined);
+    now = Number(expiry) * 1000 + 1000;
+    assert.equal(
+      urls.verify(RESULT_ID, params),
+      "This download URL expired at 2025-06-01T12:10:00.000Z: ask the service for a new one",
+    );
+  });
+});
