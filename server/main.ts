@@ -11,8 +11,11 @@
 import { type Config, loadConfig } from "./config.ts";
 import { AppError } from "./errors.ts";
 import { startGrpcServer } from "./grpc/grpc_server.ts";
+import { withAuth } from "./service/auth.ts";
+import { DownloadUrls } from "./service/download_url.ts";
 import { createSalesService, type SalesServiceHandle } from "./service/sales_service.ts";
 import { ResultStore } from "./storage/result_store.ts";
+import { type ResultSweeper, startResultSweeper } from "./storage/result_sweeper.ts";
 import { createResultsHandler } from "./web/results_handler.ts";
 import { createWebHandler } from "./web/web_app.ts";
 
@@ -32,7 +35,7 @@ export interface RunningServer {
   readonly web: { host: string; port: number };
   /** Base of download URLs, resolved with the bound port when not configured. */
   readonly publicResultsUrl: string;
-  /** The service every transport calls. */
+  /** The service behind every transport (which adds the token check when one is configured). */
   readonly service: SalesServiceHandle;
   /** Stops accepting, lets calls in flight finish for up to `graceMs`, then stops everything. */
   shutdown(graceMs?: number): Promise<void>;
@@ -49,17 +52,27 @@ export async function startServer(
     log(`[storage] Removed ${store.removedTempFiles} unfinished result file(s) left by a crash`);
   }
 
-  const httpServer = Deno.serve({
-    hostname: config.httpHost,
-    port: config.httpPort,
-    onListen: () => {},
-  }, createResultsHandler({ store }));
+  const signing = { secret: config.salesUrlSecret, ttlSec: config.downloadUrlTtlSec };
+  const httpServer = Deno.serve(
+    {
+      hostname: config.httpHost,
+      port: config.httpPort,
+      onListen: () => {},
+    },
+    // Checking a signature does not involve the base URL, which needs the bound port.
+    createResultsHandler({
+      store,
+      downloadUrls: new DownloadUrls({ publicResultsUrl: "", ...signing }),
+    }),
+  );
   const httpPort = httpServer.addr.port;
   const publicResultsUrl = config.publicResultsUrl ?? `http://localhost:${httpPort}`;
+  const downloadUrls = new DownloadUrls({ publicResultsUrl, ...signing });
 
   const service = createSalesService({
     store,
     publicResultsUrl,
+    downloadUrls,
     uploadIdleTimeoutSec: config.uploadIdleTimeoutSec,
     maxConcurrentUploads: config.maxConcurrentUploads,
     inputOptions: { maxBytes: config.maxUploadBytes, maxDepartments: config.maxDepartments },
@@ -67,9 +80,12 @@ export async function startServer(
     chunkSize: Math.min(4 * 1024 * 1024, config.maxMessageBytes - 1024),
   });
 
+  // Both transports serve the same guarded service, so the token rule is the same on each.
+  const guardedService = withAuth(service, config.salesApiToken);
+
   let grpcServer;
   try {
-    grpcServer = await startGrpcServer(service, {
+    grpcServer = await startGrpcServer(guardedService, {
       host: config.grpcHost,
       port: config.grpcPort,
       maxMessageBytes: config.maxMessageBytes,
@@ -86,7 +102,7 @@ export async function startServer(
       hostname: config.webHost,
       port: config.webPort,
       onListen: () => {},
-    }, createWebHandler({ service, config }));
+    }, createWebHandler({ service: guardedService, config }));
   } catch (error) {
     await grpcServer.shutdown(0);
     service.close();
@@ -101,6 +117,17 @@ export async function startServer(
     `[HTTP] Listening on ${config.httpHost}:${httpPort} (download URLs: ${publicResultsUrl}/results/)`,
   );
   log(`[Web] Serving the UI and gRPC-Web on http://${displayHost(config.webHost)}:${webPort}/`);
+  if (config.salesApiToken !== undefined) {
+    log("[auth] Every SalesService RPC requires authorization: Bearer <SALES_API_TOKEN>");
+  }
+  if (downloadUrls.signed) {
+    log(`[HTTP] Download URLs are signed and expire after ${config.downloadUrlTtlSec} s`);
+  }
+  let sweeper: ResultSweeper | undefined;
+  if (config.resultTtlHours !== undefined) {
+    log(`[storage] Deleting results older than ${config.resultTtlHours} h`);
+    sweeper = startResultSweeper(store, { maxAgeMs: config.resultTtlHours * 3_600_000, log });
+  }
 
   let stopped: Promise<void> | undefined;
   return {
@@ -120,6 +147,7 @@ export async function startServer(
           Promise.race([webServer.shutdown(), deadline]),
         ]);
         clearTimeout(timer);
+        await sweeper?.stop();
         service.close();
       })();
       return stopped;
