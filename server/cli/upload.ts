@@ -3,6 +3,9 @@
  * service with `UploadCSVStream`, shows progress on stderr when it is a terminal, prints the
  * response as one JSON line on stdout and, with `--out`, downloads the result CSV.
  *
+ * When the server requires a token (`SALES_API_TOKEN` on the server), set the same
+ * `SALES_API_TOKEN` in the environment: it is sent as `authorization: Bearer <token>` metadata.
+ *
  * @module
  */
 
@@ -11,7 +14,8 @@ import { AppError, Status } from "../errors.ts";
 import { SalesClient } from "../grpc/sales_client.ts";
 import type { UploadResponse } from "../service/types.ts";
 
-const USAGE = "Usage: deno task upload <file.csv> [--addr host:port] [--out result.csv]";
+const USAGE = "Usage: deno task upload <file.csv> [--addr host:port] [--out result.csv]\n" +
+  "Set SALES_API_TOKEN in the environment when the server requires a token.";
 /** Bytes per streamed message; 256 KiB measured fastest with the server's HTTP/2 settings. */
 export const CHUNK_BYTES = 256 * 1024;
 
@@ -70,13 +74,30 @@ const defaultIo: UploadIo = {
   stderrIsTerminal: Deno.stderr.isTerminal(),
 };
 
+/** The environment variables the command reads. */
+export interface UploadEnv {
+  /** Sent as `authorization: Bearer <token>` when set and not empty. */
+  SALES_API_TOKEN?: string;
+}
+
 /** Runs the command; returns the process exit code. */
-export async function main(args: string[], io: UploadIo = defaultIo): Promise<number> {
+export async function main(
+  args: string[],
+  io: UploadIo = defaultIo,
+  env: UploadEnv = {},
+): Promise<number> {
   let parsed: UploadArgs;
   try {
     parsed = parseUploadArgs(args);
   } catch (error) {
     io.stderr(`${(error as Error).message}\n`);
+    return 2;
+  }
+
+  const token = env.SALES_API_TOKEN?.trim() || undefined;
+  if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) {
+    // It travels in a header: grpc-js would refuse it with a less helpful message.
+    io.stderr("error: SALES_API_TOKEN must contain only visible ASCII characters\n");
     return 2;
   }
 
@@ -95,7 +116,9 @@ export async function main(args: string[], io: UploadIo = defaultIo): Promise<nu
     return 1;
   }
 
-  const client = new SalesClient(parsed.address);
+  const client = new SalesClient(parsed.address, {
+    metadata: token === undefined ? {} : { authorization: `Bearer ${token}` },
+  });
   const progress = io.stderrIsTerminal ? new ProgressBar(size, io.stderr) : undefined;
   try {
     const response = await client.uploadStream(readFileChunks(file), basename(parsed.input), {
@@ -110,7 +133,7 @@ export async function main(args: string[], io: UploadIo = defaultIo): Promise<nu
     return 0;
   } catch (error) {
     progress?.abandon();
-    io.stderr(`error: ${describe(error, parsed)}\n`);
+    io.stderr(`error: ${describe(error, parsed, token !== undefined)}\n`);
     return 1;
   } finally {
     client.close();
@@ -156,11 +179,16 @@ function toJson(response: UploadResponse, output: string | undefined): Record<st
   };
 }
 
-function describe(error: unknown, args: UploadArgs): string {
+function describe(error: unknown, args: UploadArgs, tokenSent: boolean): string {
   if (error instanceof AppError) {
     const status = Object.entries(Status).find(([, code]) => code === error.code)?.[0];
     if (error.code === Status.UNAVAILABLE) {
       return `Cannot reach the sales service at ${args.address}: ${error.message} (${status})`;
+    }
+    if (error.code === Status.UNAUTHENTICATED) {
+      return tokenSent
+        ? `The sales service at ${args.address} refused SALES_API_TOKEN: ${error.message}; check that it matches the server's token (${status})`
+        : `The sales service at ${args.address} requires an access token: set SALES_API_TOKEN in the environment to the server's token (${status})`;
     }
     return `${error.message} (${status})`;
   }
@@ -216,5 +244,5 @@ function formatDuration(seconds: number): string {
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  Deno.exit(await main(Deno.args, defaultIo, { SALES_API_TOKEN: Deno.env.get("SALES_API_TOKEN") }));
 }

@@ -9,7 +9,10 @@ const AGGREGATE = new URL("./aggregate.ts", import.meta.url).pathname;
 /** The server's grpc-js channels and sockets outlive a test by a moment; each test closes its own. */
 const integration = { sanitizeOps: false, sanitizeResources: false };
 
-async function withServer(fn: (address: string, dir: string) => Promise<void>): Promise<void> {
+async function withServer(
+  fn: (address: string, dir: string) => Promise<void>,
+  env: Record<string, string> = {},
+): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "upload_cli_test_" });
   const server = await startServer(
     loadConfig({
@@ -19,6 +22,7 @@ async function withServer(fn: (address: string, dir: string) => Promise<void>): 
       HTTP_PORT: "0",
       WEB_PORT: "0",
       STORAGE_DIR: `${dir}/storage`,
+      ...env,
     }),
     { log: () => {} },
   );
@@ -167,5 +171,83 @@ Deno.test({
       assert.equal(lines.length, 1);
       assert.ok(JSON.parse(lines[0]).rows > 0);
     });
+  },
+});
+
+Deno.test({
+  name: "main sends SALES_API_TOKEN and explains a missing or wrong token",
+  ...integration,
+  async fn() {
+    const token = "cli-t0ken";
+    await withServer(async (address, dir) => {
+      const cases = [
+        {
+          env: {},
+          message:
+            /requires an access token: set SALES_API_TOKEN in the environment to the server's/,
+        },
+        { env: { SALES_API_TOKEN: "" }, message: /requires an access token: set SALES_API_TOKEN/ },
+        {
+          env: { SALES_API_TOKEN: "wrong" },
+          message: /refused SALES_API_TOKEN: The access token is not valid; check that it matches/,
+        },
+      ];
+      for (const { env, message } of cases) {
+        const { io, sink } = captureIo(false);
+        assert.equal(await main([SAMPLE, "--addr", address], sink, env), 1);
+        assert.match(io.stderr, /^error: The sales service at 127\.0\.0\.1:\d+ /);
+        assert.match(io.stderr, message);
+        assert.match(io.stderr, /\(UNAUTHENTICATED\)\n$/);
+        assert.ok(!io.stderr.includes(token));
+        assert.deepEqual(io.stdout, []);
+      }
+      const { io, sink } = captureIo(false);
+      const code = await main(
+        [SAMPLE, "--addr", address, "--out", `${dir}/result.csv`],
+        sink,
+        { SALES_API_TOKEN: token },
+      );
+      assert.equal(code, 0, io.stderr);
+      assert.ok(JSON.parse(io.stdout[0]).rows > 0);
+      // --out downloads with DownloadResult, which needs the token too.
+      assert.match(await Deno.readTextFile(`${dir}/result.csv`), /^Department Name,Total/);
+
+      const { io: bad, sink: badSink } = captureIo(false);
+      assert.equal(await main([SAMPLE], badSink, { SALES_API_TOKEN: "two words" }), 2);
+      assert.match(bad.stderr, /SALES_API_TOKEN must contain only visible ASCII/);
+    }, { SALES_API_TOKEN: token });
+  },
+});
+
+Deno.test({
+  name: "upload.ts reads SALES_API_TOKEN from its environment",
+  ...integration,
+  async fn() {
+    const token = "env-t0ken";
+    await withServer(async (address) => {
+      const run = (env: Record<string, string>) =>
+        new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "--allow-net",
+            "--allow-read",
+            "--allow-env",
+            "--allow-sys",
+            UPLOAD,
+            SAMPLE,
+            "--addr",
+            address,
+          ],
+          env,
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+      const refused = await run({ SALES_API_TOKEN: "" });
+      assert.equal(refused.code, 1);
+      assert.match(new TextDecoder().decode(refused.stderr), /\(UNAUTHENTICATED\)/);
+      const accepted = await run({ SALES_API_TOKEN: token });
+      assert.equal(accepted.code, 0, new TextDecoder().decode(accepted.stderr));
+      assert.ok(JSON.parse(new TextDecoder().decode(accepted.stdout)).rows > 0);
+    }, { SALES_API_TOKEN: token });
   },
 });
