@@ -59,7 +59,10 @@ export class ResultStore {
     return store;
   }
 
-  /** Writes a result atomically and durably, then returns its new id. */
+  /**
+   * Writes a result atomically and durably, then returns its new id. When the storage is full
+   * (`RESOURCE_EXHAUSTED`) or the folder is not writable (`FAILED_PRECONDITION`), nothing is left.
+   */
   async save(csv: string): Promise<string> {
     const resultId = newResultId();
     const tempPath = `${this.dir}/${TEMP_PREFIX}${resultId}`;
@@ -74,8 +77,9 @@ export class ResultStore {
       await Deno.rename(tempPath, this.pathOf(resultId));
       await syncDirectory(this.dir);
     } catch (error) {
-      await Deno.remove(tempPath).catch(ignoreNotFound);
-      throw storageError(error);
+      // Best effort: a failed cleanup must not hide why the save failed; start-up removes leftovers.
+      await Deno.remove(tempPath).catch(() => {});
+      throw saveError(error);
     }
     return resultId;
   }
@@ -170,6 +174,33 @@ function lookupError(error: unknown, resultId: string): AppError {
     return new AppError(Status.NOT_FOUND, `Result ${resultId} not found`);
   }
   return storageError(error);
+}
+
+/**
+ * Why a save failed, for the user: a full storage (RESOURCE_EXHAUSTED) and a folder that cannot be
+ * written (FAILED_PRECONDITION: no retry helps until someone fixes it) each get a clear message.
+ * Both are logged here with the path, for the operator: the edges log only INTERNAL errors.
+ */
+function saveError(error: unknown): AppError {
+  const code = (error as { code?: string }).code;
+  let appError: AppError;
+  if (code === "ENOSPC" || code === "EDQUOT") {
+    appError = new AppError(
+      Status.RESOURCE_EXHAUSTED,
+      "Cannot store the result: the storage is full",
+      { cause: error },
+    );
+  } else if (code === "EROFS" || code === "EACCES" || code === "EPERM") {
+    appError = new AppError(
+      Status.FAILED_PRECONDITION,
+      "Cannot store the result: the results folder is not writable",
+      { cause: error },
+    );
+  } else {
+    return storageError(error);
+  }
+  console.error(`[storage] ${appError.message}: ${(error as Error).message}`);
+  return appError;
 }
 
 function storageError(error: unknown): AppError {
