@@ -52,6 +52,7 @@ export class SalesInput {
   #gzip: boolean | undefined;
   #gunzip: Gunzip | undefined;
   #held: Uint8Array = new Uint8Array(0);
+  #result: AggregateResult | undefined;
 
   constructor(options: SalesInputOptions = {}) {
     this.#aggregator = new SalesAggregator(options);
@@ -103,14 +104,20 @@ export class SalesInput {
     }
   }
 
-  /** Ends the input and returns the aggregation; a truncated gzip stream is INVALID_ARGUMENT. */
+  /**
+   * Ends the input and returns the aggregation; a truncated gzip stream is INVALID_ARGUMENT. Calling
+   * it again returns the same result (a FinishUpload retried after a failed save): the inflater
+   * must not be ended twice.
+   */
   finish(): AggregateResult {
+    if (this.#result) return this.#result;
     if (this.#gzip === undefined && this.#held.length > 0) {
       this.#gzip = false;
       this.#aggregator.push(this.#held);
     }
     if (this.#gunzip) this.#inflate(new Uint8Array(0), true);
-    return this.#aggregator.finish();
+    this.#result = this.#aggregator.finish();
+    return this.#result;
   }
 
   #inflate(slice: Uint8Array, final: boolean): void {

@@ -87,3 +87,14 @@ Deno.test("SalesInput treats a one-byte file as plain CSV", () => {
   equal(result.rows, 1);
   equal(result.badRows, 1);
 });
+
+Deno.test("SalesInput finish returns the same result when called again, for gzip too", () => {
+  // A FinishUpload retried after the result could not be stored calls finish() a second time.
+  const plain = encoder.encode(csv);
+  for (const bytes of [plain, gzipSync(plain), plain.subarray(0, 1)]) {
+    const input = new SalesInput();
+    input.push(bytes);
+    const first = input.finish();
+    equal(input.finish(), first);
+  }
+});
