@@ -92,12 +92,12 @@ export function createSalesService(options: SalesServiceOptions): SalesServiceHa
     runs.add(run);
     return run;
   };
+  // A run whose result could not be stored stays counted: a chunked upload keeps it for a retried
+  // FinishUpload until it expires. One-shot uploads drop theirs when the call ends.
   const finishRun = async (run: UploadRun): Promise<UploadResponse> => {
-    try {
-      return await run.finish(store, (resultId) => downloadUrls.urlFor(resultId));
-    } finally {
-      runs.delete(run);
-    }
+    const response = await run.finish(store, (resultId) => downloadUrls.urlFor(resultId));
+    runs.delete(run);
+    return response;
   };
 
   const chunked = new ChunkedUploads({
