@@ -57,7 +57,9 @@ export async function startGrpcServer(
     // Results can be large; the receive limit is what protects the server.
     "grpc.max_send_message_length": -1,
   });
-  server.addService(salesServiceDefinition(), salesHandlers(service, logError));
+  /** Calls not yet answered, so a shutdown whose grace runs out can answer them with a reason. */
+  const unanswered = new Set<(status: Partial<grpc.StatusObject>) => void>();
+  server.addService(salesServiceDefinition(), salesHandlers(service, logError, unanswered));
   const health = new HealthImplementation({ "": "SERVING", [SALES_SERVICE_NAME]: "SERVING" });
   health.addToServer(server);
 
@@ -90,14 +92,23 @@ export async function startGrpcServer(
       stopped ??= new Promise<void>((resolve) => {
         health.setStatus("", "NOT_SERVING");
         health.setStatus(SALES_SERVICE_NAME, "NOT_SERVING");
-        const timer = setTimeout(() => {
-          server.forceShutdown();
+        let graceTimer: ReturnType<typeof setTimeout> | undefined;
+        let forceTimer: ReturnType<typeof setTimeout> | undefined;
+        const done = () => {
+          clearTimeout(graceTimer);
+          clearTimeout(forceTimer);
           resolve();
+        };
+        graceTimer = setTimeout(() => {
+          // A bare reset reaches the client as CANCELLED ("Call cancelled"), as if it had given up
+          // itself: say why instead, then give the answers a moment to leave before cutting.
+          for (const answer of unanswered) answer(SHUTTING_DOWN);
+          forceTimer = setTimeout(() => {
+            server.forceShutdown();
+            done();
+          }, SHUTDOWN_FLUSH_MS);
         }, graceMs);
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
-        });
+        server.tryShutdown(done);
       });
       return stopped;
     },
@@ -106,16 +117,37 @@ export async function startGrpcServer(
 
 type Callback<T> = grpc.sendUnaryData<T>;
 
+/** The status of calls still running when a shutdown's grace period ends. */
+const SHUTTING_DOWN: Partial<grpc.StatusObject> = {
+  code: grpc.status.UNAVAILABLE,
+  details: "The server is shutting down: try again in a moment",
+};
+/** How long those answers get to reach their clients before the connections are cut. */
+const SHUTDOWN_FLUSH_MS = 100;
+
 /** grpc-js handlers for every SalesService method. */
 function salesHandlers(
   service: SalesService,
   logError: ErrorLogger,
+  unanswered: Set<(status: Partial<grpc.StatusObject>) => void>,
 ): grpc.UntypedServiceImplementation {
-  /** Answers a unary or client-streaming call with the service's promise, mapping errors once. */
+  /**
+   * Answers a unary or client-streaming call with the service's promise, mapping errors once. Until
+   * then the call is in `unanswered`, where a shutdown may answer it first; the later answer is dropped.
+   */
   const respond = <T>(method: string, callback: Callback<T>, work: () => Promise<T>) => {
+    let answered = false;
+    const answer: Callback<T> = (error, value) => {
+      if (answered) return;
+      answered = true;
+      unanswered.delete(cut);
+      callback(error, value);
+    };
+    const cut = (status: Partial<grpc.StatusObject>) => answer(status);
+    unanswered.add(cut);
     Promise.try(work).then(
-      (response) => callback(null, response),
-      (error) => callback(toGrpcStatus(error, method, logError)),
+      (response) => answer(null, response),
+      (error) => answer(toGrpcStatus(error, method, logError)),
     );
   };
 
