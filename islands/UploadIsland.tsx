@@ -1,5 +1,8 @@
 import { useEffect, useRef, useState } from "preact/hooks";
+import { Code } from "@connectrpc/connect";
 import ResultView from "./_ResultView.tsx";
+import TokenPrompt from "./_TokenPrompt.tsx";
+import { authorizationHeaders, sessionTokenStore, type TokenStore } from "./_access_token.ts";
 import { formatBytes, formatCount, formatDuration, formatSpeed } from "./_format.ts";
 import {
   createSalesClient,
@@ -24,7 +27,9 @@ type Status =
   | { kind: "idle" }
   | { kind: "uploading"; progress: UploadProgress }
   | { kind: "cancelled"; progress?: UploadProgress }
-  | { kind: "error"; message: string };
+  | { kind: "error"; message: string }
+  /** The server wants an access token; `rejected` when the one sent was refused. */
+  | { kind: "token"; rejected: boolean };
 
 /** File name endings the service reads (gzip is recognized by its magic bytes). */
 const CSV_NAME = /\.(csv|txt|tsv)(\.gz)?$|\.gz$/i;
@@ -68,12 +73,17 @@ export default function UploadIsland(props: UploadIslandProps) {
   const cancelButton = useRef<HTMLButtonElement>(null);
   const upload = useRef<AbortController | undefined>(undefined);
   const client = useRef<SalesClient | undefined>(undefined);
+  const tokens = useRef<TokenStore | undefined>(undefined);
+  const [hasToken, setHasToken] = useState(false);
   const announcedQuarter = useRef(-1);
 
   useEffect(() => {
     // A file chosen before the script loaded is still in the input: adopt it.
     const early = input.current?.files?.[0];
     if (early) setFile(early);
+    // Only in the browser: the server renders the page without any token.
+    tokens.current = sessionTokenStore();
+    setHasToken(tokens.current.get() !== undefined);
     // A file dropped next to the drop zone would otherwise replace the page.
     const ignore = (event: DragEvent) => event.preventDefault();
     addEventListener("dragover", ignore);
@@ -115,6 +125,19 @@ export default function UploadIsland(props: UploadIslandProps) {
     }
   }
 
+  function submitToken(token: string) {
+    tokens.current?.set(token);
+    setHasToken(true);
+    start();
+  }
+
+  function forgetToken() {
+    tokens.current?.clear();
+    setHasToken(false);
+    setAnnouncement("Access token forgotten");
+    uploadButton.current?.focus();
+  }
+
   async function start() {
     if (file === undefined || busy) return;
     const problem = await checkFile(file, props.maxUploadBytes);
@@ -125,7 +148,10 @@ export default function UploadIsland(props: UploadIslandProps) {
     const controller = new AbortController();
     upload.current = controller;
     announcedQuarter.current = -1;
-    client.current ??= createSalesClient(props.grpcWebUrl || location.origin);
+    client.current ??= createSalesClient(props.grpcWebUrl || location.origin, {
+      headers: () => authorizationHeaders(tokens.current?.get()),
+    });
+    const tokenSent = tokens.current?.get() !== undefined;
     setResult(undefined);
     setAnnouncement(`Uploading ${file.name}`);
     let lastProgress: UploadProgress | undefined;
@@ -149,6 +175,13 @@ export default function UploadIsland(props: UploadIslandProps) {
       if (controller.signal.aborted) {
         setStatus({ kind: "cancelled", progress: lastProgress });
         setAnnouncement("Upload cancelled");
+      } else if (toUploadError(error).code === Code.Unauthenticated) {
+        // A refused token is dropped, so a reload does not send it again.
+        if (tokenSent) tokens.current?.clear();
+        setHasToken(false);
+        setStatus({ kind: "token", rejected: tokenSent });
+        // A refused token is announced by the prompt's own alert; say it only once.
+        setAnnouncement(tokenSent ? "" : "This server requires an access token");
       } else {
         setStatus({ kind: "error", message: toUploadError(error).message });
       }
@@ -235,7 +268,24 @@ export default function UploadIsland(props: UploadIslandProps) {
               Cancel
             </button>
           )}
+          {hasToken && !busy && (
+            <button type="button" class="link" onClick={forgetToken}>
+              Forget access token
+            </button>
+          )}
         </div>
+
+        {status.kind === "token" && (
+          <TokenPrompt
+            rejected={status.rejected}
+            onSubmit={submitToken}
+            onCancel={() => {
+              setStatus({ kind: "idle" });
+              setAnnouncement("Upload not started: no access token");
+              uploadButton.current?.focus();
+            }}
+          />
+        )}
 
         {progress && (
           <div class="progress" data-testid="progress">

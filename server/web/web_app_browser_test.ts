@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { aggregateFile } from "../aggregate/sales_aggregator.ts";
 import { formatResultCsv } from "../aggregate/result_csv.ts";
+import { withAuth } from "../service/auth.ts";
 import { createSalesService, type SalesServiceHandle } from "../service/sales_service.ts";
 import { ResultStore } from "../storage/result_store.ts";
 import { buildIslands } from "./build.ts";
@@ -19,6 +20,8 @@ const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 const ARTIFACTS = new URL("../../test-artifacts/", import.meta.url);
 /** Small chunks so a few-megabyte file takes several AppendUpload calls. */
 const CHUNK_SIZE = 256 * 1024;
+/** The server's SALES_API_TOKEN while `access.requireToken` is on. */
+const ACCESS_TOKEN = "browser-t0ken";
 
 /** Chromium flags for a quiet, isolated, headless run (playwright adds a fresh profile). */
 export const CHROMIUM_ARGS = [
@@ -102,6 +105,8 @@ interface Fixture {
   service: SalesServiceHandle;
   gate: RequestGate;
   scratch: string;
+  /** While true, the server requires {@linkcode ACCESS_TOKEN} (SALES_API_TOKEN) on every RPC. */
+  access: { requireToken: boolean };
 }
 
 async function withFixture(run: (fixture: Fixture) => Promise<void>): Promise<void> {
@@ -113,20 +118,26 @@ async function withFixture(run: (fixture: Fixture) => Promise<void>): Promise<vo
     publicResultsUrl: "http://localhost:8080",
     chunkSize: CHUNK_SIZE,
   });
-  const handler = createWebHandler({
-    service,
-    config: {
-      grpcWebUrl: "",
-      corsOrigins: [],
-      maxMessageBytes: 64 << 20,
-      maxUploadBytes: undefined,
-    },
+  const config = {
+    grpcWebUrl: "",
+    corsOrigins: [],
+    maxMessageBytes: 64 << 20,
+    maxUploadBytes: undefined,
+  };
+  const handler = createWebHandler({ service, config, buildDir });
+  // The same service behind a token, as startServer wires it when SALES_API_TOKEN is set.
+  const guardedHandler = createWebHandler({
+    service: withAuth(service, ACCESS_TOKEN),
+    config,
     buildDir,
   });
+  const access = { requireToken: false };
   const gate = new RequestGate();
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    async (request, info) => (await gate.pass(request)) ?? handler(request, info),
+    async (request, info) =>
+      (await gate.pass(request)) ??
+        (access.requireToken ? guardedHandler : handler)(request, info),
   );
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   try {
@@ -147,6 +158,7 @@ async function withFixture(run: (fixture: Fixture) => Promise<void>): Promise<vo
       service,
       gate,
       scratch,
+      access,
     });
     // Failed requests we provoke on purpose log a console error; anything else is a defect.
     const unexpected = problems.filter((p) => !/503|Failed to load resource/.test(p));
@@ -202,11 +214,11 @@ if (!chromiumInstalled()) {
 } else {
   Deno.test({
     name:
-      "createWebHandler in Chromium: upload, results, sorting, download, bad rows, cancel, retry",
+      "createWebHandler in Chromium: upload, results, sorting, download, bad rows, cancel, retry, access token",
     sanitizeOps: false,
     sanitizeResources: false,
     fn: (t) =>
-      withFixture(async ({ page, baseUrl, service, gate, scratch }) => {
+      withFixture(async ({ page, baseUrl, service, gate, scratch, access }) => {
         // A failed step must not leave requests held for the next one.
         const step = (name: string, body: () => Promise<void>) =>
           t.step(name, async () => {
@@ -397,6 +409,75 @@ if (!chromiumInstalled()) {
             assert.ok(reason.length > 0);
           }
           await saveScreenshot(page, "web_upload_finished.png");
+        });
+
+        await step("the page asks for the access token when the server requires one", async () => {
+          access.requireToken = true;
+          try {
+            const csvPath = `${scratch}/token.csv`;
+            await Deno.writeTextFile(csvPath, salesCsv(2_000, 5, 11));
+            const expected = formatResultCsv((await aggregateFile(csvPath)).totals);
+            // The field, by its label, as a screen reader user would find it.
+            const tokenField = () =>
+              page.getByRole("textbox", { name: "Access token", exact: true });
+            const storedToken = () =>
+              page.evaluate(() => sessionStorage.getItem("sales-aggregator.access-token"));
+            await openPage(page, baseUrl);
+            // Nothing on the page tells whether a token is needed before trying.
+            assert.equal(await tokenField().count(), 0);
+            await chooseFile(page, csvPath);
+            await page.getByRole("button", { name: "Upload" }).click();
+
+            // Refused: the prompt appears with its field focused; no upload was started.
+            const field = tokenField();
+            await field.waitFor();
+            assert.equal(await page.evaluate(() => document.activeElement?.id), "access-token");
+            assert.match(await page.getByRole("status").textContent() ?? "", /requires an access/);
+            assert.equal(service.uploadsInProgress, 0);
+            assert.equal(await page.getByRole("alert").count(), 0);
+            await saveScreenshot(page, "web_token_prompt.png");
+
+            // An empty field is explained without a request.
+            await page.keyboard.press("Enter");
+            assert.match(
+              await page.getByTestId("token-error").textContent() ?? "",
+              /Enter the access token/,
+            );
+
+            // A wrong token, typed and sent with Enter, is refused and not kept.
+            await field.fill("not-the-token");
+            await page.keyboard.press("Enter");
+            await page.getByTestId("token-error").filter({ hasText: /did not accept/ }).waitFor();
+            assert.equal(await field.getAttribute("aria-invalid"), "true");
+            assert.equal(await page.evaluate(() => document.activeElement?.id), "access-token");
+            assert.equal(await storedToken(), null);
+
+            // The right token: the upload goes through and the token is kept for this tab only.
+            await field.fill(ACCESS_TOKEN);
+            await page.getByRole("button", { name: "Continue upload" }).click();
+            await page.waitForSelector("#results-heading");
+            assert.equal(await page.getByTestId("summary-rows").textContent(), formatCount(2_000));
+            assert.equal(await downloadResult(page, "token.result.csv"), expected);
+            assert.equal(await storedToken(), ACCESS_TOKEN);
+            assert.equal(await page.evaluate(() => localStorage.length), 0);
+
+            // After a reload the same tab sends it without asking again.
+            await openPage(page, baseUrl);
+            await chooseFile(page, csvPath);
+            await page.getByRole("button", { name: "Upload" }).click();
+            await page.waitForSelector("#results-heading");
+            assert.equal(await tokenField().count(), 0);
+
+            // And the person can drop it.
+            await page.getByRole("button", { name: "Forget access token" }).click();
+            assert.equal(await storedToken(), null);
+            assert.equal(
+              await page.getByRole("button", { name: "Forget access token" }).count(),
+              0,
+            );
+          } finally {
+            access.requireToken = false;
+          }
         });
       }),
   });
