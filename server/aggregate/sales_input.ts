@@ -53,6 +53,8 @@ export class SalesInput {
   #gunzip: Gunzip | undefined;
   #held: Uint8Array = new Uint8Array(0);
   #result: AggregateResult | undefined;
+  /** Why the input was refused (too large, corrupt gzip, too many departments); final. */
+  #failure: unknown;
 
   constructor(options: SalesInputOptions = {}) {
     this.#aggregator = new SalesAggregator(options);
@@ -69,6 +71,11 @@ export class SalesInput {
     return this.#gzip;
   }
 
+  /** True once the input was refused: no later call can succeed. */
+  get failed(): boolean {
+    return this.#failure !== undefined;
+  }
+
   /** Rows aggregated so far, good and bad. */
   get rows(): number {
     return this.#aggregator.rows;
@@ -81,6 +88,16 @@ export class SalesInput {
 
   /** Takes the next bytes of the file; synchronous, and the chunk is not kept. */
   push(chunk: Uint8Array): void {
+    if (this.#failure !== undefined) throw this.#failure;
+    try {
+      this.#push(chunk);
+    } catch (error) {
+      this.#failure = error;
+      throw error;
+    }
+  }
+
+  #push(chunk: Uint8Array): void {
     this.#received += chunk.length;
     if (this.#received > this.#maxBytes) throw this.#tooLarge();
     if (this.#gzip === undefined) {
@@ -107,17 +124,28 @@ export class SalesInput {
   /**
    * Ends the input and returns the aggregation; a truncated gzip stream is INVALID_ARGUMENT. Calling
    * it again returns the same result (a FinishUpload retried after a failed save): the inflater
-   * must not be ended twice.
+   * must not be ended twice. A refused input throws the same error again: the aggregator may have
+   * consumed the record that made it fail, so finishing again would drop that record silently.
    */
   finish(): AggregateResult {
     if (this.#result) return this.#result;
+    if (this.#failure !== undefined) throw this.#failure;
+    try {
+      this.#result = this.#finish();
+    } catch (error) {
+      this.#failure = error;
+      throw error;
+    }
+    return this.#result;
+  }
+
+  #finish(): AggregateResult {
     if (this.#gzip === undefined && this.#held.length > 0) {
       this.#gzip = false;
       this.#aggregator.push(this.#held);
     }
     if (this.#gunzip) this.#inflate(new Uint8Array(0), true);
-    this.#result = this.#aggregator.finish();
-    return this.#result;
+    return this.#aggregator.finish();
   }
 
   #inflate(slice: Uint8Array, final: boolean): void {

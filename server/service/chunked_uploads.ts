@@ -14,7 +14,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { AppError, Status } from "../errors.ts";
+import { AppError, Status, toAppError } from "../errors.ts";
 import type { UploadRun } from "./upload_run.ts";
 import type { UploadResponse } from "./types.ts";
 
@@ -195,8 +195,17 @@ export class ChunkedUploads {
         upload.run = undefined;
         return response;
       },
+      (error) => {
+        // Refused input (too many departments in the last row, truncated gzip) fails every retry
+        // the same way: free it now rather than hold its memory and slot until it expires.
+        if (run.inputFailed) {
+          upload.finishing = undefined;
+          this.#remove(upload, toAppError(error));
+        }
+        throw error;
+      },
     ).finally(() => {
-      // On failure `run` stays: its input is complete, so a later FinishUpload may try again.
+      // On a storage failure `run` stays: its input is complete, so a later FinishUpload may try again.
       upload.finishing = undefined;
       upload.lastActivity = this.#now();
     });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { gzipSync } from "fflate";
 import { formatResultCsv } from "../aggregate/result_csv.ts";
 import { SalesAggregator } from "../aggregate/sales_aggregator.ts";
 import type { SalesInputOptions } from "../aggregate/sales_input.ts";
@@ -377,4 +378,40 @@ Deno.test("createSalesService ends a chunked upload the aggregator refuses", asy
     isAppError(Status.RESOURCE_EXHAUSTED),
   );
   assert.deepEqual(await t.resultFiles(), []);
+});
+
+Deno.test("createSalesService finishUpload refuses an input that fails at its end every time and frees it", async (t) => {
+  const gzipped = gzipSync(encoder.encode(sampleCsv()));
+  const truncatedGzip = gzipped.subarray(0, gzipped.length >> 1);
+  const cases = [
+    // The last row has no LF, so the aggregator meets the third department only at the end.
+    {
+      name: "too many departments in the last row",
+      data: encoder.encode("Toys,2024-01-01,1\nGames,2024-01-01,1\nBooks,2024-01-01,1"),
+      code: Status.RESOURCE_EXHAUSTED,
+      maxDepartments: 2,
+    },
+    {
+      name: "truncated gzip",
+      data: truncatedGzip,
+      code: Status.INVALID_ARGUMENT,
+      maxDepartments: 50,
+    },
+  ];
+  for (const { name, data, code, maxDepartments } of cases) {
+    await t.step(name, async () => {
+      await using s = await setUp({ inputOptions: { maxDepartments } });
+      const ctx = context();
+      const { uploadId } = await s.service.startUpload(
+        { filename: "e.csv", size: data.length },
+        ctx,
+      );
+      await s.service.appendUpload({ uploadId, offset: 0, data }, ctx);
+      await assert.rejects(s.service.finishUpload({ uploadId }, ctx), isAppError(code));
+      assert.equal(s.service.uploadsInProgress, 0);
+      // A retry must not store what is left of the refused input.
+      await assert.rejects(s.service.finishUpload({ uploadId }, ctx), isAppError(code));
+      assert.deepEqual(await s.resultFiles(), []);
+    });
+  }
 });

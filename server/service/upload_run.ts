@@ -41,6 +41,11 @@ export class UploadRun {
     return this.#aggregator.badRows;
   }
 
+  /** True once the input was refused (too large, corrupt, too many departments): a retry cannot help. */
+  get inputFailed(): boolean {
+    return this.#aggregator.failed;
+  }
+
   /** Aggregates the next bytes of the file; synchronous, so `chunk` may be reused afterwards. */
   push(chunk: Uint8Array): void {
     if (chunk.length > 0) this.#aggregator.push(chunk);
