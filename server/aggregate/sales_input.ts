@@ -1,7 +1,8 @@
 /**
  * The bytes of one uploaded file on their way into a {@linkcode SalesAggregator}: recognizes gzip by
  * its magic bytes and inflates it on the fly, and enforces the upload size limit on the bytes
- * received and, for gzip, on the inflated bytes too (so a gzip bomb fails early and small).
+ * received and, for gzip, on the inflated bytes too (so a gzip bomb fails early and small). Gzip is
+ * checked as `gzip -t` does: each member's CRC-32 and length, and nothing but members to the end.
  *
  * @example
  * ```ts
@@ -16,7 +17,16 @@
  * @module
  */
 
-import { Gunzip } from "fflate";
+import {
+  Z_BUF_ERROR,
+  Z_NO_FLUSH,
+  Z_OK,
+  Z_STREAM_END,
+  zlibInflate,
+  zlibInflateInit2,
+  zlibInflateReset,
+  ZStream,
+} from "pako";
 import { AppError, Status } from "../errors.ts";
 import { concatBytes } from "./_bytes.ts";
 import { readFileChunks } from "./_read_file.ts";
@@ -37,10 +47,13 @@ export interface SalesInputOptions extends SalesAggregatorOptions {
 }
 
 /**
- * Inflating a large chunk at once would allocate all of its output first (deflate expands up to
- * ~1032x), so gzip input goes in slices this small: at most ~4 MB of output per step.
+ * Inflated bytes handed to the aggregator per step. zlib stops when its output buffer is full, so
+ * memory stays this small whatever the compression ratio (deflate expands up to ~1032x).
  */
-const GZIP_SLICE_BYTES = 4 * 1024;
+const INFLATE_OUTPUT_BYTES = 256 * 1024;
+/** zlib `windowBits` for gzip only (16 + 15): header, CRC-32 and length are all checked. */
+const GZIP_WINDOW_BITS = 16 + 15;
+const NO_BYTES = new Uint8Array(0);
 
 /** One upload's bytes: plain CSV or gzip-compressed CSV, decided by the first two bytes. */
 export class SalesInput {
@@ -50,7 +63,10 @@ export class SalesInput {
   #inflated = 0;
   /** Undefined until the first two bytes tell whether this is gzip. */
   #gzip: boolean | undefined;
-  #gunzip: Gunzip | undefined;
+  /** The zlib stream inflating gzip input; undefined for plain input. */
+  #zstream: ZStream | undefined;
+  /** Between gzip members: the last one ended with a valid trailer; another may follow. */
+  #memberEnded = false;
   #held: Uint8Array = new Uint8Array(0);
   #result: AggregateResult | undefined;
   /** Why the input was refused (too large, corrupt gzip, too many departments); final. */
@@ -108,17 +124,11 @@ export class SalesInput {
       }
       this.#held = new Uint8Array(0);
       this.#gzip = start[0] === 0x1f && start[1] === 0x8b;
-      if (this.#gzip) this.#gunzip = new Gunzip((data) => this.#takeInflated(data));
+      if (this.#gzip) this.#zstream = newGzipStream();
       chunk = start;
     }
-    if (!this.#gunzip) {
-      this.#aggregator.push(chunk);
-      return;
-    }
-    for (let i = 0; i < chunk.length; i += GZIP_SLICE_BYTES) {
-      // fflate may keep the array it is given, so it gets a copy, never the caller's buffer.
-      this.#inflate(chunk.slice(i, i + GZIP_SLICE_BYTES), false);
-    }
+    if (this.#zstream) this.#inflate(this.#zstream, chunk);
+    else this.#aggregator.push(chunk);
   }
 
   /**
@@ -144,20 +154,53 @@ export class SalesInput {
       this.#gzip = false;
       this.#aggregator.push(this.#held);
     }
-    if (this.#gunzip) this.#inflate(new Uint8Array(0), true);
+    if (this.#zstream && !this.#memberEnded) {
+      throw new AppError(Status.INVALID_ARGUMENT, "The gzip data is truncated: it ends mid-stream");
+    }
     return this.#aggregator.finish();
   }
 
-  #inflate(slice: Uint8Array, final: boolean): void {
+  /** Inflates all of `chunk`, handing the output to the aggregator a buffer at a time. */
+  #inflate(zstream: ZStream, chunk: Uint8Array): void {
+    zstream.input = chunk;
+    zstream.next_in = 0;
+    zstream.avail_in = chunk.length;
     try {
-      this.#gunzip!.push(slice, final);
-    } catch (error) {
-      if (error instanceof AppError) throw error;
-      throw new AppError(
-        Status.INVALID_ARGUMENT,
-        `The gzip data is corrupt or truncated: ${(error as Error).message}`,
-        { cause: error },
-      );
+      for (;;) {
+        if (this.#memberEnded) {
+          if (zstream.avail_in === 0) break;
+          // More bytes after a member: they must be another member (`cat a.gz b.gz`).
+          zlibInflateReset(zstream);
+          this.#memberEnded = false;
+        }
+        zstream.next_out = 0;
+        zstream.avail_out = INFLATE_OUTPUT_BYTES;
+        const status = zlibInflate(zstream, Z_NO_FLUSH);
+        const produced = zstream.next_out;
+        if (produced > 0) this.#takeInflated(zstream.output.subarray(0, produced));
+        if (status === Z_STREAM_END) {
+          this.#memberEnded = true;
+        } else if (status !== Z_OK && status !== Z_BUF_ERROR) {
+          throw new AppError(
+            Status.INVALID_ARGUMENT,
+            `The gzip data is corrupt: ${zstream.msg || `zlib status ${status}`}`,
+          );
+        } else if (zstream.avail_out > 0) {
+          // Room left in the output: zlib took all the input it could and wants more. (A full
+          // buffer may hide more output, so that case goes round again.)
+          if (zstream.avail_in > 0) {
+            throw new AppError(
+              Status.INVALID_ARGUMENT,
+              "The gzip data is corrupt: inflate stalled",
+            );
+          }
+          break;
+        }
+      }
+    } finally {
+      // The caller may reuse its buffer; zlib keeps what it needs in its own window.
+      zstream.input = NO_BYTES;
+      zstream.avail_in = 0;
     }
   }
 
@@ -175,6 +218,14 @@ export class SalesInput {
       }`,
     );
   }
+}
+
+function newGzipStream(): ZStream {
+  const zstream = new ZStream();
+  const status = zlibInflateInit2(zstream, GZIP_WINDOW_BITS);
+  if (status !== Z_OK) throw new Error(`zlib inflateInit2 failed with status ${status}`);
+  zstream.output = new Uint8Array(INFLATE_OUTPUT_BYTES);
+  return zstream;
 }
 
 /** Aggregates a file, plain or gzip-compressed (see {@linkcode SalesInput}). */

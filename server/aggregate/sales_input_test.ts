@@ -51,6 +51,29 @@ Deno.test("SalesInput rejects corrupt and truncated gzip with INVALID_ARGUMENT",
   throws(() => feed(new SalesInput(), corrupt, 64), isAppError(Status.INVALID_ARGUMENT));
 });
 
+Deno.test("SalesInput rejects gzip whose CRC-32, length or framing is wrong", async (t) => {
+  const gzipped = gzipSync(encoder.encode(csv));
+  const flip = (at: number) => {
+    const copy = gzipped.slice();
+    copy[at] ^= 0x01;
+    return copy;
+  };
+  const cases: [string, Uint8Array][] = [
+    ["CRC-32 in the trailer", flip(gzipped.length - 8)],
+    ["length in the trailer", flip(gzipped.length - 1)],
+    ["trailer cut off", gzipped.subarray(0, gzipped.length - 4)],
+    ["trailing bytes after the last member", new Uint8Array([...gzipped, 0, 0, 0, 0])],
+    ["garbage after the last member", new Uint8Array([...gzipped, ...encoder.encode("Toys")])],
+  ];
+  // Every bit flip inside the deflate data either breaks inflation or the CRC-32.
+  for (let at = 10; at < gzipped.length - 8; at++) cases.push([`deflate byte ${at}`, flip(at)]);
+  for (const [name, bytes] of cases) {
+    await t.step(name, () => {
+      throws(() => feed(new SalesInput(), bytes, 7), isAppError(Status.INVALID_ARGUMENT));
+    });
+  }
+});
+
 Deno.test("SalesInput enforces maxBytes on received bytes", () => {
   const plain = encoder.encode(csv);
   equal(feed(new SalesInput({ maxBytes: plain.length }), plain, 7).rows, 4);
