@@ -152,7 +152,7 @@ async function prepare(rows: number, ctx: BenchContext): Promise<CachedSalesCsv>
 }
 
 /** The `deno run` flags of `deno task start`, so the server runs as users run it. */
-async function startTaskArgs(): Promise<string[]> {
+export async function startTaskArgs(): Promise<string[]> {
   const tasks = JSON.parse(await Deno.readTextFile(DENO_JSON)).tasks as Record<string, string>;
   const match = /deno run ((?:--?\S+ )*)server\/main\.ts/.exec(tasks.start ?? "");
   if (!match) throw new Error(`Cannot find "deno run ... server/main.ts" in the start task`);
@@ -252,7 +252,7 @@ function parseResultCsv(csv: string): Map<string, string> {
 }
 
 /** A server child process on loopback with fresh storage; disposing stops it and removes the storage. */
-async function startServerProcess(serverArgs: string[]) {
+export async function startServerProcess(serverArgs: string[]) {
   const storageDir = await Deno.makeTempDir({ prefix: "upload_bench_" });
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...serverArgs, MAIN.pathname],
@@ -285,6 +285,7 @@ async function startServerProcess(serverArgs: string[]) {
   })();
   return {
     address: `127.0.0.1:${port}`,
+    pid: child.pid,
     /** A memory figure of the server from /proc, in MB. */
     rssMb(field: "VmRSS" | "VmHWM"): number {
       const status = Deno.readTextFileSync(`/proc/${child.pid}/status`);
