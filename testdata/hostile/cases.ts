@@ -841,6 +841,105 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
   },
 ];
 
+/** What an upload actually ended with: its response and result CSV, or its error. */
+export type ActualOutcome =
+  | {
+    response: {
+      rows: number;
+      badRows: number;
+      departments: number;
+      badRowSamples: { line: number; reason: string; raw: string }[];
+    };
+    resultCsv: string;
+  }
+  | { error: { code: number; message: string } };
+
+/** gRPC status names by code, for messages. */
+const STATUS_NAMES = [
+  "OK",
+  "CANCELLED",
+  "UNKNOWN",
+  "INVALID_ARGUMENT",
+  "DEADLINE_EXCEEDED",
+  "NOT_FOUND",
+  "ALREADY_EXISTS",
+  "PERMISSION_DENIED",
+  "RESOURCE_EXHAUSTED",
+  "FAILED_PRECONDITION",
+  "ABORTED",
+  "OUT_OF_RANGE",
+  "UNIMPLEMENTED",
+  "INTERNAL",
+  "UNAVAILABLE",
+  "DATA_LOSS",
+  "UNAUTHENTICATED",
+];
+
+/** The name of a gRPC status code. */
+export function statusName(code: number): string {
+  return STATUS_NAMES[code] ?? String(code);
+}
+
+/** How `actual` differs from `expected`, one line each; empty when it matches. */
+export function outcomeMismatches(actual: ActualOutcome, expected: Outcome): string[] {
+  if (isErrorOutcome(expected)) {
+    if (!("error" in actual)) {
+      const { badRowSamples: _, ...counts } = actual.response;
+      return [`expected ${expected.status}, but the upload succeeded: ${JSON.stringify(counts)}`];
+    }
+    const problems = [];
+    const status = statusName(actual.error.code);
+    if (status !== expected.status) problems.push(`status ${status}, expected ${expected.status}`);
+    if (!expected.message.test(actual.error.message)) {
+      problems.push(
+        `message ${JSON.stringify(actual.error.message)} does not match ${expected.message}`,
+      );
+    }
+    return problems;
+  }
+  if ("error" in actual) {
+    return [`expected a result, got ${statusName(actual.error.code)}: ${actual.error.message}`];
+  }
+  const { response, resultCsv } = actual;
+  const problems: string[] = [];
+  for (const field of ["rows", "badRows", "departments"] as const) {
+    if (response[field] !== expected[field]) {
+      problems.push(`${field} ${response[field]}, expected ${expected[field]}`);
+    }
+  }
+  const csvDifference = textDifference(resultCsv, expected.resultCsv);
+  if (csvDifference) problems.push(`result CSV ${csvDifference}`);
+  const samples = expected.badRowSamples ?? [];
+  if (
+    expected.badRowSamples && expected.badRows <= 20 &&
+    response.badRowSamples.length !== samples.length
+  ) {
+    problems.push(`${response.badRowSamples.length} bad row samples, expected ${samples.length}`);
+  }
+  samples.forEach((sample, i) => {
+    const got = response.badRowSamples[i];
+    if (got === undefined) return problems.push(`bad row sample ${i} missing`);
+    if (got.line !== sample.line || got.reason !== sample.reason) {
+      problems.push(
+        `bad row sample ${i} is line ${got.line} "${got.reason}", expected line ${sample.line} "${sample.reason}"`,
+      );
+    }
+    const rawDifference = sample.raw === undefined ? "" : textDifference(got.raw, sample.raw);
+    if (rawDifference) problems.push(`raw of bad row sample ${i} ${rawDifference}`);
+  });
+  return problems;
+}
+
+/** Where two long texts first differ, briefly (never megabytes); empty when equal. */
+function textDifference(actual: string, expected: string): string {
+  if (actual === expected) return "";
+  let at = 0;
+  while (at < actual.length && actual[at] === expected[at]) at++;
+  const around = (text: string) => JSON.stringify(text.slice(Math.max(0, at - 40), at + 40));
+  return `differs at character ${at} (lengths ${actual.length} and ${expected.length}): ` +
+    `got ${around(actual)}, expected ${around(expected)}`;
+}
+
 /** The expected outcome of `testCase` on `path` at `scale`. */
 export function expectedOutcome(testCase: UploadCase, path: UploadPath, scale: Scale): Outcome {
   return testCase.expectedOn?.[path] ?? testCase.expected(scale);
