@@ -14,6 +14,7 @@
 
 import { aggregateBench } from "./aggregate_bench.ts";
 import { browserUploadBench } from "./browser_upload_bench.ts";
+import { hostileBench } from "./hostile_bench.ts";
 import { loadBench } from "./load_bench.ts";
 import { uploadBench } from "./upload_bench.ts";
 import { type BenchFn, type BenchResult, formatResult } from "./_report.ts";
@@ -24,6 +25,7 @@ export const BENCHES: ReadonlyArray<{ name: string; run: BenchFn }> = [
   { name: "browser-upload", run: browserUploadBench },
   { name: "grpc-upload", run: uploadBench },
   { name: "concurrent-load", run: loadBench },
+  { name: "hostile", run: hostileBench },
 ];
 
 const RESULTS_FILE = new URL("../.cache/bench/last-results.json", import.meta.url);
