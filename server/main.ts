@@ -169,13 +169,8 @@ if (import.meta.main) {
     console.error(error instanceof AppError ? error.message : error);
     Deno.exit(1);
   }
-  let server: RunningServer;
-  try {
-    server = await startServer(config);
-  } catch (error) {
-    console.error(error instanceof AppError ? error.message : error);
-    Deno.exit(1);
-  }
+  // Listen for signals before starting: one arriving during start-up still ends in a clean exit.
+  let starting: Promise<RunningServer> | undefined;
   let stopping = false;
   const stop = async (signal: Deno.Signal) => {
     if (stopping) {
@@ -184,9 +179,17 @@ if (import.meta.main) {
     }
     stopping = true;
     console.log(`[main] ${signal} received: finishing calls in flight, then exiting`);
-    await server.shutdown();
+    const server = await starting?.catch(() => undefined);
+    await server?.shutdown();
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
   Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+  try {
+    starting = startServer(config);
+    await starting;
+  } catch (error) {
+    console.error(error instanceof AppError ? error.message : error);
+    Deno.exit(1);
+  }
 }
