@@ -92,14 +92,13 @@ export async function startGrpcServer(
       stopped ??= new Promise<void>((resolve) => {
         health.setStatus("", "NOT_SERVING");
         health.setStatus(SALES_SERVICE_NAME, "NOT_SERVING");
-        let graceTimer: ReturnType<typeof setTimeout> | undefined;
         let forceTimer: ReturnType<typeof setTimeout> | undefined;
         const done = () => {
           clearTimeout(graceTimer);
           clearTimeout(forceTimer);
           resolve();
         };
-        graceTimer = setTimeout(() => {
+        const graceTimer = setTimeout(() => {
           // A bare reset reaches the client as CANCELLED ("Call cancelled"), as if it had given up
           // itself: say why instead, then give the answers a moment to leave before cutting.
           for (const answer of unanswered) answer(SHUTTING_DOWN);
