@@ -19,6 +19,7 @@ import { SalesClient } from "../server/grpc/sales_client.ts";
 import type { UploadResponse } from "../server/service/types.ts";
 import { type BenchCheck, type BenchContext, type BenchResult, metricOf } from "./_report.ts";
 import { type CachedSalesCsv, ensureSalesCsv } from "./generate_sales_csv.ts";
+import { loopbackEnv } from "../server/testdata/loopback_env.ts";
 
 /** Minimum end-to-end streaming throughput on the 1 GiB file, in MB/s (10^6 bytes). */
 export const TARGET_MB_PER_SEC = 200;
@@ -256,14 +257,7 @@ export async function startServerProcess(serverArgs: string[]) {
   const storageDir = await Deno.makeTempDir({ prefix: "upload_bench_" });
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...serverArgs, MAIN.pathname],
-    env: {
-      GRPC_HOST: "127.0.0.1",
-      GRPC_PORT: "0",
-      HTTP_HOST: "127.0.0.1",
-      HTTP_PORT: "0",
-      WEB_PORT: "0",
-      STORAGE_DIR: storageDir,
-    },
+    env: loopbackEnv(storageDir),
     stdin: "null",
     stdout: "piped",
     stderr: "inherit",

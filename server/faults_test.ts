@@ -16,6 +16,7 @@ import { loadConfig } from "./config.ts";
 import { AppError, Status } from "./errors.ts";
 import { SalesClient } from "./grpc/sales_client.ts";
 import { type RunningServer, startServer } from "./main.ts";
+import { loopbackEnv } from "./testdata/loopback_env.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -134,13 +135,7 @@ async function startInProcess(
   env: Record<string, string> = {},
 ): Promise<InProcessServer> {
   const config = loadConfig({
-    GRPC_HOST: "127.0.0.1",
-    GRPC_PORT: "0",
-    HTTP_HOST: "127.0.0.1",
-    HTTP_PORT: "0",
-    WEB_HOST: "127.0.0.1",
-    WEB_PORT: "0",
-    STORAGE_DIR: storageDir,
+    ...loopbackEnv(storageDir),
     ...env,
   });
   const server = await startServer(config, { log: () => {} });
@@ -168,13 +163,7 @@ class ServerProcess {
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", ...SERVER_PERMISSIONS, MAIN],
       env: {
-        GRPC_HOST: "127.0.0.1",
-        GRPC_PORT: "0",
-        HTTP_HOST: "127.0.0.1",
-        HTTP_PORT: "0",
-        WEB_HOST: "127.0.0.1",
-        WEB_PORT: "0",
-        STORAGE_DIR: storageDir,
+        ...loopbackEnv(storageDir),
       },
       stdin: "null",
       stdout: "piped",

@@ -12,6 +12,7 @@ import { AppError, Status } from "./errors.ts";
 import { SalesService as SalesServiceDesc } from "./gen/sales_pb.ts";
 import { SalesClient } from "./grpc/sales_client.ts";
 import { type RunningServer, startServer } from "./main.ts";
+import { loopbackEnv } from "./testdata/loopback_env.ts";
 
 const TOKEN = "integration-t0ken";
 const encoder = new TextEncoder();
@@ -31,13 +32,7 @@ async function withServer(
     await prepare?.(storageDir);
     const server = await startServer(
       loadConfig({
-        GRPC_HOST: "127.0.0.1",
-        GRPC_PORT: "0",
-        HTTP_HOST: "127.0.0.1",
-        HTTP_PORT: "0",
-        WEB_HOST: "127.0.0.1",
-        WEB_PORT: "0",
-        STORAGE_DIR: storageDir,
+        ...loopbackEnv(storageDir),
         ...env,
       }),
       { log: (line) => log.push(line) },

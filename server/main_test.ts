@@ -1,6 +1,7 @@
 /** The process entry as users run it: `deno run server/main.ts` with an environment. */
 
 import assert from "node:assert/strict";
+import { loopbackEnv } from "./testdata/loopback_env.ts";
 
 const MAIN = new URL("./main.ts", import.meta.url).pathname;
 const PERMISSIONS = ["--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-sys"];
@@ -30,12 +31,7 @@ Deno.test("main.ts prints where it listens and exits 0 on SIGINT", async () => {
   const storageDir = await Deno.makeTempDir({ prefix: "main_test_" });
   try {
     const child = spawnMain({
-      GRPC_HOST: "127.0.0.1",
-      GRPC_PORT: "0",
-      HTTP_HOST: "127.0.0.1",
-      HTTP_PORT: "0",
-      WEB_PORT: "0",
-      STORAGE_DIR: storageDir,
+      ...loopbackEnv(storageDir),
     });
     const stderr = new Response(child.stderr).text();
     const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { loadConfig } from "../config.ts";
 import { startServer } from "../main.ts";
 import { main, parseUploadArgs, type UploadIo } from "./upload.ts";
+import { loopbackEnv } from "../testdata/loopback_env.ts";
 
 const SAMPLE = new URL("../../testdata/sample.csv", import.meta.url).pathname;
 const UPLOAD = new URL("./upload.ts", import.meta.url).pathname;
@@ -16,12 +17,7 @@ async function withServer(
   const dir = await Deno.makeTempDir({ prefix: "upload_cli_test_" });
   const server = await startServer(
     loadConfig({
-      GRPC_HOST: "127.0.0.1",
-      GRPC_PORT: "0",
-      HTTP_HOST: "127.0.0.1",
-      HTTP_PORT: "0",
-      WEB_PORT: "0",
-      STORAGE_DIR: `${dir}/storage`,
+      ...loopbackEnv(`${dir}/storage`),
       ...env,
     }),
     { log: () => {} },

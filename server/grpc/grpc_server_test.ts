@@ -9,6 +9,7 @@ import { loadConfig } from "../config.ts";
 import { AppError, Status } from "../errors.ts";
 import { type RunningServer, startServer } from "../main.ts";
 import { SalesClient } from "./sales_client.ts";
+import { loopbackEnv } from "../testdata/loopback_env.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -86,12 +87,7 @@ async function startTestServer(
 ): Promise<TestServer> {
   const dir = storageDir ?? await Deno.makeTempDir({ prefix: "grpc_server_test_" });
   const config = loadConfig({
-    GRPC_HOST: "127.0.0.1",
-    GRPC_PORT: "0",
-    HTTP_HOST: "127.0.0.1",
-    HTTP_PORT: "0",
-    WEB_PORT: "0",
-    STORAGE_DIR: dir,
+    ...loopbackEnv(dir),
     ...env,
   });
   const server = await startServer(config, { log: () => {} });

@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { SalesClient } from "./sales_client.ts";
+import { loopbackEnv } from "../testdata/loopback_env.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const UNTUNED_SERVER = new URL("./testdata/untuned_server.ts", import.meta.url).pathname;
@@ -50,12 +51,7 @@ async function assertSurvivesConnectionClose(entry: string): Promise<void> {
       entry,
     ],
     env: {
-      GRPC_HOST: "127.0.0.1",
-      GRPC_PORT: "0",
-      HTTP_HOST: "127.0.0.1",
-      HTTP_PORT: "0",
-      WEB_PORT: "0",
-      STORAGE_DIR: storageDir,
+      ...loopbackEnv(storageDir),
     },
     stdout: "piped",
     stderr: "piped",

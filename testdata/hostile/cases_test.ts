@@ -34,6 +34,7 @@ import {
   type UploadPath,
 } from "./cases.ts";
 import { startServerProcess } from "./server_process.ts";
+import { loopbackEnv } from "../../server/testdata/loopback_env.ts";
 
 /** grpc-js keeps channel timers and sockets past a test's end; each test closes what it opened. */
 const integration = { sanitizeOps: false, sanitizeResources: false };
@@ -62,13 +63,7 @@ async function startTestServer(env: Record<string, string> = {}): Promise<TestSe
   const storageDir = await Deno.makeTempDir({ prefix: "hostile_test_" });
   const server = await startServer(
     loadConfig({
-      GRPC_HOST: "127.0.0.1",
-      GRPC_PORT: "0",
-      HTTP_HOST: "127.0.0.1",
-      HTTP_PORT: "0",
-      WEB_HOST: "127.0.0.1",
-      WEB_PORT: "0",
-      STORAGE_DIR: storageDir,
+      ...loopbackEnv(storageDir),
       ...env,
     }),
     { log: () => {} },

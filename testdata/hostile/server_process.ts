@@ -15,6 +15,8 @@
  * @module
  */
 
+import { loopbackEnv } from "../../server/testdata/loopback_env.ts";
+
 const MAIN = new URL("../../server/main.ts", import.meta.url);
 const DENO_JSON = new URL("../../deno.json", import.meta.url);
 
@@ -51,13 +53,7 @@ export async function startServerProcess(
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...await startTaskFlags(), MAIN.pathname],
     env: {
-      GRPC_HOST: "127.0.0.1",
-      GRPC_PORT: "0",
-      HTTP_HOST: "127.0.0.1",
-      HTTP_PORT: "0",
-      WEB_HOST: "127.0.0.1",
-      WEB_PORT: "0",
-      STORAGE_DIR: storageDir,
+      ...loopbackEnv(storageDir),
       ...env,
     },
     stdin: "null",
