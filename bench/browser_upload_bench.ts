@@ -15,6 +15,7 @@
 
 import type { BenchContext, BenchResult } from "./_report.ts";
 import { ensureSalesCsv } from "./generate_sales_csv.ts";
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../server/web/testdata/chromium.ts";
 
 /** Target from the web UI issue: a 256 MiB browser upload at this speed or better. */
 export const TARGET_MB_PER_SEC = 50;
@@ -26,17 +27,6 @@ export const BROWSER_GROWTH_LIMIT_MB = 128;
 /** Rows of the generated file: 10,210,000 rows are 268.5 MB, just over 256 MiB. */
 const FULL_ROWS = 10_210_000;
 const QUICK_ROWS = 1_000_000;
-const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 const mb = (bytes: number) => bytes / 1e6;
 
@@ -178,7 +168,7 @@ export async function browserUploadBench(
   // Loaded here, not at the top: the server process (`--serve`) must not carry playwright.
   const { chromium } = await import("playwright-core");
   const server = await startServer();
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
   let serverPeakRss = 0;
   try {
     const page = await (await browser.newContext({ locale: "en-US" })).newPage();

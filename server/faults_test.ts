@@ -17,6 +17,7 @@ import { AppError, Status } from "./errors.ts";
 import { SalesClient } from "./grpc/sales_client.ts";
 import { type RunningServer, startServer } from "./main.ts";
 import { loopbackEnv } from "./testdata/loopback_env.ts";
+import { mulberry32 } from "./testdata/mulberry32.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -647,16 +648,10 @@ Deno.test({
   },
 });
 
-/** mulberry32: a small deterministic PRNG, so a failing sequence can be replayed from its seed. */
+/** Uniform in [0, 1) from a seeded mulberry32, so a failing sequence can be replayed. */
 function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
+  return () => next() / 4294967296;
 }
 
 Deno.test({

@@ -15,6 +15,7 @@
 
 import { createHash } from "node:crypto";
 import { AppError, Status, toAppError } from "../errors.ts";
+import { newRandomId, RANDOM_ID } from "../storage/result_id.ts";
 import type { UploadRun } from "./upload_run.ts";
 import type { UploadResponse } from "./types.ts";
 
@@ -47,7 +48,6 @@ export interface AppendProgress {
 const RECENT_CHUNKS = 16;
 /** Ids of gone uploads remembered to explain why they are gone (expired, cancelled, failed). */
 const MAX_TOMBSTONES = 10_000;
-const UPLOAD_ID = /^[0-9a-f]{32}$/;
 
 interface CommittedChunk {
   offset: number;
@@ -110,7 +110,7 @@ export class ChunkedUploads {
 
   /** Starts an upload of `declaredSize` bytes (0: unknown). */
   start(filename: string, declaredSize: number): { uploadId: string; chunkSize: number } {
-    const uploadId = newUploadId();
+    const uploadId = newRandomId();
     this.#uploads.set(uploadId, {
       uploadId,
       declaredSize,
@@ -271,13 +271,8 @@ export class ChunkedUploads {
   }
 }
 
-function newUploadId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
-}
-
 function parseUploadId(uploadId: string): string {
-  if (!UPLOAD_ID.test(uploadId)) {
+  if (!RANDOM_ID.test(uploadId)) {
     throw new AppError(
       Status.INVALID_ARGUMENT,
       `Malformed upload id ${

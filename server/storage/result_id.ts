@@ -7,17 +7,21 @@
 
 import { AppError, Status } from "../errors.ts";
 
-const RESULT_ID = /^[0-9a-f]{32}$/;
+/** The shape of every random id the service hands out (results and chunked uploads). */
+export const RANDOM_ID = /^[0-9a-f]{32}$/;
 
-/** A new random id of 32 lowercase hex characters. */
-export function newResultId(): string {
+/** A new random id: 128 bits from a cryptographic source, as 32 lowercase hex characters. */
+export function newRandomId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
+/** A new result id. */
+export const newResultId = newRandomId;
+
 /** Whether `value` has the shape of a result id. */
 export function isResultId(value: string): boolean {
-  return RESULT_ID.test(value);
+  return RANDOM_ID.test(value);
 }
 
 /** Returns `value` when it is a well-formed result id, else throws `AppError(INVALID_ARGUMENT)`. */

@@ -15,29 +15,17 @@ import { createSalesService, type SalesServiceHandle } from "../service/sales_se
 import { ResultStore } from "../storage/result_store.ts";
 import { buildIslands } from "./build.ts";
 import { createWebHandler } from "./web_app.ts";
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./testdata/chromium.ts";
 
-const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 const ARTIFACTS = new URL("../../test-artifacts/", import.meta.url);
 /** Small chunks so a few-megabyte file takes several AppendUpload calls. */
 const CHUNK_SIZE = 256 * 1024;
 /** The server's SALES_API_TOKEN while `access.requireToken` is on. */
 const ACCESS_TOKEN = "browser-t0ken";
 
-/** Chromium flags for a quiet, isolated, headless run (playwright adds a fresh profile). */
-export const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-
 function chromiumInstalled(): boolean {
   try {
-    return Deno.statSync(CHROMIUM).isFile;
+    return Deno.statSync(CHROMIUM_PATH).isFile;
   } catch {
     return false;
   }
@@ -139,7 +127,7 @@ async function withFixture(run: (fixture: Fixture) => Promise<void>): Promise<vo
       (await gate.pass(request)) ??
         (access.requireToken ? guardedHandler : handler)(request, info),
   );
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
   try {
     const context = await browser.newContext({
       locale: "en-US",
@@ -201,7 +189,7 @@ const formatCount = (value: number | bigint) => new Intl.NumberFormat("en-US").f
 
 if (!chromiumInstalled()) {
   const missing =
-    `Chromium not found at ${CHROMIUM} (install it with \`apt-get install chromium\`)`;
+    `Chromium not found at ${CHROMIUM_PATH} (install it with \`apt-get install chromium\`)`;
   if (Deno.env.get("CI") === "true") {
     Deno.test("createWebHandler in Chromium: Chromium must be installed under CI", () => {
       throw new Error(`${missing}; CI must run the browser tests`);
