@@ -13,7 +13,6 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import { AppError, Status, toAppError } from "../errors.ts";
 import { newRandomId, RANDOM_ID } from "../storage/result_id.ts";
 import type { UploadRun } from "./upload_run.ts";
@@ -52,7 +51,8 @@ const MAX_TOMBSTONES = 10_000;
 interface CommittedChunk {
   offset: number;
   length: number;
-  digest: string;
+  /** SHA-256, computed off the JavaScript thread while the chunk is aggregated. */
+  digest: Promise<string>;
 }
 
 interface Upload {
@@ -128,13 +128,14 @@ export class ChunkedUploads {
   }
 
   /** Aggregates `data` found at byte `offset` of the file, or acknowledges a retry. */
-  append(uploadId: string, offset: number, data: Uint8Array): AppendProgress {
+  async append(uploadId: string, offset: number, data: Uint8Array): Promise<AppendProgress> {
     const upload = this.#get(uploadId);
     upload.lastActivity = this.#now();
     if (
       offset < upload.committedOffset || (offset === upload.committedOffset && data.length === 0)
     ) {
-      if (isRepeat(upload, offset, data)) return progressOf(upload);
+      const progress = progressOf(upload);
+      if (await isRepeat(upload, offset, data)) return progress;
       throw offsetMismatch(upload, offset);
     }
     if (upload.run === undefined || upload.sealed) {
@@ -151,6 +152,9 @@ export class ChunkedUploads {
         `Cannot append to upload ${uploadId}: bytes up to ${end} pass the declared size ${upload.declaredSize}`,
       );
     }
+    // WebCrypto hashes on another thread, so the digest costs this thread nothing while it
+    // aggregates the same bytes (with node:crypto it was a fifth of a chunked upload's CPU).
+    const digest = digestOf(data);
     try {
       upload.run.push(data);
     } catch (error) {
@@ -165,12 +169,16 @@ export class ChunkedUploads {
       );
       throw error;
     }
-    upload.recentChunks.push({ offset, length: data.length, digest: digestOf(data) });
+    upload.recentChunks.push({ offset, length: data.length, digest });
     if (upload.recentChunks.length > RECENT_CHUNKS) upload.recentChunks.shift();
     upload.committedOffset = end;
     upload.rows = upload.run.rows;
     upload.badRows = upload.run.badRows;
-    return progressOf(upload);
+    const progress = progressOf(upload);
+    // Answer once the digest exists: a retry of this chunk can then be checked, and a client
+    // cannot run ahead of the hashing.
+    await digest;
+    return progress;
   }
 
   /** Stores the result; calling it again for the same upload returns the same response. */
@@ -288,17 +296,20 @@ function progressOf(upload: Upload): AppendProgress {
 }
 
 /** Whether `data` at `offset` is byte for byte one of the recently committed chunks. */
-function isRepeat(upload: Upload, offset: number, data: Uint8Array): boolean {
+async function isRepeat(upload: Upload, offset: number, data: Uint8Array): Promise<boolean> {
   if (data.length === 0) return offset <= upload.committedOffset;
   const chunk = upload.recentChunks.find((chunk) =>
     chunk.offset === offset && chunk.length === data.length
   );
-  return chunk !== undefined && chunk.digest === digestOf(data);
+  return chunk !== undefined && (await chunk.digest) === (await digestOf(data));
 }
 
-function digestOf(data: Uint8Array): string {
-  // SHA-256 runs natively at over 1 GB/s here: cheap next to aggregation, and collisions are moot.
-  return createHash("sha256").update(data).digest("base64");
+/** SHA-256 of `data`, hex; WebCrypto runs it off the JavaScript thread. */
+async function digestOf(data: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>),
+  );
+  return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
 function offsetMismatch(upload: Upload, offset: number): AppError {
