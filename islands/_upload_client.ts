@@ -10,6 +10,7 @@ import { type Client, Code, ConnectError, createClient } from "@connectrpc/conne
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { SalesService } from "../server/gen/sales_pb.ts";
 import { formatBytes } from "./_format.ts";
+import type { BadRow, UploadResponse } from "../server/service/types.ts";
 
 /** A gRPC-Web client for `sales.v1.SalesService`. */
 export type SalesClient = Client<typeof SalesService>;
@@ -103,22 +104,11 @@ export async function appendBlob(
   }
 }
 
-/** One bad row as the page shows it. */
-export interface BadRowView {
-  line: number;
-  reason: string;
-  raw: string;
-}
+/** One bad row as the page shows it: the service's own shape. */
+export type BadRowView = BadRow;
 
-/** A finished upload, with counts as numbers and the result CSV read over gRPC-Web. */
-export interface UploadSummary {
-  resultId: string;
-  downloadUrl: string;
-  rows: number;
-  badRows: number;
-  departments: number;
-  elapsedSec: number;
-  badRowSamples: BadRowView[];
+/** A finished upload (the service's response, counts as numbers) and the result CSV. */
+export interface UploadSummary extends UploadResponse {
   bytes: number;
   /** Wall-clock seconds in the browser, from StartUpload to the result. */
   totalSec: number;
