@@ -80,11 +80,14 @@ export async function loadBench(ctx: BenchContext): Promise<BenchResult> {
   try {
     // Baseline: one upload at a time on the same server, once its code is compiled, as it is
     // for the load (the first upload of a fresh server runs at about half speed).
-    await client.uploadStream(streamMessages(bytes), "warm-up.csv");
+    await client.uploadStream(slices(bytes, STREAM_MESSAGE_BYTES), "warm-up.csv");
     const baseline: { seconds: number; mbPerSec: number; response: UploadResponse }[] = [];
     for (let i = 0; i < BASELINE_RUNS; i++) {
       const started = performance.now();
-      const response = await client.uploadStream(streamMessages(bytes), `single-${i}.csv`);
+      const response = await client.uploadStream(
+        slices(bytes, STREAM_MESSAGE_BYTES),
+        `single-${i}.csv`,
+      );
       const seconds = (performance.now() - started) / 1000;
       baseline.push({ seconds, mbPerSec: bytes.length / 1e6 / seconds, response });
       ctx.log(
@@ -108,8 +111,8 @@ export async function loadBench(ctx: BenchContext): Promise<BenchResult> {
     const uploads = kinds.map(async (kind, i): Promise<UploadOutcome> => {
       try {
         const response = kind === "stream"
-          ? await client.uploadStream(streamMessages(bytes), `load-${i}.csv`)
-          : await uploadChunked(client, bytes, `load-${i}.csv`);
+          ? await client.uploadStream(slices(bytes, STREAM_MESSAGE_BYTES), `load-${i}.csv`)
+          : await client.uploadResumable(slices(bytes, CHUNK_BYTES), `load-${i}.csv`, bytes.length);
         return { kind, seconds: (performance.now() - loadStarted) / 1000, response };
       } catch (error) {
         return {
@@ -218,26 +221,9 @@ export async function loadBench(ctx: BenchContext): Promise<BenchResult> {
   }
 }
 
-/** The file as `UploadCSVStream` messages; views, not copies (grpc-js serializes each anyway). */
-function* streamMessages(bytes: Uint8Array): Generator<Uint8Array> {
-  for (let at = 0; at < bytes.length; at += STREAM_MESSAGE_BYTES) {
-    yield bytes.subarray(at, at + STREAM_MESSAGE_BYTES);
-  }
-}
-
-/** The browser's way: one AppendUpload per chunk, each after the previous acknowledgement. */
-async function uploadChunked(
-  client: SalesClient,
-  bytes: Uint8Array,
-  filename: string,
-): Promise<UploadResponse> {
-  const { uploadId } = await client.startUpload(filename, bytes.length);
-  let offset = 0;
-  while (offset < bytes.length) {
-    const chunk = bytes.subarray(offset, offset + CHUNK_BYTES);
-    offset = (await client.appendUpload(uploadId, offset, chunk)).committedOffset;
-  }
-  return await client.finishUpload(uploadId);
+/** `bytes` in consecutive pieces of `size` bytes (views, no copies). */
+function* slices(bytes: Uint8Array, size: number): Generator<Uint8Array> {
+  for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, at + size);
 }
 
 /** Why a response is wrong, or undefined: its counts and its stored bytes must match. */

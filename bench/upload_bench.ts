@@ -174,7 +174,11 @@ async function measure(
     const started = performance.now();
     const response = path === "stream"
       ? await client.uploadStream(readFileChunks(await Deno.open(file.path)), "bench.csv")
-      : await uploadResumable(client, file.path, file.expected.bytes);
+      : await client.uploadResumable(
+        readFileChunks(await Deno.open(file.path), RESUMABLE_CHUNK_BYTES),
+        "bench.csv",
+        file.expected.bytes,
+      );
     const seconds = (performance.now() - started) / 1000;
     const serverPeakRssMb = server.rssMb("VmHWM");
     const problems = await verify(client, response, file);
@@ -196,20 +200,6 @@ async function measure(
   } finally {
     client.close();
   }
-}
-
-/** The browser's way: one AppendUpload per chunk, each waiting for the previous acknowledgement. */
-async function uploadResumable(
-  client: SalesClient,
-  path: string,
-  size: number,
-): Promise<UploadResponse> {
-  const { uploadId } = await client.startUpload("bench.csv", size);
-  let offset = 0;
-  for await (const chunk of readFileChunks(await Deno.open(path), RESUMABLE_CHUNK_BYTES)) {
-    offset = (await client.appendUpload(uploadId, offset, chunk)).committedOffset;
-  }
-  return await client.finishUpload(uploadId);
 }
 
 /** Differences between an upload's result and the generator's expectation. */

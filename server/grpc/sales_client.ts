@@ -114,6 +114,23 @@ export class SalesClient {
     }
   }
 
+  /**
+   * Uploads `chunks` the resumable way, as the browser does: StartUpload, one AppendUpload per
+   * chunk, each after the previous one was acknowledged, then FinishUpload.
+   */
+  async uploadResumable(
+    chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    filename: string,
+    size: number,
+  ): Promise<UploadResponse> {
+    const { uploadId } = await this.startUpload(filename, size);
+    let offset = 0;
+    for await (const chunk of chunks) {
+      offset = (await this.appendUpload(uploadId, offset, chunk)).committedOffset;
+    }
+    return await this.finishUpload(uploadId);
+  }
+
   /** Sends a whole file in one `UploadCSV` message. */
   async upload(data: Uint8Array, filename: string): Promise<UploadResponse> {
     return fromWireUploadResponse(

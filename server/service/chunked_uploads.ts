@@ -14,7 +14,7 @@
  */
 
 import { AppError, Status, toAppError } from "../errors.ts";
-import { newRandomId, RANDOM_ID } from "../storage/result_id.ts";
+import { newRandomId, parseRandomId } from "../storage/result_id.ts";
 import type { UploadRun } from "./upload_run.ts";
 import type { UploadResponse } from "./types.ts";
 
@@ -222,7 +222,7 @@ export class ChunkedUploads {
 
   /** Drops an upload and its state; cancelling a gone upload again is not an error. */
   cancel(uploadId: string): void {
-    const tombstone = this.#tombstones.get(parseUploadId(uploadId));
+    const tombstone = this.#tombstones.get(parseRandomId(uploadId, "upload"));
     if (tombstone !== undefined) return;
     const upload = this.#get(uploadId);
     if (upload.finishing !== undefined) {
@@ -262,7 +262,7 @@ export class ChunkedUploads {
   }
 
   #get(uploadId: string): Upload {
-    const upload = this.#uploads.get(parseUploadId(uploadId));
+    const upload = this.#uploads.get(parseRandomId(uploadId, "upload"));
     if (upload !== undefined) return upload;
     throw this.#tombstones.get(uploadId) ??
       new AppError(Status.NOT_FOUND, `Upload ${uploadId} not found`);
@@ -277,18 +277,6 @@ export class ChunkedUploads {
       this.#tombstones.delete(this.#tombstones.keys().next().value!);
     }
   }
-}
-
-function parseUploadId(uploadId: string): string {
-  if (!RANDOM_ID.test(uploadId)) {
-    throw new AppError(
-      Status.INVALID_ARGUMENT,
-      `Malformed upload id ${
-        JSON.stringify(uploadId.slice(0, 64))
-      }: expected 32 lowercase hex characters`,
-    );
-  }
-  return uploadId;
 }
 
 function progressOf(upload: Upload): AppendProgress {

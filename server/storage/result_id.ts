@@ -26,10 +26,15 @@ export function isResultId(value: string): boolean {
 
 /** Returns `value` when it is a well-formed result id, else throws `AppError(INVALID_ARGUMENT)`. */
 export function parseResultId(value: string): string {
-  if (!isResultId(value)) {
+  return parseRandomId(value, "result");
+}
+
+/** Returns `value` when it has the shape of a random id, else throws `AppError(INVALID_ARGUMENT)`. */
+export function parseRandomId(value: string, kind: "result" | "upload"): string {
+  if (!RANDOM_ID.test(value)) {
     throw new AppError(
       Status.INVALID_ARGUMENT,
-      `Malformed result id ${
+      `Malformed ${kind} id ${
         JSON.stringify(value.slice(0, 64))
       }: expected 32 lowercase hex characters`,
     );
