@@ -96,3 +96,13 @@ export function formatResult(result: BenchResult): string {
   const checks = result.checks.map((c) => `  ${c.pass ? "PASS" : "FAIL"}  ${c.name}: ${c.detail}`);
   return [`== ${result.name}: ${result.description}`, table, ...checks].join("\n");
 }
+
+/** Runs one bench as a script: `--quick` for small inputs; prints its table, exits 1 on a failed check. */
+export async function runAsScript(bench: BenchFn): Promise<never> {
+  const result = await bench({
+    quick: Deno.args.includes("--quick"),
+    log: (line) => console.error(line),
+  });
+  console.log(formatResult(result));
+  Deno.exit(result.checks.every((check) => check.pass) ? 0 : 1);
+}

@@ -339,12 +339,7 @@ if (import.meta.main) {
   if (Deno.args.includes("--serve")) {
     await serve();
   } else {
-    const { formatResult } = await import("./_report.ts");
-    const result = await browserUploadBench({
-      quick: Deno.args.includes("--quick"),
-      log: (line) => console.error(line),
-    });
-    console.log(formatResult(result));
-    Deno.exit(result.checks.every((check) => check.pass) ? 0 : 1);
+    const { runAsScript } = await import("./_report.ts");
+    await runAsScript(browserUploadBench);
   }
 }

@@ -160,11 +160,6 @@ async function measure(
 }
 
 if (import.meta.main) {
-  const { formatResult } = await import("./_report.ts");
-  const result = await hostileBench({
-    quick: Deno.args.includes("--quick"),
-    log: (line) => console.error(line),
-  });
-  console.log(formatResult(result));
-  Deno.exit(result.checks.every((check) => check.pass) ? 0 : 1);
+  const { runAsScript } = await import("./_report.ts");
+  await runAsScript(hostileBench);
 }

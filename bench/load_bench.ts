@@ -276,11 +276,6 @@ function timedOut(ctx: BenchContext, seconds: number, singleMbPerSec: number): B
 }
 
 if (import.meta.main) {
-  const { formatResult } = await import("./_report.ts");
-  const result = await loadBench({
-    quick: Deno.args.includes("--quick"),
-    log: (line) => console.error(line),
-  });
-  console.log(formatResult(result));
-  Deno.exit(result.checks.every((check) => check.pass) ? 0 : 1);
+  const { runAsScript } = await import("./_report.ts");
+  await runAsScript(loadBench);
 }

@@ -293,11 +293,6 @@ function sizeLabel(file: CachedSalesCsv): string {
 }
 
 if (import.meta.main) {
-  const { formatResult } = await import("./_report.ts");
-  const result = await uploadBench({
-    quick: Deno.args.includes("--quick"),
-    log: (line) => console.error(line),
-  });
-  console.log(formatResult(result));
-  Deno.exit(result.checks.every((check) => check.pass) ? 0 : 1);
+  const { runAsScript } = await import("./_report.ts");
+  await runAsScript(uploadBench);
 }
