@@ -21,8 +21,9 @@ export interface DepartmentTotal {
 }
 
 /**
- * Parses the result CSV. A leading `'` that the server adds so spreadsheets do not run a name as a
- * formula is removed again for display.
+ * Parses the result CSV. The server puts a `'` before every name that starts with `=`, `+`, `-`,
+ * `@` or `'` (so spreadsheets do not run it as a formula, and `=1+1` and `'=1+1` stay apart);
+ * exactly one is removed again for display.
  */
 export function parseResultCsv(text: string): DepartmentTotal[] {
   const rows: DepartmentTotal[] = [];
@@ -64,7 +65,7 @@ export function parseResultCsv(text: string): DepartmentTotal[] {
       continue; // the header
     }
     if (fields.length !== 2) throw new Error(`Unexpected result CSV record: ${fields.join(",")}`);
-    const department = /^'[=+\-@]/.test(fields[0]) ? fields[0].slice(1) : fields[0];
+    const department = /^'[=+\-@']/.test(fields[0]) ? fields[0].slice(1) : fields[0];
     rows.push({ department, total: BigInt(fields[1]) });
   }
   return rows;

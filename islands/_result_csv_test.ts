@@ -13,6 +13,9 @@ Deno.test("parseResultCsv reads back what formatResultCsv writes, for awkward na
     "+1",
     "-minus",
     "@at",
+    "'=1+1",
+    "''",
+    "'quoted'",
     "",
     "Ünïcödé 😀",
     "trailing space ",
@@ -30,6 +33,11 @@ Deno.test("parseResultCsv reads back what formatResultCsv writes, for awkward na
       totals,
     );
   }
+});
+
+Deno.test("parseResultCsv strips exactly one leading apostrophe", () => {
+  const rows = parseResultCsv("Department Name,Total Number of Sales\n''=1+1,2\n'=1+1,1\n");
+  assert.deepEqual(rows.map((row) => row.department), ["'=1+1", "=1+1"]);
 });
 
 Deno.test("parseResultCsv reads an empty result as no rows", () => {

@@ -13,14 +13,15 @@
  */
 
 import { AppError, Status } from "./errors.ts";
+import { parseAddressRange } from "./service/client_address.ts";
 
 /** The validated configuration of the service. Built only by {@linkcode loadConfig}. */
 export interface Config {
-  /** Interface the gRPC server binds to (`GRPC_HOST`). @default {"0.0.0.0"} */
+  /** Interface the gRPC server binds to (`GRPC_HOST`); loopback unless opened on purpose. @default {"127.0.0.1"} */
   readonly grpcHost: string;
   /** gRPC port (`GRPC_PORT`); 0 picks a free port. @default {50051} */
   readonly grpcPort: number;
-  /** Interface the result file server binds to (`HTTP_HOST`). @default {"0.0.0.0"} */
+  /** Interface the result file server binds to (`HTTP_HOST`). @default {"127.0.0.1"} */
   readonly httpHost: string;
   /** Result file server port (`HTTP_PORT`); 0 picks a free port. @default {8080} */
   readonly httpPort: number;
@@ -36,7 +37,7 @@ export interface Config {
   /** Seconds without activity after which a chunked upload expires (`UPLOAD_IDLE_TIMEOUT_SEC`). @default {900} */
   readonly uploadIdleTimeoutSec: number;
 
-  /** Interface the web UI binds to (`WEB_HOST`). @default {"0.0.0.0"} */
+  /** Interface the web UI binds to (`WEB_HOST`). @default {"127.0.0.1"} */
   readonly webHost: string;
   /** Web UI and gRPC-Web port (`WEB_PORT`). @default {3000} */
   readonly webPort: number;
@@ -59,6 +60,30 @@ export interface Config {
   readonly maxConcurrentUploads: number;
   /** Distinct departments allowed in one upload (`MAX_DEPARTMENTS`). @default {1000000} */
   readonly maxDepartments: number;
+
+  /**
+   * Bytes of request messages that may be in the middle of being received at once, over all calls
+   * and both transports (`MAX_BUFFERED_BYTES`); at least `MAX_MESSAGE_BYTES`. @default {1073741824}
+   */
+  readonly maxBufferedBytes: number;
+  /** Longest a chunked upload may stay open, however active (`UPLOAD_MAX_LIFETIME_SEC`). @default {86400} */
+  readonly uploadMaxLifetimeSec: number;
+  /** Uploads in progress at once for one client address (`MAX_UPLOADS_PER_CLIENT`). @default {16} */
+  readonly maxUploadsPerClient: number;
+  /**
+   * Peers whose `x-forwarded-for` is believed (`TRUSTED_PROXIES`, comma-separated IPs or CIDRs).
+   * @default {[]} (none: the peer address is the client)
+   */
+  readonly trustedProxies: readonly string[];
+  /** HTTP/2 streams one gRPC connection may have open at once (`MAX_CONCURRENT_STREAMS`). @default {256} */
+  readonly maxConcurrentStreams: number;
+  /** Seconds a connection may stay open with no call before it is closed (`CONNECTION_IDLE_TIMEOUT_SEC`). @default {300} */
+  readonly connectionIdleTimeoutSec: number;
+  /**
+   * Host names the HTTP ports answer to (`ALLOWED_HOSTS`, comma separated); others get 421.
+   * @default {[]} (any host)
+   */
+  readonly allowedHosts: readonly string[];
 }
 
 /** Largest value accepted for byte sizes that go to grpc-js, which treats them as 32-bit ints. */
@@ -85,9 +110,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 
   const httpPort = read("HTTP_PORT", 8080, parsePort);
   const config: Config = {
-    grpcHost: read("GRPC_HOST", "0.0.0.0", parseHost),
+    grpcHost: read("GRPC_HOST", "127.0.0.1", parseHost),
     grpcPort: read("GRPC_PORT", 50051, parsePort),
-    httpHost: read("HTTP_HOST", "0.0.0.0", parseHost),
+    httpHost: read("HTTP_HOST", "127.0.0.1", parseHost),
     httpPort,
     storageDir: read("STORAGE_DIR", "./storage", (value) => value),
     publicResultsUrl: read(
@@ -98,7 +123,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxMessageBytes: read("MAX_MESSAGE_BYTES", 64 * 1024 * 1024, integerIn(1024, MAX_INT32)),
     uploadIdleTimeoutSec: read("UPLOAD_IDLE_TIMEOUT_SEC", 900, numberIn(0.001, MAX_TIMER_SEC)),
 
-    webHost: read("WEB_HOST", "0.0.0.0", parseHost),
+    webHost: read("WEB_HOST", "127.0.0.1", parseHost),
     webPort: read("WEB_PORT", 3000, parsePort),
     grpcWebUrl: read("GRPC_WEB_URL", "", parseBaseUrl),
     corsOrigins: Object.freeze(read("CORS_ORIGINS", [], parseOrigins)),
@@ -110,7 +135,29 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxUploadBytes: read("MAX_UPLOAD_BYTES", undefined, integerIn(1, Number.MAX_SAFE_INTEGER)),
     maxConcurrentUploads: read("MAX_CONCURRENT_UPLOADS", 64, integerIn(1, 1_000_000)),
     maxDepartments: read("MAX_DEPARTMENTS", 1_000_000, integerIn(1, 1_000_000_000)),
+
+    maxBufferedBytes: read(
+      "MAX_BUFFERED_BYTES",
+      1024 * 1024 * 1024,
+      integerIn(1024, Number.MAX_SAFE_INTEGER),
+    ),
+    uploadMaxLifetimeSec: read("UPLOAD_MAX_LIFETIME_SEC", 86400, numberIn(0.001, MAX_TIMER_SEC)),
+    maxUploadsPerClient: read("MAX_UPLOADS_PER_CLIENT", 16, integerIn(1, 1_000_000)),
+    trustedProxies: Object.freeze(read("TRUSTED_PROXIES", [], parseTrustedProxies)),
+    maxConcurrentStreams: read("MAX_CONCURRENT_STREAMS", 256, integerIn(1, 2 ** 31 - 1)),
+    connectionIdleTimeoutSec: read(
+      "CONNECTION_IDLE_TIMEOUT_SEC",
+      300,
+      numberIn(0.001, MAX_TIMER_SEC),
+    ),
+    allowedHosts: Object.freeze(read("ALLOWED_HOSTS", [], parseAllowedHosts)),
   };
+  if (config.maxBufferedBytes < config.maxMessageBytes) {
+    // One message must always fit, or a largest-size call would wait for room that never comes.
+    problems.push(
+      `MAX_BUFFERED_BYTES must be at least MAX_MESSAGE_BYTES (${config.maxMessageBytes}), got ${config.maxBufferedBytes}`,
+    );
+  }
   if (problems.length > 0) {
     throw new AppError(
       Status.INVALID_ARGUMENT,
@@ -195,6 +242,32 @@ function parseOrigins(value: string): string[] {
     }
   }
   return origins.map((origin) => origin.replace(/\/$/, ""));
+}
+
+function parseTrustedProxies(value: string): string[] {
+  const entries = value.split(",").map((entry) => entry.trim()).filter((entry) => entry !== "");
+  for (const entry of entries) {
+    if (parseAddressRange(entry) === undefined) {
+      throw new Error(
+        `must be a comma-separated list of IP addresses or CIDRs such as 10.0.0.0/8 (bad: ${entry})`,
+      );
+    }
+  }
+  return entries;
+}
+
+function parseAllowedHosts(value: string): string[] {
+  const hosts = value.split(",").map((host) => host.trim().toLowerCase()).filter((host) =>
+    host !== ""
+  );
+  for (const host of hosts) {
+    if (!/^(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)$/.test(host)) {
+      throw new Error(
+        `must be a comma-separated list of host names without ports, such as sales.example.com (bad: ${host})`,
+      );
+    }
+  }
+  return hosts;
 }
 
 function parseToken(value: string): string {

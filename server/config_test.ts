@@ -5,15 +5,15 @@ import { AppError, Status } from "./errors.ts";
 Deno.test("loadConfig applies the documented defaults to an empty environment", () => {
   const config = loadConfig({});
   assert.deepEqual({ ...config }, {
-    grpcHost: "0.0.0.0",
+    grpcHost: "127.0.0.1",
     grpcPort: 50051,
-    httpHost: "0.0.0.0",
+    httpHost: "127.0.0.1",
     httpPort: 8080,
     storageDir: "./storage",
     publicResultsUrl: "http://localhost:8080",
     maxMessageBytes: 64 * 1024 * 1024,
     uploadIdleTimeoutSec: 900,
-    webHost: "0.0.0.0",
+    webHost: "127.0.0.1",
     webPort: 3000,
     grpcWebUrl: "",
     corsOrigins: [],
@@ -24,6 +24,13 @@ Deno.test("loadConfig applies the documented defaults to an empty environment", 
     maxUploadBytes: undefined,
     maxConcurrentUploads: 64,
     maxDepartments: 1_000_000,
+    maxBufferedBytes: 1024 * 1024 * 1024,
+    uploadMaxLifetimeSec: 86400,
+    maxUploadsPerClient: 16,
+    trustedProxies: [],
+    maxConcurrentStreams: 256,
+    connectionIdleTimeoutSec: 300,
+    allowedHosts: [],
   });
 });
 
@@ -54,6 +61,13 @@ Deno.test("loadConfig parses every variable it is given", () => {
     MAX_UPLOAD_BYTES: "10737418240",
     MAX_CONCURRENT_UPLOADS: "8",
     MAX_DEPARTMENTS: "1000",
+    MAX_BUFFERED_BYTES: "2097152",
+    UPLOAD_MAX_LIFETIME_SEC: "3600",
+    MAX_UPLOADS_PER_CLIENT: "4",
+    TRUSTED_PROXIES: "10.0.0.0/8, ::1,192.168.1.7",
+    MAX_CONCURRENT_STREAMS: "100",
+    CONNECTION_IDLE_TIMEOUT_SEC: "10",
+    ALLOWED_HOSTS: "Sales.example.com, localhost,[::1]",
   });
   assert.deepEqual({ ...config }, {
     grpcHost: "127.0.0.1",
@@ -75,6 +89,13 @@ Deno.test("loadConfig parses every variable it is given", () => {
     maxUploadBytes: 10737418240,
     maxConcurrentUploads: 8,
     maxDepartments: 1000,
+    maxBufferedBytes: 2097152,
+    uploadMaxLifetimeSec: 3600,
+    maxUploadsPerClient: 4,
+    trustedProxies: ["10.0.0.0/8", "::1", "192.168.1.7"],
+    maxConcurrentStreams: 100,
+    connectionIdleTimeoutSec: 10,
+    allowedHosts: ["sales.example.com", "localhost", "[::1]"],
   });
 });
 
@@ -115,6 +136,15 @@ Deno.test("loadConfig rejects a bad value with a message naming the variable", a
     ["MAX_UPLOAD_BYTES", "1e9"],
     ["MAX_CONCURRENT_UPLOADS", "0"],
     ["MAX_DEPARTMENTS", "many"],
+    ["MAX_BUFFERED_BYTES", "1GiB"],
+    ["UPLOAD_MAX_LIFETIME_SEC", "0"],
+    ["MAX_UPLOADS_PER_CLIENT", "0"],
+    ["TRUSTED_PROXIES", "10.0.0.0/33"],
+    ["TRUSTED_PROXIES", "proxy.example.com"],
+    ["MAX_CONCURRENT_STREAMS", "0"],
+    ["CONNECTION_IDLE_TIMEOUT_SEC", "never"],
+    ["ALLOWED_HOSTS", "example.com:8080"],
+    ["ALLOWED_HOSTS", "https://example.com"],
   ];
   for (const [name, value] of cases) {
     await t.step(`${name}=${value}`, () => {
@@ -126,6 +156,14 @@ Deno.test("loadConfig rejects a bad value with a message naming the variable", a
       );
     });
   }
+});
+
+Deno.test("loadConfig refuses a MAX_BUFFERED_BYTES smaller than one message", () => {
+  assert.throws(
+    () => loadConfig({ MAX_MESSAGE_BYTES: "2048", MAX_BUFFERED_BYTES: "1024" }),
+    (error: unknown) =>
+      error instanceof AppError && error.message.includes("MAX_BUFFERED_BYTES must be at least"),
+  );
 });
 
 Deno.test("loadConfig reports every bad variable at once", () => {

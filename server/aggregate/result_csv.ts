@@ -30,10 +30,11 @@ function codePointRank(unit: number): number {
 
 /**
  * One department name as a CSV field: a leading `'` for names a spreadsheet would run as a formula
- * (OWASP CSV injection), then RFC 4180 quoting where needed.
+ * (OWASP CSV injection), then RFC 4180 quoting where needed. Names that already start with `'` get
+ * one too, so that `=1+1` and `'=1+1` stay two different fields and a reader strips exactly one.
  */
 export function formatDepartmentField(name: string): string {
-  const text = /^[=+\-@]/.test(name) ? `'${name}` : name;
+  const text = /^[=+\-@']/.test(name) ? `'${name}` : name;
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 

@@ -79,7 +79,9 @@ Deno.test("formatResultCsv prefixes formula-like names with an apostrophe", asyn
     ["prefix, then quoting for quotes", '-"x"', `"'-""x"""`],
     ["prefix, then quoting for a line break", "@a\nb", `"'@a\nb"`],
     ["not when the character is inside", "a=b+c-d@e", "a=b+c-d@e"],
-    ["not for an apostrophe already there", "'=x", "'=x"],
+    ["again for an apostrophe already there", "'=x", "''=x"],
+    ["for a lone apostrophe", "'", "''"],
+    ["for an apostrophe before plain text", "'tis", "''tis"],
   ];
   for (const [name, department, field] of cases) {
     await t.step(name, () => {
@@ -89,7 +91,8 @@ Deno.test("formatResultCsv prefixes formula-like names with an apostrophe", asyn
   await t.step("sorts by the name without the prefix", () => {
     // With the prefix, `'=b` would sort before `(a`, and `'=a` before `'z`.
     assert.equal(format([["=b", 1n], ["(a", 2n]]), HEADER + "(a,2\n'=b,1\n");
-    assert.equal(format([["=a", 1n], ["'z", 2n]]), HEADER + "'z,2\n'=a,1\n");
+    assert.equal(format([["=a", 1n], ["'z", 2n]]), HEADER + "''z,2\n'=a,1\n");
+    assert.equal(format([["=1+1", 1n], ["'=1+1", 2n]]), HEADER + "''=1+1,2\n'=1+1,1\n");
     assert.equal(
       format([["@x", 1n], ["+y", 2n], ["-z", 3n], ["=w", 4n], ["A", 5n], [",", 6n]]),
       HEADER + "'+y,2\n\",\",6\n'-z,3\n'=w,4\n'@x,1\nA,5\n",

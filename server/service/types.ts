@@ -39,6 +39,11 @@ export interface CallContext {
   signal: AbortSignal;
   /** A request header / metadata value by lower-case name, or undefined. */
   header(name: string): string | undefined;
+  /**
+   * The connection's remote address (`1.2.3.4`, `::1`; a port may follow), or undefined when the
+   * transport cannot tell (in-process tests). Per-client limits start from it.
+   */
+  peer?: string;
 }
 
 /** SalesService: one implementation, adapted by `server/grpc/` and `server/web/`. */
