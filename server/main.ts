@@ -12,6 +12,8 @@ import { type Config, loadConfig } from "./config.ts";
 import { AppError } from "./errors.ts";
 import { startGrpcServer } from "./grpc/grpc_server.ts";
 import { withAuth } from "./service/auth.ts";
+import { BufferBudget } from "./service/buffer_budget.ts";
+import { ClientAddresses } from "./service/client_address.ts";
 import { DownloadUrls } from "./service/download_url.ts";
 import { createSalesService, type SalesServiceHandle } from "./service/sales_service.ts";
 import { ResultStore } from "./storage/result_store.ts";
@@ -63,17 +65,24 @@ export async function startServer(
     createResultsHandler({
       store,
       downloadUrls: new DownloadUrls({ publicResultsUrl: "", ...signing }),
+      allowedHosts: config.allowedHosts,
     }),
   );
   const httpPort = httpServer.addr.port;
   const publicResultsUrl = config.publicResultsUrl ?? `http://localhost:${httpPort}`;
   const downloadUrls = new DownloadUrls({ publicResultsUrl, ...signing });
 
+  // One budget for both transports: the bound on request bytes held in memory is per process.
+  const budget = new BufferBudget({ maxBytes: config.maxBufferedBytes });
+  const clientAddresses = new ClientAddresses(config.trustedProxies);
   const service = createSalesService({
     store,
     publicResultsUrl,
     downloadUrls,
+    clientAddresses,
     uploadIdleTimeoutSec: config.uploadIdleTimeoutSec,
+    uploadMaxLifetimeSec: config.uploadMaxLifetimeSec,
+    maxUploadsPerClient: config.maxUploadsPerClient,
     maxConcurrentUploads: config.maxConcurrentUploads,
     inputOptions: { maxBytes: config.maxUploadBytes, maxDepartments: config.maxDepartments },
     // A chunk plus its few bytes of framing must fit in one message.
@@ -89,6 +98,10 @@ export async function startServer(
       host: config.grpcHost,
       port: config.grpcPort,
       maxMessageBytes: config.maxMessageBytes,
+      apiToken: config.salesApiToken,
+      budget,
+      maxConcurrentStreams: config.maxConcurrentStreams,
+      connectionIdleTimeoutSec: config.connectionIdleTimeoutSec,
     });
   } catch (error) {
     service.close();
@@ -102,7 +115,7 @@ export async function startServer(
       hostname: config.webHost,
       port: config.webPort,
       onListen: () => {},
-    }, createWebHandler({ service: guardedService, config }));
+    }, createWebHandler({ service: guardedService, config, budget }));
   } catch (error) {
     await grpcServer.shutdown(0);
     service.close();

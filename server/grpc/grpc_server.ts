@@ -10,6 +10,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { AppError, Status } from "../errors.ts";
+import type { BufferBudget } from "../service/buffer_budget.ts";
 import type { CallContext, SalesService, UploadChunk, UploadResponse } from "../service/types.ts";
 import { type ErrorLogger, toGrpcStatus } from "./grpc_status.ts";
 import {
@@ -28,6 +29,17 @@ export interface GrpcServerOptions {
   port?: number;
   /** Largest message received; bigger ones fail with `RESOURCE_EXHAUSTED`. @default {67108864} */
   maxMessageBytes?: number;
+  /**
+   * Bearer token every SalesService call needs (`SALES_API_TOKEN`), checked when the metadata
+   * arrives, before any message is read. @default {undefined} (off)
+   */
+  apiToken?: string;
+  /** Bytes of request messages being received at once, shared with gRPC-Web. @default {no limit} */
+  budget?: BufferBudget;
+  /** HTTP/2 streams one connection may have open at once. @default {256} */
+  maxConcurrentStreams?: number;
+  /** Seconds a connection may stay open with no call before it is closed. @default {300} */
+  connectionIdleTimeoutSec?: number;
   /** Where the causes of internal errors are logged. @default {console.error} */
   logError?: ErrorLogger;
   /**

@@ -27,6 +27,7 @@ import type { SalesInputOptions } from "../aggregate/sales_input.ts";
 import { AppError, Status } from "../errors.ts";
 import type { ResultStore } from "../storage/result_store.ts";
 import { ChunkedUploads } from "./chunked_uploads.ts";
+import type { ClientAddresses } from "./client_address.ts";
 import { DownloadUrls } from "./download_url.ts";
 import type { CallContext, SalesService, UploadChunk, UploadResponse } from "./types.ts";
 import { UploadRun } from "./upload_run.ts";
@@ -41,6 +42,12 @@ export interface SalesServiceOptions {
   downloadUrls?: DownloadUrls;
   /** Seconds without a call after which a chunked upload expires. @default {900} */
   uploadIdleTimeoutSec?: number;
+  /** Longest a chunked upload may stay open, however active, in seconds. @default {86400} */
+  uploadMaxLifetimeSec?: number;
+  /** Uploads in progress at once for one client. @default {Infinity} */
+  maxUploadsPerClient?: number;
+  /** Tells the client of a call from its peer and trusted `x-forwarded-for`. @default {no trusted proxies} */
+  clientAddresses?: ClientAddresses;
   /** Chunk size suggested to chunked-upload clients. @default {4194304} */
   chunkSize?: number;
   /**

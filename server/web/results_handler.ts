@@ -38,6 +38,8 @@ export interface ResultsHandlerOptions {
    * reveals whether a result exists. @default {no check: anyone with the URL may download}
    */
   downloadUrls?: Pick<DownloadUrls, "verify">;
+  /** Host names answered (`ALLOWED_HOSTS`); others get 421. @default {[]} (any host) */
+  allowedHosts?: readonly string[];
   /** Called with unexpected errors before a generic 500 is sent. @default {console.error} */
   logError?: (message: string, error: unknown) => void;
 }

@@ -22,6 +22,7 @@
 import { type ComponentChildren, h } from "preact";
 import { renderToString } from "preact-render-to-string";
 import type { Config } from "../config.ts";
+import type { BufferBudget } from "../service/buffer_budget.ts";
 import type { SalesService } from "../service/types.ts";
 import App from "../../routes/_app.tsx";
 import IndexPage from "../../routes/index.tsx";
@@ -37,6 +38,8 @@ export interface WebHandlerOptions {
   service: SalesService;
   /** The parts of the configuration the web port uses. */
   config: Pick<Config, "grpcWebUrl" | "corsOrigins" | "maxMessageBytes" | "maxUploadBytes">;
+  /** Bytes of request messages being received at once, shared with the gRPC port. @default {no limit} */
+  budget?: BufferBudget;
   /** Folder of static assets. @default {static/ in the repository (embedded when compiled)} */
   staticDir?: URL;
   /** Folder of the island bundle and its manifest. @default {static/build/} */
