@@ -3,14 +3,19 @@
 #   docker build -t sales-aggregator .
 #   docker run --rm -p 50051:50051 -p 8080:8080 -p 3000:3000 -v sales-results:/data sales-aggregator
 #
-# compose.yaml runs it behind Envoy. envoy/envoy_test.ts checks this file against compose.yaml.
+# compose.yaml runs it behind Envoy. deploy/compose_test.ts checks this file against compose.yaml.
 
 # Pinned like the rest of the project (see DEVELOPERS.md): Deno 2.9.3, Debian variant.
 FROM denoland/deno:2.9.3
 
-# No network look-ups for new Deno versions; results go to the volume declared below.
+# No network look-ups for new Deno versions; results go to the volume declared below. The service
+# listens on loopback unless told otherwise; in a container the published ports and Envoy reach it
+# from outside, so all three listen on every interface.
 ENV DENO_NO_UPDATE_CHECK=1 \
-    STORAGE_DIR=/data
+    STORAGE_DIR=/data \
+    GRPC_HOST=0.0.0.0 \
+    HTTP_HOST=0.0.0.0 \
+    WEB_HOST=0.0.0.0
 
 WORKDIR /app
 

@@ -5,6 +5,7 @@ import {
   asObject,
   asString,
   composeDurationSeconds,
+  durationSeconds,
   parseDockerEnv,
   parseDockerfile,
   parsePorts,
@@ -14,7 +15,8 @@ import {
   readYaml,
   type YamlObject,
 } from "./_deploy_files.ts";
-import { clusterEndpoints, readEnvoyParts } from "./_envoy_config.ts";
+import { ClientAddresses } from "../server/service/client_address.ts";
+import { clusterNamed, readEnvoyParts, upstreamFor } from "./_envoy_config.ts";
 
 /** The compose file's services, and the sales service's environment as a validated config. */
 async function readCompose() {
@@ -77,18 +79,27 @@ Deno.test("compose.yaml environment would be refused by loadConfig if it were br
   assert.throws(() => loadConfig({ WEB_PORT: "http" }), /WEB_PORT/);
 });
 
-Deno.test("compose.yaml sends the page's gRPC-Web to Envoy, which forwards to the sales gRPC port", async () => {
+Deno.test("compose.yaml sends the page's gRPC-Web to Envoy, which forwards each path to the matching sales port", async () => {
   const { services, envoy, config } = await readCompose();
-  const { listenerAddress, clusters, routes } = await readEnvoyParts();
+  const parts = await readEnvoyParts();
+  const { listenerAddress, routes } = parts;
   // GRPC_WEB_URL is Envoy's listener as published on the host.
   const grpcWeb = new URL(config.grpcWebUrl);
   assert.equal(grpcWeb.hostname, "localhost");
   assert.equal(Number(grpcWeb.port), publishedPort(envoy, listenerAddress.port, "envoy"));
   assert.equal(grpcWeb.pathname, "/");
-  // Envoy's upstream is the compose service name and its gRPC port.
-  const upstream = clusterEndpoints(clusters[0]);
-  assert.deepEqual(upstream, [{ address: "sales", port: config.grpcPort }]);
-  assert.ok(Object.keys(services).includes(upstream[0].address));
+  // Envoy's upstreams are the compose service and the ports its environment sets.
+  for (
+    const [path, port] of [
+      ["/sales.v1.SalesService/StartUpload", config.grpcPort],
+      ["/results/0123abcd.csv", config.httpPort],
+      ["/", config.webPort],
+    ] as const
+  ) {
+    const { endpoints } = upstreamFor(parts, path);
+    assert.deepEqual(endpoints, [{ address: "sales", port }], path);
+    assert.ok(Object.keys(services).includes(endpoints[0].address));
+  }
   // The page's origin, as the browser sees it, is one Envoy's CORS policy allows.
   const pageOrigin = `http://localhost:${
     publishedPort(services.sales as YamlObject, config.webPort, "sales")
@@ -99,6 +110,89 @@ Deno.test("compose.yaml sends the page's gRPC-Web to Envoy, which forwards to th
     );
     assert.ok(origins.includes(pageOrigin), `${pageOrigin} not in ${origins}`);
   }
+});
+
+Deno.test("compose.yaml has the service believe X-Forwarded-For from Envoy's fixed address only", async () => {
+  const { compose, sales, envoy, config } = await readCompose();
+  const networks = asObject(compose.networks, "networks");
+  const [networkName] = Object.keys(networks);
+  const subnet = asString(
+    asObject(
+      asArray(
+        asObject(asObject(networks[networkName], networkName).ipam, "ipam").config,
+        "config",
+      )[0],
+      "ipam.config[0]",
+    ).subnet,
+    "subnet",
+  );
+  assert.deepEqual(asArray(sales.networks, "sales.networks"), [networkName]);
+  const envoyAddress = asString(
+    asObject(asObject(envoy.networks, "envoy.networks")[networkName], networkName).ipv4_address,
+    "envoy ipv4_address",
+  );
+  // Envoy's address is in the network, and is not its gateway (x.x.x.1), which the published
+  // ports' connections may come from.
+  assert.ok(new ClientAddresses([subnet]).isTrusted(envoyAddress), `${envoyAddress} in ${subnet}`);
+  const gateway = subnet.replace(/\.0\/\d+$/, ".1");
+  // The service's own rule with compose's TRUSTED_PROXIES: through Envoy the client is the address
+  // Envoy appended; anyone else sending the header is counted as themselves.
+  const clients = new ClientAddresses(config.trustedProxies);
+  assert.equal(
+    clients.resolve(`${envoyAddress}:41000`, "203.0.113.9, 198.51.100.7"),
+    "198.51.100.7",
+  );
+  assert.equal(clients.resolve(`${gateway}:41000`, "198.51.100.7"), gateway);
+  const neighbour = envoyAddress.replace(/\d+$/, (last) => String(Number(last) + 1));
+  assert.equal(clients.resolve(neighbour, "198.51.100.7"), neighbour);
+  // Envoy itself takes the client from the socket and appends it (envoy_test.ts checks the rest).
+  assert.equal((await readEnvoyParts()).hcm.use_remote_address, true);
+});
+
+Deno.test("compose.yaml gives Envoy twice the open files its connection limit needs", async () => {
+  const { envoy } = await readCompose();
+  const { config } = await readEnvoyParts();
+  const monitor = asArray(
+    asObject(config.overload_manager, "overload_manager").resource_monitors,
+    "resource_monitors",
+  ).map((entry) => asObject(entry, "monitor")).find((entry) =>
+    entry.name === "envoy.resource_monitors.global_downstream_max_connections"
+  );
+  assert.ok(monitor);
+  const limit = Number(
+    asObject(monitor.typed_config, "typed_config").max_active_downstream_connections,
+  );
+  const nofile = asObject(asObject(envoy.ulimits, "envoy.ulimits").nofile, "nofile");
+  // Envoy's advice: the connection limit under half the descriptors, which upstreams share.
+  assert.ok(limit * 2 <= Number(nofile.soft), `${limit} connections, nofile ${nofile.soft}`);
+  assert.ok(Number(nofile.soft) <= Number(nofile.hard));
+});
+
+Deno.test("compose.yaml service and Envoy agree on idle connections and streams per connection", async () => {
+  const { config } = await readCompose();
+  const parts = await readEnvoyParts();
+  const options = (name: string) =>
+    asObject(
+      asObject(clusterNamed(parts, name).typed_extension_protocol_options, "options")[
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+      ],
+      "HttpProtocolOptions",
+    );
+  for (const cluster of parts.clusters) {
+    // Envoy closes an idle upstream connection before the service would, so it never sends a
+    // request into a connection the service is closing.
+    const idle = durationSeconds(
+      asObject(options(String(cluster.name)).common_http_protocol_options, "common").idle_timeout,
+      `${cluster.name} idle_timeout`,
+    );
+    assert.ok(idle < config.connectionIdleTimeoutSec, `${cluster.name}: ${idle}s`);
+  }
+  // Envoy opens another connection rather than queue behind the service's stream limit.
+  const h2 = asObject(
+    asObject(options("sales_grpc").explicit_http_config, "explicit").http2_protocol_options,
+    "http2_protocol_options",
+  );
+  assert.ok(Number(h2.max_concurrent_streams) <= config.maxConcurrentStreams);
 });
 
 Deno.test("compose.yaml publishes Envoy's listener but never its admin port", async () => {
@@ -238,9 +332,25 @@ Deno.test("Dockerfile exposes the configured ports and starts server/main.ts wit
   assert.ok(granted.includes(`--allow-write=${config.storageDir}`), granted.join(" "));
 });
 
+Deno.test("Dockerfile has the service listen on every interface, where the service defaults to loopback", async () => {
+  const dockerfile = await readDockerfile();
+  const env = Object.assign(
+    {},
+    ...dockerfile.filter((i) => i.keyword === "ENV").map((i) => parseDockerEnv(i.args)),
+  );
+  const inImage = loadConfig(env);
+  const defaults = loadConfig({});
+  for (const key of ["grpcHost", "httpHost", "webHost"] as const) {
+    assert.equal(defaults[key], "127.0.0.1", `default ${key}`);
+    assert.equal(inImage[key], "0.0.0.0", `image ${key}`);
+  }
+});
+
 Deno.test(".dockerignore keeps caches, results and build output out of the image context", async () => {
   const ignored = (await readRepoFile(".dockerignore")).split("\n").map((line) => line.trim());
-  for (const entry of [".git", ".cache", "storage", "static/build", "test-artifacts", "dist"]) {
+  for (
+    const entry of [".git", ".cache", "storage", "static/build", "test-artifacts", "dist", "deploy"]
+  ) {
     assert.ok(ignored.includes(entry), entry);
   }
 });

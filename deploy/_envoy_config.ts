@@ -1,6 +1,7 @@
 /**
  * `envoy/envoy.yaml` taken apart into the pieces the tests check: admin address, the listener,
- * its HTTP connection manager, routes, filters, CORS policies and upstream clusters.
+ * its HTTP connection manager, routes, filters, CORS policies and upstream clusters, and which
+ * cluster a request path ends up at.
  *
  * @module
  */
@@ -120,6 +121,36 @@ export function clusterEndpoints(cluster: YamlObject): SocketAddress[] {
       )
     )
   );
+}
+
+/** The cluster named `name`, or an error. */
+export function clusterNamed(parts: EnvoyParts, name: string): YamlObject {
+  const cluster = parts.clusters.find((candidate) => candidate.name === name);
+  if (cluster === undefined) throw new Error(`envoy.yaml has no cluster ${name}`);
+  return cluster;
+}
+
+/**
+ * The route Envoy picks for a request to `path`: the first whose `match.prefix` starts the path,
+ * as Envoy matches routes in order (every route here matches on a prefix).
+ */
+export function routeFor(parts: EnvoyParts, path: string): EnvoyRoute | undefined {
+  return parts.routes.find(({ route }) => {
+    const prefix = asObject(route.match, "match").prefix;
+    if (typeof prefix !== "string") throw new Error(`route without a prefix: ${route.match}`);
+    return path.startsWith(prefix);
+  });
+}
+
+/** The cluster a request to `path` is sent to, and that cluster's endpoints. */
+export function upstreamFor(
+  parts: EnvoyParts,
+  path: string,
+): { cluster: YamlObject; endpoints: SocketAddress[] } {
+  const found = routeFor(parts, path);
+  if (found === undefined) throw new Error(`envoy.yaml routes nothing for ${path}`);
+  const cluster = clusterNamed(parts, asString(asObject(found.route.route, "route").cluster, path));
+  return { cluster, endpoints: clusterEndpoints(cluster) };
 }
 
 /** Splits a comma-separated header list (`allow_headers`, `expose_headers`) into lower-case names. */
