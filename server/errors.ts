@@ -49,12 +49,16 @@ export class AppError extends Error {
 /** The gRPC trailer carrying a retry hint (gRPC's retry pushback). */
 export const RETRY_PUSHBACK_HEADER = "grpc-retry-pushback-ms";
 
-/** The HTTP status for a gRPC status code (as connect-es `codeToHttpStatus` maps them). */
+/**
+ * The HTTP status for a gRPC status code, as the Connect protocol maps them (connect-es
+ * `codeToHttpStatus`; `errors_test.ts` compares every code with it).
+ */
 export function httpStatusOf(code: Status): number {
   switch (code) {
     case Status.OK:
       return 200;
     case Status.INVALID_ARGUMENT:
+    case Status.FAILED_PRECONDITION:
     case Status.OUT_OF_RANGE:
       return 400;
     case Status.UNAUTHENTICATED:
@@ -68,8 +72,6 @@ export function httpStatusOf(code: Status): number {
     case Status.ALREADY_EXISTS:
     case Status.ABORTED:
       return 409;
-    case Status.FAILED_PRECONDITION:
-      return 412;
     case Status.RESOURCE_EXHAUSTED:
       return 429;
     case Status.UNIMPLEMENTED:
