@@ -2,9 +2,20 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
-const committedPath = fileURLToPath(new URL("./sales_pb.ts", import.meta.url));
+const genDir = fileURLToPath(new URL("./", import.meta.url));
 
-Deno.test("sales_pb.ts matches what `deno task gen` generates from proto/sales.proto", async () => {
+/** Paths of the generated `_pb.ts` files under `dir`, relative to it, sorted. */
+async function generatedFiles(dir: string, prefix = ""): Promise<string[]> {
+  const found: string[] = [];
+  for await (const entry of Deno.readDir(`${dir}/${prefix}`)) {
+    const path = `${prefix}${entry.name}`;
+    if (entry.isDirectory) found.push(...await generatedFiles(dir, `${path}/`));
+    else if (entry.name.endsWith("_pb.ts")) found.push(path);
+  }
+  return found.sort();
+}
+
+Deno.test("server/gen matches what `deno task gen` generates from proto/", async () => {
   const outDir = await Deno.makeTempDir({ prefix: "sales_gen_" });
   try {
     // Runs the real task (buf + protoc-gen-es at their pinned versions) into a scratch folder.
@@ -15,12 +26,21 @@ Deno.test("sales_pb.ts matches what `deno task gen` generates from proto/sales.p
       stderr: "piped",
     }).output();
     assert.equal(code, 0, `deno task gen failed:\n${new TextDecoder().decode(stderr)}`);
-    const fresh = await Deno.readTextFile(`${outDir}/server/gen/sales_pb.ts`);
-    const committed = await Deno.readTextFile(committedPath);
-    assert.ok(
-      committed === fresh,
-      "server/gen/sales_pb.ts is stale: run `deno task gen` and commit the result",
+    const freshDir = `${outDir}/server/gen`;
+    const fresh = await generatedFiles(freshDir);
+    assert.deepEqual(
+      await generatedFiles(genDir),
+      fresh,
+      "server/gen/ holds other files than `deno task gen` makes: run it and commit the result",
     );
+    assert.ok(fresh.includes("sales_pb.ts") && fresh.includes("grpc/health/v1/health_pb.ts"));
+    for (const path of fresh) {
+      const committed = await Deno.readTextFile(`${genDir}/${path}`);
+      assert.ok(
+        committed === await Deno.readTextFile(`${freshDir}/${path}`),
+        `server/gen/${path} is stale: run \`deno task gen\` and commit the result`,
+      );
+    }
   } finally {
     await Deno.remove(outDir, { recursive: true });
   }

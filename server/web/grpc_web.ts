@@ -1,8 +1,11 @@
 /**
- * gRPC-Web for `sales.v1.SalesService`, served in-process by `Deno.serve`: a `@connectrpc/connect`
- * router adapts the transport-free {@linkcode SalesService} (the same one grpc-js serves), and this
- * module adds what connect leaves out: `application/grpc-web-text` (base64) requests, gRPC-Web
- * `UNIMPLEMENTED` for unknown methods instead of a bare 404, and CORS.
+ * gRPC-Web for `sales.v1.SalesService` and `grpc.health.v1.Health` `Check`, served in-process by
+ * `Deno.serve`: a `@connectrpc/connect` router adapts the transport-free {@linkcode SalesService}
+ * (the same one grpc-js serves), and this module adds what connect leaves out:
+ * `application/grpc-web-text` (base64) requests, gRPC-Web `UNIMPLEMENTED` for unknown methods
+ * instead of a bare 404, CORS, `grpc-encoding: gzip`, and two guards that run before connect reads
+ * anything: the access token, checked from the headers alone, and the memory budget, which every
+ * request message is reserved from as its length prefix arrives.
  *
  * @module
  */
@@ -11,6 +14,8 @@ import {
   Code,
   ConnectError,
   createConnectRouter,
+  createContextKey,
+  createContextValues,
   type HandlerContext,
   type ServiceImpl,
 } from "@connectrpc/connect";
@@ -25,10 +30,19 @@ import {
   trailerFlag,
   trailerSerialize,
 } from "@connectrpc/connect/protocol-grpc-web";
-import { AppError, RETRY_PUSHBACK_HEADER, toAppError } from "../errors.ts";
+import { AppError, toAppError } from "../errors.ts";
+import {
+  Health as HealthDesc,
+  HealthCheckResponse_ServingStatus as ServingStatus,
+} from "../gen/grpc/health/v1/health_pb.ts";
 import { SalesService as SalesServiceDesc } from "../gen/sales_pb.ts";
+import { createTokenCheck } from "../service/auth.ts";
+import type { BufferBudget } from "../service/buffer_budget.ts";
 import type { CallContext, SalesService, UploadChunk, UploadResponse } from "../service/types.ts";
+import { gzipCompression } from "./gzip_compression.ts";
 import { Base64DecodeStream, Base64EncodeStream } from "./grpc_web_text.ts";
+import { parseTarget, splitRequestUrl } from "./host_check.ts";
+import { RequestEnvelopeStream, toConnectError } from "./request_envelope_stream.ts";
 
 /** Options for {@linkcode createGrpcWebHandler}. */
 export interface GrpcWebHandlerOptions {
@@ -44,41 +58,91 @@ export interface GrpcWebHandlerOptions {
    * @default {67_108_864}
    */
   readMaxBytes?: number;
+  /**
+   * The token (`SALES_API_TOKEN`) every call but health checks must carry as
+   * `authorization: Bearer <token>`; a call without it is refused from its headers, unread.
+   * @default {undefined} (no token needed)
+   */
+  apiToken?: string;
+  /**
+   * Bytes of request messages being received at once, shared with the gRPC port.
+   * @default {undefined} (not counted)
+   */
+  budget?: BufferBudget;
 }
 
-/** Request headers a browser may send cross-origin: gRPC-Web's own plus `authorization`. */
+/** Request headers a browser may send cross-origin: gRPC-Web's own, the token and our ids. */
 const CORS_ALLOWED_HEADERS = [
   "content-type",
   "x-grpc-web",
   "x-user-agent",
   "grpc-timeout",
+  "grpc-encoding",
+  "grpc-accept-encoding",
   "authorization",
+  "x-upload-id",
+  "x-request-id",
 ].join(", ");
 /** Response headers a cross-origin script may read: without these it sees no gRPC status. */
 const CORS_EXPOSED_HEADERS = ["grpc-status", "grpc-message", "grpc-status-details-bin"].join(", ");
+
+/** Methods an RPC path answers, for `Allow` headers. */
+export const RPC_METHODS = "POST, OPTIONS";
+
+/** Whether `path` has the shape of a gRPC method path: `/package.Service/Method`. */
+export function isRpcPath(path: string): boolean {
+  return /^\/[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+\/[A-Za-z_]\w*$/.test(path);
+}
+
+/** Whether `contentType` is one of gRPC-Web's (binary or text, proto or JSON). */
+export function isGrpcWebContentType(contentType: string | null): boolean {
+  return contentTypeRegExp.test(contentType ?? "");
+}
 
 /** True when `request` is a gRPC-Web call (any method path) or a CORS preflight for one. */
 export function isGrpcWebRequest(request: Request): boolean {
   if (request.method === "OPTIONS") {
     return request.headers.has("access-control-request-method") &&
-      /^\/[\w.]+\/\w+$/.test(new URL(request.url).pathname);
+      isRpcPath(requestPath(request));
   }
-  return request.method === "POST" &&
-    contentTypeRegExp.test(request.headers.get("content-type") ?? "");
+  return request.method === "POST" && isGrpcWebContentType(request.headers.get("content-type"));
 }
 
-/** Builds the fetch handler for gRPC-Web requests (those {@linkcode isGrpcWebRequest} accepts). */
+/** The path of the request target (the caller has vouched for the URL's authority). */
+function requestPath(request: Request): string {
+  const parts = splitRequestUrl(request.url);
+  return parts === undefined ? "/" : parseTarget(parts.target).path;
+}
+
+/** The connection's remote address, as the service's per-client limits read it. */
+const PEER = createContextKey<string | undefined>(undefined, { description: "peer address" });
+
+const HEALTH_PREFIX = `/${HealthDesc.typeName}/`;
+
+/**
+ * Builds the fetch handler for gRPC-Web requests (those {@linkcode isGrpcWebRequest} accepts).
+ * Pass `path` when the caller has already taken it from the request target.
+ */
 export function createGrpcWebHandler(
   options: GrpcWebHandlerOptions,
-): (request: Request, info?: Deno.ServeHandlerInfo) => Promise<Response> {
+): (request: Request, info?: Deno.ServeHandlerInfo, path?: string) => Promise<Response> {
   const corsOrigins = new Set(options.corsOrigins ?? []);
+  const readMaxBytes = options.readMaxBytes ?? 64 * 1024 * 1024;
+  const { budget } = options;
+  const checkToken = options.apiToken === undefined || options.apiToken === ""
+    ? undefined
+    : createTokenCheck(options.apiToken);
   const router = createConnectRouter({
     grpc: false,
     grpcWeb: true,
     connect: false,
-    readMaxBytes: options.readMaxBytes ?? 64 * 1024 * 1024,
+    readMaxBytes,
+    // Responses are gzipped when the client's grpc-accept-encoding (or, without one, its own
+    // grpc-encoding) allows it. Requests are inflated by RequestEnvelopeStream, within the budget.
+    acceptCompression: [gzipCompression],
   });
   router.service(SalesServiceDesc, createSalesServiceImpl(options.service));
+  router.service(HealthDesc, createHealthImpl());
   const handlers = new Map<string, UniversalHandler>(
     router.handlers.map((handler) => [handler.requestPath, handler]),
   );
@@ -101,10 +165,11 @@ export function createGrpcWebHandler(
   return async function handleGrpcWeb(
     request: Request,
     info?: Deno.ServeHandlerInfo,
+    path = requestPath(request),
   ): Promise<Response> {
     const origin = allowedOrigin(request);
     if (request.method === "OPTIONS") {
-      const response = new Response(null, { status: 204 });
+      const response = new Response(null, { status: 204, headers: { allow: RPC_METHODS } });
       if (origin !== undefined) {
         response.headers.set("access-control-allow-methods", "POST, OPTIONS");
         response.headers.set("access-control-allow-headers", CORS_ALLOWED_HEADERS);
@@ -114,22 +179,97 @@ export function createGrpcWebHandler(
     }
     const contentType = request.headers.get("content-type") ?? "";
     const text = /^application\/grpc-web-text/i.test(contentType);
-    const handler = handlers.get(new URL(request.url).pathname);
-    if (handler === undefined) {
-      return withCors(unimplementedResponse(new URL(request.url).pathname, text), origin);
+    // Refusals come before the body is read: the client may still be sending it, and we drop it.
+    const refuse = (error: ConnectError) => {
+      request.body?.cancel().catch(() => {});
+      return withCors(trailersOnlyResponse(error, text), origin);
+    };
+    if (checkToken !== undefined && !path.startsWith(HEALTH_PREFIX)) {
+      try {
+        checkToken({
+          signal: NEVER_ABORTED,
+          header: (name) => request.headers.get(name) ?? undefined,
+        });
+      } catch (error) {
+        return refuse(toConnectError(error) as ConnectError);
+      }
     }
-    const header = text ? textHeadersToBinary(request.headers) : request.headers;
-    const body = text ? request.body?.pipeThrough(new Base64DecodeStream()) : request.body;
-    const universalResponse = await handler({
-      httpVersion: "1.1",
-      method: request.method,
-      url: request.url,
-      header,
-      body: body ?? ReadableStream.from<Uint8Array>([]),
-      signal: clientGoneSignal(request, info),
+    const handler = handlers.get(path);
+    if (handler === undefined) {
+      return refuse(new ConnectError(`Method not found: ${path.slice(1)}`, Code.Unimplemented));
+    }
+    const signal = clientGoneSignal(request, info);
+    const envelopes = new RequestEnvelopeStream({
+      budget,
+      readMaxBytes,
+      gzip: request.headers.get("grpc-encoding")?.trim().toLowerCase() === "gzip",
+      signal,
     });
-    const response = universalServerResponseToFetch(universalResponse);
-    return withCors(text ? binaryResponseToText(response) : response, origin);
+    // The call ends when its response has been sent or the client has gone; either way the
+    // bytes it held are released, whichever is noticed first.
+    const release = () => envelopes.release();
+    info?.completed.then(release, release);
+    try {
+      const header = text ? textHeadersToBinary(request.headers) : request.headers;
+      const decoded = text ? request.body?.pipeThrough(new Base64DecodeStream()) : request.body;
+      const universalResponse = await handler({
+        httpVersion: "1.1",
+        method: request.method,
+        url: request.url,
+        header,
+        body: (decoded ?? ReadableStream.from<Uint8Array>([])).pipeThrough(envelopes),
+        signal,
+        contextValues: createContextValues().set(PEER, peerOf(info)),
+      });
+      const body = universalResponse.body;
+      const response = universalServerResponseToFetch({
+        ...universalResponse,
+        body: body === undefined ? undefined : releasedAtEnd(body, release),
+      });
+      if (body === undefined) release();
+      return withCors(text ? binaryResponseToText(response) : response, origin);
+    } catch (error) {
+      release();
+      throw error;
+    }
+  };
+}
+
+const NEVER_ABORTED = new AbortController().signal;
+
+/** `body`, calling `release` once it has been read to the end, failed or been cancelled. */
+async function* releasedAtEnd(
+  body: AsyncIterable<Uint8Array>,
+  release: () => void,
+): AsyncIterable<Uint8Array> {
+  try {
+    yield* body;
+  } finally {
+    release();
+  }
+}
+
+/** `1.2.3.4:5678` or `[::1]:5678`, as grpc-js names peers; undefined in-process. */
+function peerOf(info: Deno.ServeHandlerInfo | undefined): string | undefined {
+  const address = info?.remoteAddr;
+  if (address === undefined || !("hostname" in address)) return undefined;
+  const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
+  return `${host}:${address.port}`;
+}
+
+/** Health checks over gRPC-Web: the server and SalesService are serving while it answers. */
+export function createHealthImpl(): Partial<ServiceImpl<typeof HealthDesc>> {
+  const known = new Set(["", SalesServiceDesc.typeName]);
+  return {
+    check(request) {
+      if (!known.has(request.service)) {
+        throw new ConnectError(
+          `Health status unknown for service ${request.service}: this server reports on "" (itself) and ${SalesServiceDesc.typeName}`,
+          Code.NotFound,
+        );
+      }
+      return { status: ServingStatus.SERVING };
+    },
   };
 }
 
@@ -140,22 +280,26 @@ export function createSalesServiceImpl(
   return {
     uploadCSV: (request, ctx) =>
       call(
+        ctx,
         () =>
           service.uploadCsv({ data: request.data, filename: request.filename }, toCallContext(ctx)),
         toUploadResponseInit,
       ),
     uploadCSVStream: (requests, ctx) =>
       call(
+        ctx,
         () => service.uploadCsvStream(toUploadChunks(requests), toCallContext(ctx)),
         toUploadResponseInit,
       ),
     downloadResult: (request, ctx) =>
       call(
+        ctx,
         () => service.downloadResult({ resultId: request.resultId }, toCallContext(ctx)),
         (r) => r,
       ),
     startUpload: (request, ctx) =>
       call(
+        ctx,
         () =>
           service.startUpload(
             { filename: request.filename, size: toSafeNumber(request.size, "size") },
@@ -165,6 +309,7 @@ export function createSalesServiceImpl(
       ),
     appendUpload: (request, ctx) =>
       call(
+        ctx,
         () =>
           service.appendUpload(
             {
@@ -182,11 +327,13 @@ export function createSalesServiceImpl(
       ),
     finishUpload: (request, ctx) =>
       call(
+        ctx,
         () => service.finishUpload({ uploadId: request.uploadId }, toCallContext(ctx)),
         toUploadResponseInit,
       ),
     cancelUpload: (request, ctx) =>
       call(
+        ctx,
         () => service.cancelUpload({ uploadId: request.uploadId }, toCallContext(ctx)),
         () => ({}),
       ),
@@ -194,24 +341,35 @@ export function createSalesServiceImpl(
 }
 
 /** Runs a service call and maps its failure to a ConnectError, the one place this transport does. */
-async function call<T, R>(run: () => Promise<T>, convert: (value: T) => R): Promise<R> {
+async function call<T, R>(
+  ctx: HandlerContext,
+  run: () => Promise<T>,
+  convert: (value: T) => R,
+): Promise<R> {
   try {
+    // A deadline that passed while the request was read: answer it without doing the work.
+    throwIfDeadlineExceeded(ctx);
     return convert(await run());
   } catch (error) {
+    // The service sees only an aborted signal and says CANCELLED; the reason tells a deadline.
+    throwIfDeadlineExceeded(ctx);
     if (error instanceof ConnectError) throw error;
     const appError = toAppError(error);
     if (!(error instanceof AppError)) console.error("[gRPC-Web] Unexpected error:", error);
-    const trailers = appError.retryAfterMs === undefined
-      ? undefined
-      : { [RETRY_PUSHBACK_HEADER]: String(Math.ceil(appError.retryAfterMs)) };
-    throw new ConnectError(appError.message, appError.code as number as Code, trailers);
+    throw toConnectError(appError);
   }
+}
+
+function throwIfDeadlineExceeded(ctx: HandlerContext): void {
+  const reason: unknown = ctx.signal.aborted ? ctx.signal.reason : undefined;
+  if (reason instanceof ConnectError && reason.code === Code.DeadlineExceeded) throw reason;
 }
 
 function toCallContext(ctx: HandlerContext): CallContext {
   return {
     signal: ctx.signal,
     header: (name) => ctx.requestHeader.get(name) ?? undefined,
+    peer: ctx.values.get(PEER),
   };
 }
 
@@ -244,13 +402,10 @@ function toSafeNumber(value: bigint, field: string): number {
   return Number(value);
 }
 
-/** A gRPC-Web answer for a method this server does not have: HTTP 200 with status 12 in trailers. */
-function unimplementedResponse(path: string, text: boolean): Response {
-  const trailer = new Headers();
-  setTrailerStatus(
-    trailer,
-    new ConnectError(`Method not found: ${path.slice(1)}`, Code.Unimplemented),
-  );
+/** A gRPC-Web answer with no message: HTTP 200, the status (and its metadata) in trailers. */
+function trailersOnlyResponse(error: ConnectError, text: boolean): Response {
+  const trailer = new Headers(error.metadata);
+  setTrailerStatus(trailer, error);
   const frame = encodeEnvelope(trailerFlag, trailerSerialize(trailer));
   const body = text ? new Blob([frame]).stream().pipeThrough(new Base64EncodeStream()) : frame;
   return new Response(body, {

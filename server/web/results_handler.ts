@@ -3,7 +3,9 @@
  * requests. Only files named by a well-formed id are served; there is no listing and nothing else
  * in the folder is reachable.
  *
- * A request is judged in this order: unknown path 404, method 405, malformed file name 400, then,
+ * A request is judged in this order: a malformed or missing `Host` 400 and a host outside
+ * `allowedHosts` 421 (see {@linkcode createHostCheck}), unknown path 404, method 405 (with `Allow`),
+ * malformed file name 400, then,
  * when download URLs are signed, a missing, invalid or expired signature 403 (with the reason as
  * text), and only then an unknown result 404.
  *
@@ -27,6 +29,7 @@
 import { AppError, httpStatusOf, Status, toAppError } from "../errors.ts";
 import type { DownloadUrls } from "../service/download_url.ts";
 import type { ResultStore } from "../storage/result_store.ts";
+import { createHostCheck, plainText } from "./host_check.ts";
 
 /** Options of {@linkcode createResultsHandler}. */
 export interface ResultsHandlerOptions {
@@ -50,35 +53,40 @@ const RESULT_FILE = /^([0-9a-f]{32})\.csv$/;
 /** Builds the `Deno.serve` handler for result downloads. */
 export function createResultsHandler(
   options: ResultsHandlerOptions,
-): (request: Request) => Promise<Response> {
+): (request: Request, info?: Deno.ServeHandlerInfo) => Promise<Response> {
   const { store } = options;
   const logError = options.logError ?? ((message, error) => console.error(message, error));
+  const checkHost = createHostCheck({ allowedHosts: options.allowedHosts });
 
-  return async (request) => {
-    const url = new URL(request.url);
-    const { pathname } = url;
+  return async (request, info) => {
+    // Routing and the signature read the request target only, never a URL built from Host.
+    const target = checkHost(request, info);
+    if (target instanceof Response) return target;
+    const { path: pathname, searchParams } = target;
     if (!pathname.startsWith(PREFIX) || pathname === PREFIX) {
-      return textResponse(404, "Not found");
+      return plainText(404, "Not found");
     }
     if (request.method !== "GET" && request.method !== "HEAD") {
-      return textResponse(405, "Method not allowed", { Allow: "GET, HEAD" });
+      return plainText(405, `Method ${request.method} not allowed for ${pathname}`, {
+        Allow: "GET, HEAD",
+      });
     }
     const match = RESULT_FILE.exec(pathname.slice(PREFIX.length));
     if (match === null) {
-      return textResponse(400, "Malformed result file name: expected <32 lowercase hex>.csv");
+      return plainText(400, "Malformed result file name: expected <32 lowercase hex>.csv");
     }
     const resultId = match[1];
-    const refusal = options.downloadUrls?.verify(resultId, url.searchParams);
-    if (refusal !== undefined) return textResponse(403, refusal);
+    const refusal = options.downloadUrls?.verify(resultId, searchParams);
+    if (refusal !== undefined) return plainText(403, refusal);
 
     let opened;
     try {
       opened = await store.openResult(resultId);
     } catch (error) {
       const appError = toAppError(error);
-      if (appError.code === Status.NOT_FOUND) return textResponse(404, "Result not found");
+      if (appError.code === Status.NOT_FOUND) return plainText(404, "Result not found");
       logError(`Cannot serve result ${resultId}:`, appError.cause ?? appError);
-      return textResponse(httpStatusOf(appError.code), safeMessage(appError));
+      return plainText(httpStatusOf(appError.code), safeMessage(appError));
     }
 
     // Results never change once written, so id and size identify the bytes; this survives restarts.
@@ -124,15 +132,4 @@ function safeMessage(error: AppError): string {
   return error.code === Status.INTERNAL || error.code === Status.UNKNOWN
     ? "Internal server error"
     : error.message;
-}
-
-function textResponse(
-  status: number,
-  message: string,
-  extra: Record<string, string> = {},
-): Response {
-  return new Response(`${message}\n`, {
-    status,
-    headers: { "Content-Type": "text/plain; charset=utf-8", ...extra },
-  });
 }

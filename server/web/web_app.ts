@@ -1,7 +1,12 @@
 /**
  * The web port's one handler: server-rendered pages (`routes/`), static assets (`static/`, with the
- * island bundle under `static/build/`), and gRPC-Web for `sales.v1.SalesService`. Serve it with
- * `Deno.serve({ port: config.webPort }, createWebHandler({ service, config }))`.
+ * island bundle under `static/build/`), and gRPC-Web for `sales.v1.SalesService` and health checks.
+ * Serve it with `Deno.serve({ port: config.webPort }, createWebHandler({ service, config }))`.
+ *
+ * Every request first passes the `Host` check ({@linkcode createHostCheck}); routing then uses the
+ * request target's path only. RPC paths (`/package.Service/Method`) take POST (gRPC-Web, else 415)
+ * and OPTIONS (CORS preflight); every other path takes GET and HEAD. A 405 names what the path
+ * takes in `Allow`.
  *
  * @example
  * ```ts
@@ -28,7 +33,8 @@ import App from "../../routes/_app.tsx";
 import IndexPage from "../../routes/index.tsx";
 import NotFoundPage from "../../routes/_404.tsx";
 import { DEFAULT_BUILD_DIR, readIslandsManifest } from "./build.ts";
-import { createGrpcWebHandler, isGrpcWebRequest } from "./grpc_web.ts";
+import { createGrpcWebHandler, isGrpcWebContentType, isRpcPath, RPC_METHODS } from "./grpc_web.ts";
+import { createHostCheck, plainText } from "./host_check.ts";
 import { installIslandMarkers } from "./islands.ts";
 import { serveStaticFile } from "./static_files.ts";
 
@@ -36,8 +42,13 @@ import { serveStaticFile } from "./static_files.ts";
 export interface WebHandlerOptions {
   /** The service implementation, shared with the grpc-js server. */
   service: SalesService;
-  /** The parts of the configuration the web port uses. */
-  config: Pick<Config, "grpcWebUrl" | "corsOrigins" | "maxMessageBytes" | "maxUploadBytes">;
+  /**
+   * The parts of the configuration the web port uses. Without `salesApiToken` no token is asked
+   * for; without `allowedHosts` any host is answered.
+   */
+  config:
+    & Pick<Config, "grpcWebUrl" | "corsOrigins" | "maxMessageBytes" | "maxUploadBytes">
+    & Partial<Pick<Config, "salesApiToken" | "allowedHosts">>;
   /** Bytes of request messages being received at once, shared with the gRPC port. @default {no limit} */
   budget?: BufferBudget;
   /** Folder of static assets. @default {static/ in the repository (embedded when compiled)} */
@@ -60,7 +71,10 @@ export function createWebHandler(
     service,
     corsOrigins: config.corsOrigins,
     readMaxBytes: config.maxMessageBytes,
+    apiToken: config.salesApiToken,
+    budget: options.budget,
   });
+  const checkHost = createHostCheck({ allowedHosts: config.allowedHosts });
   const contentSecurityPolicy = [
     "default-src 'self'",
     "script-src 'self'",
@@ -111,12 +125,31 @@ export function createWebHandler(
   }
 
   async function route(request: Request, info?: Deno.ServeHandlerInfo): Promise<Response> {
-    if (isGrpcWebRequest(request)) return await grpcWeb(request, info);
-    const path = new URL(request.url).pathname;
+    const target = checkHost(request, info);
+    if (target instanceof Response) return target;
+    const { path } = target;
+    const grpcWebCall = request.method === "POST" &&
+      isGrpcWebContentType(request.headers.get("content-type"));
+    if (isRpcPath(path)) {
+      if (grpcWebCall || request.method === "OPTIONS") return await grpcWeb(request, info, path);
+      if (request.method === "POST") {
+        request.body?.cancel().catch(() => {});
+        const type = request.headers.get("content-type") ?? "(none)";
+        return plainText(
+          415,
+          `Unsupported content type ${type} for ${path}: gRPC-Web calls send application/grpc-web(+proto) or application/grpc-web-text, and native gRPC goes to the gRPC port`,
+        );
+      }
+      return plainText(405, `Method ${request.method} not allowed for ${path}`, {
+        allow: RPC_METHODS,
+      });
+    }
+    // A gRPC-Web client given a wrong base URL still gets a gRPC status it can show (UNIMPLEMENTED).
+    if (grpcWebCall) return await grpcWeb(request, info, path);
     if (request.method !== "GET" && request.method !== "HEAD") {
-      return new Response("Method not allowed\n", {
-        status: 405,
-        headers: { allow: "GET, HEAD", "content-type": "text/plain; charset=utf-8" },
+      request.body?.cancel().catch(() => {});
+      return plainText(405, `Method ${request.method} not allowed for ${path}`, {
+        allow: "GET, HEAD",
       });
     }
     if (path === "/") {

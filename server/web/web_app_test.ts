@@ -6,7 +6,9 @@ const BASE = "http://localhost:3000";
 const BUNDLE = "islands-0123456789abcdef.js";
 
 /** A handler over a scratch build folder holding a tiny bundle, so no real build is needed. */
-async function setup(config: { grpcWebUrl?: string; maxUploadBytes?: number } = {}) {
+async function setup(
+  config: { grpcWebUrl?: string; maxUploadBytes?: number; salesApiToken?: string } = {},
+) {
   const buildDir = await Deno.makeTempDir({ prefix: "web_app_test_" });
   await Deno.writeTextFile(`${buildDir}/${BUNDLE}`, "console.log('islands');\n");
   await Deno.writeTextFile(`${buildDir}/manifest.json`, JSON.stringify({ islands: BUNDLE }));
@@ -17,6 +19,7 @@ async function setup(config: { grpcWebUrl?: string; maxUploadBytes?: number } = 
       corsOrigins: [],
       maxMessageBytes: 64 << 20,
       maxUploadBytes: config.maxUploadBytes,
+      salesApiToken: config.salesApiToken,
     },
     buildDir: new URL(`file://${buildDir}/`),
   });
@@ -181,4 +184,67 @@ Deno.test("createWebHandler routes gRPC-Web requests to the service", async () =
     new TextDecoder().decode(body),
     /Department Name,Total Number of Sales.*grpc-status: ?0/s,
   );
+});
+
+Deno.test("createWebHandler answers 415 to a POST of another content type on an RPC path, with a reason", async (t) => {
+  await using web = await setup();
+  for (const type of ["text/plain", "application/grpc", "application/json", ""]) {
+    await t.step(JSON.stringify(type), async () => {
+      const response = await web.get("/sales.v1.SalesService/UploadCSV", {
+        method: "POST",
+        headers: type === "" ? {} : { "content-type": type },
+        body: new Uint8Array(5),
+      });
+      assert.equal(response.status, 415);
+      assert.equal(response.headers.get("content-type"), "text/plain; charset=utf-8");
+      assert.match(await response.text(), /Unsupported content type .*application\/grpc-web/);
+    });
+  }
+});
+
+Deno.test("createWebHandler lists the methods a path allows in every 405", async (t) => {
+  await using web = await setup();
+  const cases = [
+    { path: "/sales.v1.SalesService/UploadCSV", method: "GET", allow: "POST, OPTIONS" },
+    { path: "/grpc.health.v1.Health/Check", method: "PUT", allow: "POST, OPTIONS" },
+    { path: "/", method: "POST", allow: "GET, HEAD" },
+    { path: "/static/styles.css", method: "DELETE", allow: "GET, HEAD" },
+    { path: "/nope", method: "OPTIONS", allow: "GET, HEAD" },
+  ];
+  for (const { path, method, allow } of cases) {
+    await t.step(`${method} ${path}`, async () => {
+      const response = await web.get(path, { method });
+      assert.equal(response.status, 405);
+      assert.equal(response.headers.get("allow"), allow);
+      assert.match(await response.text(), new RegExp(`Method ${method} not allowed for ${path}`));
+    });
+  }
+  await t.step("OPTIONS on an RPC path says what it allows", async () => {
+    const response = await web.get("/sales.v1.SalesService/UploadCSV", { method: "OPTIONS" });
+    assert.equal(response.status, 204);
+    assert.equal(response.headers.get("allow"), "POST, OPTIONS");
+  });
+});
+
+Deno.test("createWebHandler asks gRPC-Web calls for SALES_API_TOKEN, but not health checks", async () => {
+  await using web = await setup({ salesApiToken: "t0ken" });
+  const call = async (path: string, message: Uint8Array, headers: Record<string, string> = {}) => {
+    const frame = new Uint8Array(5 + message.length);
+    new DataView(frame.buffer).setUint32(1, message.length);
+    frame.set(message, 5);
+    const response = await web.get(path, {
+      method: "POST",
+      headers: { "content-type": "application/grpc-web+proto", ...headers },
+      body: frame,
+    });
+    return new TextDecoder().decode(await response.arrayBuffer());
+  };
+  const download = new Uint8Array([0x0a, 32, ...new TextEncoder().encode(FAKE_RESULT_ID)]);
+  const path = "/sales.v1.SalesService/DownloadResult";
+  assert.match(await call(path, download), /grpc-status: ?16/);
+  assert.match(await call(path, download, { authorization: "Bearer t0ken" }), /grpc-status: ?0/);
+  // An empty HealthCheckRequest: the whole server. SERVING is field 1 = 1.
+  const health = await call("/grpc.health.v1.Health/Check", new Uint8Array(0));
+  assert.ok(health.includes("\x08\x01"), "status SERVING");
+  assert.match(health, /grpc-status: ?0/);
 });

@@ -1,0 +1,144 @@
+import assert from "node:assert/strict";
+import { gzipSync } from "node:zlib";
+import { ConnectError } from "@connectrpc/connect";
+import { eventually } from "../grpc/testdata/raw_grpc.ts";
+import { BufferBudget } from "../service/buffer_budget.ts";
+import { RequestEnvelopeStream } from "./request_envelope_stream.ts";
+
+function envelope(message: Uint8Array, flags = 0): Uint8Array {
+  const out = new Uint8Array(5 + message.length);
+  out[0] = flags;
+  new DataView(out.buffer).setUint32(1, message.length);
+  out.set(message, 5);
+  return out;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+/** `bytes` cut at random places, including empty pieces. */
+function randomChunks(bytes: Uint8Array, random: () => number): Uint8Array[] {
+  const chunks = [];
+  for (let offset = 0; offset < bytes.length;) {
+    const size = Math.floor(random() * 12);
+    chunks.push(bytes.subarray(offset, offset + size));
+    offset += size;
+  }
+  return chunks;
+}
+
+function seeded(seed: number): () => number {
+  return () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+}
+
+/** Reads `stream` through, noting the budget each time a piece comes out. */
+async function drain(stream: ReadableStream<Uint8Array>, budget: BufferBudget) {
+  const out: Uint8Array[] = [];
+  const reservedSeen: number[] = [];
+  for await (const piece of stream) {
+    out.push(piece);
+    reservedSeen.push(budget.reserved);
+  }
+  return { bytes: concat(out), reservedSeen };
+}
+
+Deno.test("RequestEnvelopeStream passes messages through unchanged, however the body is cut", async () => {
+  const random = seeded(7);
+  for (let round = 0; round < 50; round++) {
+    const messages = Array.from(
+      { length: 1 + Math.floor(random() * 4) },
+      () => new Uint8Array(Math.floor(random() * 40)).map(() => Math.floor(random() * 256)),
+    );
+    const body = concat(messages.map((message) => envelope(message)));
+    const budget = new BufferBudget({ maxBytes: 1000 });
+    const envelopes = new RequestEnvelopeStream({ budget, readMaxBytes: 1000 });
+    const { bytes, reservedSeen } = await drain(
+      ReadableStream.from(randomChunks(body, random)).pipeThrough(envelopes),
+      budget,
+    );
+    assert.deepEqual(bytes, body);
+    // Only the message being read is held, never two at once.
+    const largest = Math.max(...messages.map((message) => message.length));
+    assert.ok(reservedSeen.every((reserved) => reserved <= largest), String(reservedSeen));
+    envelopes.release();
+    assert.equal(budget.reserved, 0);
+  }
+});
+
+Deno.test("RequestEnvelopeStream refuses a message longer than readMaxBytes before reserving it", async () => {
+  const budget = new BufferBudget({ maxBytes: 1 << 30 });
+  const envelopes = new RequestEnvelopeStream({ budget, readMaxBytes: 100 });
+  const prefix = new Uint8Array([0, 0xff, 0xff, 0xff, 0xff]);
+  await assert.rejects(
+    () => drain(ReadableStream.from([prefix]).pipeThrough(envelopes), budget),
+    (error: unknown) =>
+      error instanceof ConnectError && error.code === 8 &&
+      /4294967295 bytes is larger than MAX_MESSAGE_BYTES \(100 bytes\)/.test(error.rawMessage),
+  );
+  assert.equal(budget.reserved, 0);
+});
+
+Deno.test("RequestEnvelopeStream passes nothing of a message on until its bytes are reserved", async () => {
+  const budget = new BufferBudget({ maxBytes: 100, waitMs: 5_000 });
+  const other = await budget.reserve(60);
+  const envelopes = new RequestEnvelopeStream({ budget, readMaxBytes: 100 });
+  const reader = ReadableStream.from([envelope(new Uint8Array(50))]).pipeThrough(envelopes)
+    .getReader();
+  let passed = false;
+  const first = reader.read().then((result) => {
+    passed = true;
+    return result;
+  });
+  await eventually(() => budget.waiting === 1, "the message to wait for room");
+  assert.equal(passed, false);
+  other.release();
+  const { value } = await first;
+  assert.equal(value?.length, 5);
+  assert.equal(budget.reserved, 50);
+  await reader.cancel();
+  envelopes.release();
+  assert.equal(budget.reserved, 0);
+});
+
+Deno.test("RequestEnvelopeStream inflates gzip messages within the limits, reserving both sizes", async () => {
+  const message = new TextEncoder().encode("Toys,2024-01-02,3\n".repeat(500));
+  const packed = new Uint8Array(gzipSync(message));
+  const body = envelope(packed, 1);
+  const budget = new BufferBudget({ maxBytes: 1 << 20 });
+  const envelopes = new RequestEnvelopeStream({ budget, readMaxBytes: 1 << 20, gzip: true });
+  const { bytes, reservedSeen } = await drain(
+    ReadableStream.from(randomChunks(body, seeded(3))).pipeThrough(envelopes),
+    budget,
+  );
+  assert.deepEqual(bytes, envelope(message));
+  assert.equal(reservedSeen.at(-1), packed.length + message.length);
+  envelopes.release();
+
+  const small = new RequestEnvelopeStream({ budget, readMaxBytes: 1000, gzip: true });
+  await assert.rejects(
+    () => drain(ReadableStream.from([body]).pipeThrough(small), budget),
+    (error: unknown) => error instanceof ConnectError && error.code === 8,
+  );
+  small.release();
+  assert.equal(budget.reserved, 0);
+});
+
+Deno.test("RequestEnvelopeStream leaves compressed messages to connect unless told to inflate", async () => {
+  const body = envelope(new Uint8Array(gzipSync(new Uint8Array(10))), 1);
+  const budget = new BufferBudget({ maxBytes: 1000 });
+  const { bytes } = await drain(
+    ReadableStream.from([body]).pipeThrough(new RequestEnvelopeStream({ readMaxBytes: 1000 })),
+    budget,
+  );
+  assert.deepEqual(bytes, body);
+});
