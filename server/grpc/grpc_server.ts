@@ -4,14 +4,23 @@
  * wire messages into the service's plain types (uint64 strings into numbers and back) and errors
  * into statuses through {@linkcode toGrpcStatus}.
  *
+ * Every call first passes the call guard (`call_guard.ts`): the token is checked and each request
+ * message's room in the memory budget is reserved before grpc-js reads the message. Connections
+ * are bounded with grpc-js's own options: `MAX_CONCURRENT_STREAMS` is advertised, keepalive pings
+ * find dead peers, and a connection with no call for `CONNECTION_IDLE_TIMEOUT_SEC` is closed.
+ *
  * @module
  */
 
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
+import { isIP } from "node:net";
+import { constants as http2Constants } from "node:http2";
 import { AppError, Status } from "../errors.ts";
+import { createTokenCheck } from "../service/auth.ts";
 import type { BufferBudget } from "../service/buffer_budget.ts";
 import type { CallContext, SalesService, UploadChunk, UploadResponse } from "../service/types.ts";
+import { createCallGuard, markUndecodable } from "./call_guard.ts";
 import { type ErrorLogger, toGrpcStatus } from "./grpc_status.ts";
 import {
   SALES_SERVICE_NAME,
@@ -23,7 +32,7 @@ import {
 
 /** Options of {@linkcode startGrpcServer}. */
 export interface GrpcServerOptions {
-  /** Interface to bind. @default {"0.0.0.0"} */
+  /** Interface to bind. @default {"127.0.0.1"} */
   host?: string;
   /** Port to bind; 0 picks a free one. @default {50051} */
   port?: number;
@@ -40,6 +49,11 @@ export interface GrpcServerOptions {
   maxConcurrentStreams?: number;
   /** Seconds a connection may stay open with no call before it is closed. @default {300} */
   connectionIdleTimeoutSec?: number;
+  /**
+   * Milliseconds between keepalive pings on a connection; a ping unanswered for
+   * {@linkcode KEEPALIVE_TIMEOUT_MS} closes it. @default {60000}
+   */
+  keepaliveTimeMs?: number;
   /** Where the causes of internal errors are logged. @default {console.error} */
   logError?: ErrorLogger;
   /**
@@ -64,18 +78,45 @@ export async function startGrpcServer(
   options: GrpcServerOptions = {},
 ): Promise<GrpcServerHandle> {
   const logError = options.logError ?? ((message, error) => console.error(message, error));
+  const maxMessageBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
+  const apiToken = options.apiToken === "" ? undefined : options.apiToken;
+  const guard = createCallGuard({
+    tokenCheck: apiToken === undefined ? undefined : createTokenCheck(apiToken),
+    // Health checks stay open, for load balancers and orchestrators that hold no token.
+    needsToken: (path) => path.startsWith(`/${SALES_SERVICE_NAME}/`),
+    budget: options.budget,
+    maxMessageBytes,
+    logError,
+  });
   const server = new grpc.Server({
-    "grpc.max_receive_message_length": options.maxMessageBytes ?? 64 * 1024 * 1024,
+    "grpc.max_receive_message_length": maxMessageBytes,
     // Results can be large; the receive limit is what protects the server.
     "grpc.max_send_message_length": -1,
+    "grpc.max_concurrent_streams": options.maxConcurrentStreams ?? 256,
+    "grpc.keepalive_time_ms": options.keepaliveTimeMs ?? 60_000,
+    "grpc.keepalive_timeout_ms": KEEPALIVE_TIMEOUT_MS,
+    // grpc-js starts this timer when the connection is accepted, so it also closes connections
+    // that never open a stream, such as one that sent only the HTTP/2 preface.
+    "grpc.max_connection_idle_ms": Math.max(
+      1,
+      Math.round((options.connectionIdleTimeoutSec ?? 300) * 1000),
+    ),
+    interceptors: [guard],
   });
   /** Calls not yet answered, so a shutdown whose grace runs out can answer them with a reason. */
   const unanswered = new Set<(status: Partial<grpc.StatusObject>) => void>();
-  server.addService(salesServiceDefinition(), salesHandlers(service, logError, unanswered));
+  server.addService(
+    markUndecodable(salesServiceDefinition()),
+    salesHandlers(service, logError, unanswered),
+  );
   const health = new HealthImplementation({ "": "SERVING", [SALES_SERVICE_NAME]: "SERVING" });
-  health.addToServer(server);
+  // The health service registers itself; its definition gets the same decoding as ours.
+  health.addToServer({
+    addService: (definition, implementation) =>
+      server.addService(markUndecodable(definition), implementation),
+  } as Pick<grpc.Server, "addService"> as grpc.Server);
 
-  const host = options.host ?? "0.0.0.0";
+  const host = options.host ?? "127.0.0.1";
   const address = `${host.includes(":") ? `[${host}]` : host}:${options.port ?? 50051}`;
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, boundPort) => {
@@ -128,10 +169,26 @@ export async function startGrpcServer(
 
 type Callback<T> = grpc.sendUnaryData<T>;
 
+/** How long a keepalive ping may go unanswered before the connection is closed, in milliseconds. */
+export const KEEPALIVE_TIMEOUT_MS = 20_000;
+
+// grpc-js answers a request whose content type is not gRPC with
+// `:status: http2.constants.HTTP_STATUS_UNSUPPORTED_MEDIA_TYPE`, read when the request arrives.
+// Deno 2.9.3's `node:http2` constants have only ten of Node's HTTP_STATUS_* values and lack this
+// one, so the answer went out as 200 with no grpc-status; denoland/deno#32611 filled the same kind
+// of gap for the HTTP2_HEADER_* constants grpc-js needs. Node's value (415) fills it in.
+(http2Constants as unknown as Record<string, number | undefined>)
+  .HTTP_STATUS_UNSUPPORTED_MEDIA_TYPE ??= 415;
+
 /** The status of calls still running when a shutdown's grace period ends. */
 const SHUTTING_DOWN: Partial<grpc.StatusObject> = {
   code: grpc.status.UNAVAILABLE,
   details: "The server is shutting down: try again in a moment",
+};
+/** The status given to a call whose client is gone; grpc-js drops it. */
+const CALL_ENDED_STATUS: Partial<grpc.StatusObject> = {
+  code: grpc.status.CANCELLED,
+  details: "The call ended",
 };
 /** How long those answers get to reach their clients before the connections are cut. */
 const SHUTDOWN_FLUSH_MS = 100;
@@ -146,7 +203,12 @@ function salesHandlers(
    * Answers a unary or client-streaming call with the service's promise, mapping errors once. Until
    * then the call is in `unanswered`, where a shutdown may answer it first; the later answer is dropped.
    */
-  const respond = <T>(method: string, callback: Callback<T>, work: () => Promise<T>) => {
+  const respond = <T>(
+    call: { readonly cancelled: boolean },
+    method: string,
+    callback: Callback<T>,
+    work: () => Promise<T>,
+  ) => {
     let answered = false;
     const answer: Callback<T> = (error, value) => {
       if (answered) return;
@@ -158,7 +220,9 @@ function salesHandlers(
     unanswered.add(cut);
     Promise.try(work).then(
       (response) => answer(null, response),
-      (error) => answer(toGrpcStatus(error, method, logError)),
+      // Once the call has ended (cancelled, or refused by the call guard), its request stream fails
+      // with whatever error the runtime gives; nobody hears the answer, so it is not an error.
+      (error) => answer(call.cancelled ? CALL_ENDED_STATUS : toGrpcStatus(error, method, logError)),
     );
   };
 
@@ -167,7 +231,7 @@ function salesHandlers(
       call: grpc.ServerUnaryCall<WireUploadChunk, WireUploadResponse>,
       callback: Callback<WireUploadResponse>,
     ) {
-      respond("UploadCSV", callback, async () => {
+      respond(call, "UploadCSV", callback, async () => {
         const response = await service.uploadCsv(
           { data: plainBytes(call.request.data), filename: call.request.filename },
           contextOf(call),
@@ -180,7 +244,7 @@ function salesHandlers(
       call: grpc.ServerReadableStream<WireUploadChunk, WireUploadResponse>,
       callback: Callback<WireUploadResponse>,
     ) {
-      respond("UploadCSVStream", callback, async () => {
+      respond(call, "UploadCSVStream", callback, async () => {
         const ctx = contextOf(call);
         return toWireUploadResponse(await service.uploadCsvStream(chunksOf(call), ctx));
       });
@@ -191,6 +255,7 @@ function salesHandlers(
       callback: Callback<{ data: Uint8Array }>,
     ) {
       respond(
+        call,
         "DownloadResult",
         callback,
         () => service.downloadResult({ resultId: call.request.resultId }, contextOf(call)),
@@ -204,7 +269,7 @@ function salesHandlers(
       >,
       callback: Callback<{ uploadId: string; chunkSize: number }>,
     ) {
-      respond("StartUpload", callback, () =>
+      respond(call, "StartUpload", callback, () =>
         service.startUpload(
           { filename: call.request.filename, size: toSafeNumber(call.request.size, "size") },
           contextOf(call),
@@ -218,7 +283,7 @@ function salesHandlers(
       >,
       callback: Callback<WireAppendUploadResponse>,
     ) {
-      respond("AppendUpload", callback, async () => {
+      respond(call, "AppendUpload", callback, async () => {
         const progress = await service.appendUpload(
           {
             uploadId: call.request.uploadId,
@@ -240,6 +305,7 @@ function salesHandlers(
       callback: Callback<WireUploadResponse>,
     ) {
       respond(
+        call,
         "FinishUpload",
         callback,
         async () =>
@@ -254,6 +320,7 @@ function salesHandlers(
       callback: Callback<Record<never, never>>,
     ) {
       respond(
+        call,
         "CancelUpload",
         callback,
         () => service.cancelUpload({ uploadId: call.request.uploadId }, contextOf(call)),
@@ -284,7 +351,19 @@ function contextOf(
       const value = call.metadata.get(name.toLowerCase())[0];
       return value === undefined ? undefined : String(value);
     },
+    peer: peerOf(call.getPeer()),
   };
+}
+
+/**
+ * grpc-js's peer (`address:port`, or `unknown`) as `CallContext.peer` has it: an IPv6 address goes
+ * in brackets (`[::1]:5678`), so that the port can be told from the address.
+ */
+export function peerOf(peer: string): string | undefined {
+  if (peer === "" || peer === "unknown") return undefined;
+  const match = /^(.*):(\d+)$/.exec(peer);
+  if (match !== null && isIP(match[1]) === 6) return `[${match[1]}]:${match[2]}`;
+  return peer;
 }
 
 /** The messages of a client stream. grpc-js destroys the stream on cancel, which ends this with an error. */

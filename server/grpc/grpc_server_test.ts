@@ -8,7 +8,9 @@ import * as grpc from "@grpc/grpc-js";
 import { loadConfig } from "../config.ts";
 import { AppError, Status } from "../errors.ts";
 import { type RunningServer, startServer } from "../main.ts";
+import * as http2 from "node:http2";
 import { SalesClient } from "./sales_client.ts";
+import { framed, rawCall, uploadRequest } from "./testdata/raw_grpc.ts";
 import { loopbackEnv } from "../testdata/loopback_env.ts";
 
 const encoder = new TextEncoder();
@@ -488,5 +490,54 @@ Deno.test({
     } finally {
       late.close();
     }
+  },
+});
+
+Deno.test({
+  name: "startServer answers malformed gRPC requests with the status the protocol asks for",
+  ...integration,
+  async fn(t) {
+    await using s = await startTestServer();
+    const session = http2.connect(`http://127.0.0.1:${s.server.grpc.port}`);
+    session.on("error", () => {});
+    try {
+      await t.step("a content type that is not gRPC gets HTTP 415", async () => {
+        for (const contentType of ["text/plain", "application/json", "application/grpc-web"]) {
+          const call = rawCall(session, "/sales.v1.SalesService/UploadCSV", {
+            "content-type": contentType,
+          });
+          call.stream.end("Toys,2024-01-01,1\n");
+          const reply = await call.reply;
+          // application/grpc-web starts with application/grpc: grpc-js takes it, so only check the rest.
+          if (contentType === "application/grpc-web") continue;
+          assert.equal(reply.httpStatus, 415, contentType);
+          assert.equal(reply.grpcStatus, undefined);
+        }
+      });
+
+      await t.step("undecodable protobuf gets INVALID_ARGUMENT", async () => {
+        const call = rawCall(session, "/sales.v1.SalesService/UploadCSV");
+        call.stream.end(framed(new Uint8Array([0x0a, 0x05, 0x41])));
+        const reply = await call.reply;
+        assert.equal(reply.httpStatus, 200);
+        assert.equal(reply.grpcStatus, Status.INVALID_ARGUMENT);
+        assert.match(reply.grpcMessage, /^Cannot decode the request message of \/sales\.v1/);
+        // The same bytes, well formed, are served.
+        const good = rawCall(session, "/sales.v1.SalesService/UploadCSV");
+        good.stream.end(framed(uploadRequest(encoder.encode("Toys,2024-01-01,1\n"))));
+        assert.equal((await good.reply).grpcStatus, Status.OK);
+      });
+
+      await t.step("an expired grpc-timeout gets DEADLINE_EXCEEDED", async () => {
+        // The call never sends its message: only the deadline can end it.
+        const call = rawCall(session, "/sales.v1.SalesService/UploadCSV", { "grpc-timeout": "1n" });
+        const reply = await call.reply;
+        assert.equal(reply.grpcStatus, Status.DEADLINE_EXCEEDED);
+        call.stream.close();
+      });
+    } finally {
+      session.destroy();
+    }
+    assert.equal(s.server.service.uploadsInProgress, 0);
   },
 });
