@@ -31,6 +31,13 @@ export interface BufferBudgetOptions {
   waitMs?: number;
   /** Retry hint sent with a refusal, in milliseconds. @default {2000} */
   retryAfterMs?: number;
+  /**
+   * Calls that may wait for room at once; one more is refused at once. A waiting call's stream is
+   * paused, but what its client sent within the HTTP/2 window (4 MiB on the gRPC port) is already
+   * held, outside the budget: this caps that memory at `maxWaiters` windows.
+   * @default {64}
+   */
+  maxWaiters?: number;
 }
 
 /** Bytes held against the budget until {@linkcode Reservation.release} (idempotent). */
@@ -49,6 +56,7 @@ export class BufferBudget {
   readonly maxBytes: number;
   readonly #waitMs: number;
   readonly #retryAfterMs: number;
+  readonly #maxWaiters: number;
   #reserved = 0;
   readonly #waiters: Waiter[] = [];
 
@@ -56,6 +64,7 @@ export class BufferBudget {
     this.maxBytes = options.maxBytes;
     this.#waitMs = options.waitMs ?? 3000;
     this.#retryAfterMs = options.retryAfterMs ?? 2000;
+    this.#maxWaiters = options.maxWaiters ?? 64;
   }
 
   /** Bytes reserved now. */
@@ -78,6 +87,9 @@ export class BufferBudget {
     }
     if (this.#waiters.length === 0 && this.#reserved + bytes <= this.maxBytes) {
       return Promise.resolve(this.#grant(bytes));
+    }
+    if (this.#waiters.length >= this.#maxWaiters) {
+      return Promise.reject(this.#exhausted(bytes));
     }
     return new Promise<Reservation>((resolve, reject) => {
       const waiter: Waiter = {
