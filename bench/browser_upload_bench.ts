@@ -6,6 +6,13 @@
  * sampled before and during the upload. "Flat" compares the peaks of the upload's two halves (a
  * warm-up upload a tenth the size runs first; its figures are reported too).
  *
+ * The same file is then uploaded with the page's "Compress before sending" on, on loopback and
+ * with Chromium's network throttled to {@linkcode THROTTLED_BYTES_PER_SEC} up (DevTools
+ * `Network.emulateNetworkConditions`, which also applies to the page's gRPC-Web fetches: the
+ * uncompressed throttled run shows it), and uncompressed on the throttled link, all in one run.
+ * The page compresses only when its first chunk shows the link slower than its compressors, so
+ * on loopback "compressed" measures what that choice costs.
+ *
  * Run alone with `deno run -A bench/browser_upload_bench.ts [--quick]`, or via `deno task bench`.
  * With `--serve`, the module is the server process instead: it prints `{"port":N}` and serves until
  * its stdin closes, then prints `{"peakRssBytes":N}`.
@@ -24,6 +31,13 @@ export const TARGET_MB_PER_SEC = 50;
 export const SERVER_FLAT_SLACK_MB = 16;
 /** Chromium's memory may grow this much: the file must stream from disk, never sit in memory. */
 export const BROWSER_GROWTH_LIMIT_MB = 128;
+
+/** A 100 Mbit/s uplink, in bytes per second (DevTools takes bytes per second). */
+export const THROTTLED_BYTES_PER_SEC = 12_500_000;
+/** Target: on the throttled link, compressed uploads finish at least this many times sooner. */
+export const THROTTLED_SPEEDUP_TARGET = 3;
+/** Target: on loopback, compressing costs at most this fraction of the uncompressed time. */
+export const LOOPBACK_COST_TARGET = 0.2;
 
 /** Rows of the generated file: 10,210,000 rows are 268.5 MB, just over 256 MiB. */
 const FULL_ROWS = 10_210_000;
@@ -145,8 +159,13 @@ interface MemoryPeaks {
 
 /** One upload through the page: speed, what the page showed, and memory around it. */
 interface UploadRun {
+  label: string;
+  compress: boolean;
+  throttled: boolean;
   rows: number;
   bytes: number;
+  /** Bytes that went over the wire (the gzip stream when compressed). */
+  wireBytes: number;
   elapsedSec: number;
   mbPerSec: number;
   shownMatchesExpected: boolean;
@@ -167,7 +186,16 @@ export async function browserUploadBench(
   const bigFile = await ensureSalesCsv(bigRows);
   // A small upload, then the big one twice: the first big upload takes the server's heap to its
   // steady size, the second is the one measured, so "flat" compares steady state, not the ramp.
-  const files = [await ensureSalesCsv(Math.round(bigRows / 10)), bigFile, bigFile];
+  // Then the big one compressed, and both ways on the throttled link.
+  const smallFile = await ensureSalesCsv(Math.round(bigRows / 10));
+  const plans = [
+    { label: "warm-up", csv: smallFile, compress: false, throttled: false },
+    { label: "ramp", csv: bigFile, compress: false, throttled: false },
+    { label: "loopback", csv: bigFile, compress: false, throttled: false },
+    { label: "loopback compressed", csv: bigFile, compress: true, throttled: false },
+    { label: "throttled compressed", csv: bigFile, compress: true, throttled: true },
+    { label: "throttled", csv: bigFile, compress: false, throttled: true },
+  ];
   // Loaded here, not at the top: the server process (`--serve`) must not carry playwright.
   const { chromium } = await import("playwright-core");
   const server = await startServer();
@@ -175,16 +203,25 @@ export async function browserUploadBench(
   let serverPeakRss = 0;
   try {
     const page = await (await browser.newContext({ locale: "en-US" })).newPage();
+    const devtools = await page.context().newCDPSession(page);
+    await devtools.send("Network.enable");
     const runs: UploadRun[] = [];
-    for (const csv of files) {
+    for (const { label, csv, compress, throttled } of plans) {
       const { bytes } = csv.expected;
       ctx.log(
-        `browser upload: ${(bytes / 2 ** 20).toFixed(1)} MiB (${
+        `browser upload (${label}): ${(bytes / 2 ** 20).toFixed(1)} MiB (${
           csv.expected.rows.toLocaleString("en-US")
         } rows)${csv.generated ? `, generated in ${csv.generateSec.toFixed(1)} s` : ""}`,
       );
+      await devtools.send("Network.emulateNetworkConditions", {
+        offline: false,
+        latency: 0,
+        downloadThroughput: -1,
+        uploadThroughput: throttled ? THROTTLED_BYTES_PER_SEC : -1,
+      });
       await page.goto(`http://127.0.0.1:${server.port}/`);
       await page.waitForSelector('[data-island="UploadIsland"][data-hydrated="true"]');
+      await page.getByLabel("Compress before sending").setChecked(compress);
       await page.getByLabel("Choose a CSV file").setInputFiles(csv.path);
       // Settle, then take the idle levels both processes start the upload from.
       await new Promise((resolve) => setTimeout(resolve, 500));
@@ -202,9 +239,18 @@ export async function browserUploadBench(
         )
       );
       const expected = [csv.expected.rows, csv.expected.badRows, csv.expected.departments];
+      // With compression on, the page still sends the file as it is when the link is fast.
+      const wireFigure = page.getByTestId("summary-wire-bytes");
+      const wireBytes = await wireFigure.count() > 0
+        ? Number(await wireFigure.getAttribute("data-bytes"))
+        : bytes;
       const run: UploadRun = {
+        label,
+        compress,
+        throttled,
         rows: csv.expected.rows,
         bytes,
+        wireBytes,
         elapsedSec,
         mbPerSec: mb(bytes) / elapsedSec,
         shownMatchesExpected: shown.every((value, i) => value === expected[i]),
@@ -214,7 +260,9 @@ export async function browserUploadBench(
         peak,
       };
       ctx.log(
-        `  ${elapsedSec.toFixed(2)} s, ${run.mbPerSec.toFixed(1)} MB/s; server RSS ${
+        `  ${elapsedSec.toFixed(2)} s, ${run.mbPerSec.toFixed(1)} MB/s, ${
+          mb(wireBytes).toFixed(1)
+        } MB sent (${mb(wireBytes / elapsedSec).toFixed(1)} MB/s); server RSS ${
           mb(idle.serverRss).toFixed(0)
         } -> ${mb(peak.serverRss).toFixed(0)} MB; Chromium PSS ${
           mb(idle.browserPss).toFixed(0)
@@ -224,7 +272,10 @@ export async function browserUploadBench(
     }
     serverPeakRss = await server.stop();
 
-    const [small, firstBig, big] = runs;
+    const [small, firstBig, big, compressed, throttledCompressed, throttled] = runs;
+    const loopbackCost = compressed.elapsedSec / big.elapsedSec - 1;
+    const throttledSpeedup = throttled.elapsedSec / throttledCompressed.elapsedSec;
+    const throttledWireRate = throttled.wireBytes / throttled.elapsedSec;
     const one = (name: string, unit: string, value: number, digits = 1) => ({
       name,
       unit,
@@ -244,7 +295,9 @@ export async function browserUploadBench(
       name: "browser-upload",
       description: `Chromium uploads ${size(big)} through the page's island (chunked gRPC-Web, ` +
         `Blob bodies) to the web port with the real service in its own process; measured on the ` +
-        `second of two ${size(big)} uploads, after a ${size(small)} warm-up`,
+        `second of two ${size(big)} uploads, after a ${size(small)} warm-up; then with the ` +
+        `page's compression on, on loopback and on a link throttled to ` +
+        `${THROTTLED_BYTES_PER_SEC * 8 / 1e6} Mbit/s up (and uncompressed there too)`,
       metrics: [
         one("throughput (click to results)", "MB/s", big.mbPerSec),
         one("elapsed", "s", big.elapsedSec, 2),
@@ -255,6 +308,30 @@ export async function browserUploadBench(
         one("server VmHWM (whole run)", "MB", mb(serverPeakRss)),
         one("Chromium PSS idle", "MB", mb(big.idle.browserPss)),
         one("Chromium PSS peak (sampled)", "MB", mb(big.peak.browserPss)),
+        one("compressed, loopback", "MB/s", compressed.mbPerSec),
+        one("compressed / uncompressed time, loopback", "x", 1 + loopbackCost, 2),
+        one("compressed bytes sent, loopback", "MB", mb(compressed.wireBytes)),
+        one("Chromium PSS peak, compressed (sampled)", "MB", mb(compressed.peak.browserPss)),
+        one("server RSS peak, compressed (sampled)", "MB", mb(compressed.peak.serverRss)),
+        one(
+          `uncompressed, ${THROTTLED_BYTES_PER_SEC * 8 / 1e6} Mbit/s up`,
+          "s",
+          throttled.elapsedSec,
+          2,
+        ),
+        one(
+          `compressed, ${THROTTLED_BYTES_PER_SEC * 8 / 1e6} Mbit/s up`,
+          "s",
+          throttledCompressed.elapsedSec,
+          2,
+        ),
+        one("compressed bytes sent, throttled", "MB", mb(throttledCompressed.wireBytes)),
+        one(
+          "Chromium PSS peak, compressed, throttled (sampled)",
+          "MB",
+          mb(throttledCompressed.peak.browserPss),
+        ),
+        one("speed-up from compression, throttled", "x", throttledSpeedup, 2),
       ],
       checks: [
         {
@@ -271,6 +348,32 @@ export async function browserUploadBench(
           detail: `${big.mbPerSec.toFixed(1)} MB/s (${size(big)} in ${
             big.elapsedSec.toFixed(2)
           } s)`,
+        },
+        {
+          name: `throttled: compressed finishes >= ${THROTTLED_SPEEDUP_TARGET}x sooner`,
+          pass: throttledSpeedup >= THROTTLED_SPEEDUP_TARGET,
+          detail: `${throttled.elapsedSec.toFixed(2)} s uncompressed, ${
+            throttledCompressed.elapsedSec.toFixed(2)
+          } s compressed (${mb(throttledCompressed.wireBytes).toFixed(1)} MB sent): ${
+            throttledSpeedup.toFixed(2)
+          }x`,
+        },
+        {
+          name: "throttling applies to the page's gRPC-Web requests",
+          pass: throttledWireRate <= THROTTLED_BYTES_PER_SEC * 1.02 &&
+            throttledWireRate >= THROTTLED_BYTES_PER_SEC * 0.7,
+          detail: `uncompressed throttled upload sent ${
+            mb(throttledWireRate).toFixed(2)
+          } MB/s, link ${mb(THROTTLED_BYTES_PER_SEC).toFixed(2)} MB/s`,
+        },
+        {
+          name: `loopback: compression costs <= ${LOOPBACK_COST_TARGET * 100}%`,
+          pass: loopbackCost <= LOOPBACK_COST_TARGET,
+          detail: `${big.elapsedSec.toFixed(2)} s uncompressed, ${
+            compressed.elapsedSec.toFixed(2)
+          } s compressed (${mb(compressed.wireBytes).toFixed(1)} MB sent): ${
+            (loopbackCost * 100).toFixed(1)
+          }%`,
         },
         {
           name: "server memory flat: the upload's second half peaks no higher than its first",

@@ -69,9 +69,13 @@ export default function ResultView({ fileName, summary }: ResultViewProps) {
         </div>
       </dl>
       <p class="muted">
-        {formatBytes(summary.bytes)} uploaded at{" "}
-        {formatSpeed(summary.bytes / summary.totalSec)}; the server aggregated{" "}
-        {formatCount(goodRows)} good rows in {formatDuration(summary.elapsedSec)}.
+        {formatBytes(summary.bytes)} uploaded at {formatSpeed(summary.bytes / summary.totalSec)}
+        {summary.compressed && (
+          <span data-testid="summary-wire-bytes" data-bytes={summary.wireBytes}>
+            {` (${formatBytes(summary.wireBytes)} sent compressed)`}
+          </span>
+        )}; the server aggregated {formatCount(goodRows)} good rows in{" "}
+        {formatDuration(summary.elapsedSec)}.
       </p>
       <p class="download">
         <a

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
+import { gunzipSync, gzipSync } from "node:zlib";
+import { fromBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
+import { AppendUploadRequestSchema, StartUploadRequestSchema } from "../server/gen/sales_pb.ts";
 import { createGrpcWebHandler } from "../server/web/grpc_web.ts";
 import {
   createFakeSalesService,
@@ -11,6 +14,7 @@ import {
   uploadFile,
   type UploadProgress,
 } from "./_upload_client.ts";
+import { deflatedGzipMember, type MemberCompressor, pieceBytesFor } from "./_gzip_members.ts";
 
 /** A CSV of `lines` lines with varying lengths, so chunk edges fall anywhere. */
 function csvBlob(lines: number): Blob {
@@ -24,7 +28,11 @@ function csvBlob(lines: number): Blob {
  * drop a request before or after the server sees it.
  */
 function setup(
-  intercept?: (path: string, send: () => Promise<Response>) => Promise<Response>,
+  intercept?: (
+    path: string,
+    send: () => Promise<Response>,
+    request: Request,
+  ) => Promise<Response>,
   chunkSize = 100,
 ) {
   const { service, log } = createFakeSalesService({ chunkSize });
@@ -37,7 +45,7 @@ function setup(
         request.signal.aborted
           ? Promise.reject(new DOMException("The operation was aborted", "AbortError"))
           : handler(request);
-      return intercept ? intercept(new URL(request.url).pathname, send) : send();
+      return intercept ? intercept(new URL(request.url).pathname, send, request) : send();
     },
   });
   return { client, log };
@@ -51,8 +59,12 @@ Deno.test("uploadFile sends the file as Blob-bodied chunks the server reassemble
   const { client, log } = setup();
   const file = csvBlob(50);
   const progress: UploadProgress[] = [];
-  const summary = await uploadFile(client, file, { onProgress: (p) => progress.push(p) });
+  const summary = await uploadFile(client, file, {
+    compress: false,
+    onProgress: (p) => progress.push(p),
+  });
   assert.equal(summary.rows, 50);
+  assert.equal(summary.compressed, false);
   assert.equal(new TextDecoder().decode(summary.resultCsv), FAKE_RESULT_CSV);
   const [uploadId, chunks] = [...log.committed][0];
   assert.ok(uploadId);
@@ -68,7 +80,7 @@ Deno.test("uploadFile handles chunks whose length needs a multi-byte varint", as
   const { client, log } = setup(undefined, 300_000);
   const file = csvBlob(20_000);
   assert.ok(file.size > 300_000);
-  await uploadFile(client, file);
+  await uploadFile(client, file, { compress: false });
   const chunks = [...log.committed.values()][0];
   assert.deepEqual(await committedBytes(chunks), new Uint8Array(await file.arrayBuffer()));
 });
@@ -88,6 +100,7 @@ Deno.test("uploadFile retries a lost request and a lost reply at the same offset
   const file = csvBlob(40);
   const progress: UploadProgress[] = [];
   const summary = await uploadFile(client, file, {
+    compress: false,
     retryDelayMs: 1,
     onProgress: (p) => progress.push(p),
   });
@@ -108,7 +121,7 @@ Deno.test("uploadFile gives up after its attempts with a message for people", as
     return send();
   });
   await assert.rejects(
-    () => uploadFile(client, csvBlob(40), { retryDelayMs: 1, attempts: 3 }),
+    () => uploadFile(client, csvBlob(40), { compress: false, retryDelayMs: 1, attempts: 3 }),
     (error: unknown) => {
       assert.ok(error instanceof UploadError);
       assert.match(error.message, /could not be reached/);
@@ -127,7 +140,7 @@ Deno.test("uploadFile cancels on abort and tells the server", async () => {
     return send();
   });
   await assert.rejects(
-    () => uploadFile(client, csvBlob(40), { signal: controller.signal }),
+    () => uploadFile(client, csvBlob(40), { compress: false, signal: controller.signal }),
     (error: unknown) => error instanceof UploadError && error.code === Code.Canceled,
   );
   // CancelUpload is sent without waiting; give it a turn of the event loop.
@@ -154,4 +167,220 @@ Deno.test("uploadFile explains an expired upload", async () => {
     () => uploadFile(client, csvBlob(10)),
     /no longer has this upload/,
   );
+});
+
+/** The gRPC-Web frame's message of a request body. */
+async function messageOf(request: Request): Promise<Uint8Array> {
+  return new Uint8Array(await request.clone().arrayBuffer()).subarray(5);
+}
+
+/** Whether a gzip member's first deflate block is a stored one (BTYPE 00). */
+function isStoredMember(member: Uint8Array): boolean {
+  return (member[10] & 0b110) === 0;
+}
+
+/** A compressor that deflates like the page's, after `delayMs`. */
+function delayedCompressor(delayMs: number): () => MemberCompressor {
+  return () => ({
+    parallelism: 2,
+    async compress(piece) {
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      return deflatedGzipMember(piece);
+    },
+    close() {},
+  });
+}
+
+/** A compressor that deflates like the page's, taking `msPerKb` per 1,000 bytes of the slice. */
+function pacedCompressor(msPerKb: number): () => MemberCompressor {
+  return () => ({
+    parallelism: 2,
+    async compress(piece) {
+      await new Promise((resolve) => setTimeout(resolve, (msPerKb * piece.size) / 1_000));
+      return deflatedGzipMember(piece);
+    },
+    close() {},
+  });
+}
+
+/** Waits as a link would that takes `msPerKb` per 1,000 bytes of `request`. */
+async function travel(request: Request, msPerKb: number): Promise<void> {
+  const bytes = (await request.clone().arrayBuffer()).byteLength;
+  await new Promise((resolve) => setTimeout(resolve, (msPerKb * bytes) / 1_000));
+}
+
+/** A setup whose n-th AppendUpload (from 1) takes `msPerKb(n)` per 1,000 bytes sent. */
+function pacedLink(msPerKb: number | ((append: number) => number), chunkSize: number) {
+  let appends = 0;
+  return setup(async (path, send, request) => {
+    if (path.endsWith("/AppendUpload")) {
+      appends++;
+      await travel(request, typeof msPerKb === "number" ? msPerKb : msPerKb(appends));
+    }
+    return send();
+  }, chunkSize);
+}
+
+Deno.test("uploadFile compresses by default: size unknown, offsets count gzip bytes", async () => {
+  let declaredSize: bigint | undefined;
+  const offsets: bigint[] = [];
+  const { client, log } = setup(async (path, send, request) => {
+    if (path.endsWith("/StartUpload")) {
+      declaredSize = fromBinary(StartUploadRequestSchema, await messageOf(request)).size;
+    }
+    const append = path.endsWith("/AppendUpload") &&
+      fromBinary(AppendUploadRequestSchema, await messageOf(request));
+    if (append && append.uploadId === "upload-2") offsets.push(append.offset);
+    // A link slow enough for the page's own compressor to win.
+    if (append) await travel(request, 5);
+    return send();
+  }, 2_000);
+  const file = csvBlob(3_000);
+  const progress: UploadProgress[] = [];
+  const summary = await uploadFile(client, file, {
+    onProgress: (p) => progress.push(p),
+  });
+  // The first upload measured the link with one plain chunk, then was cancelled.
+  assert.equal(log.cancelled.length, 1);
+  const chunks = log.committed.get("upload-2");
+  const wire = await committedBytes(chunks);
+  assert.equal(declaredSize, 0n);
+  assert.equal(summary.compressed, true);
+  assert.equal(summary.wireBytes, wire.length);
+  assert.ok(wire.length < file.size / 1.5, `${wire.length} of ${file.size}`);
+  assert.deepEqual(new Uint8Array(gunzipSync(wire)), new Uint8Array(await file.arrayBuffer()));
+  // Each offset is where the previous gzip member ended.
+  let end = 0;
+  assert.deepEqual(offsets, chunks!.map((chunk) => BigInt((end += chunk.length) - chunk.length)));
+  assert.ok(chunks!.every((chunk) => chunk.length <= 2_000));
+  // Progress follows the file; the wire's bytes are what the server acknowledged.
+  const uploading = progress.filter((p) => p.phase === "uploading" && p.sentBytes > 0);
+  assert.equal(uploading.at(-1)?.sentBytes, file.size);
+  assert.equal(uploading.at(-1)?.wireBytes, wire.length);
+  assert.ok(uploading.every((p, i) => i === 0 || p.sentBytes > uploading[i - 1].sentBytes));
+  assert.ok(uploading.every((p) => p.compressed));
+  assert.ok(uploading.at(-1)!.wireBytes < file.size / 2);
+});
+
+Deno.test("uploadFile sends a gzip file as it is, and a plain one with compress false", async (t) => {
+  const text = await csvBlob(500).text();
+  const cases = [
+    { name: "gzip file", bytes: new Uint8Array(gzipSync(text)), options: {} },
+    { name: "compress false", bytes: new TextEncoder().encode(text), options: { compress: false } },
+  ];
+  for (const { name, bytes, options } of cases) {
+    await t.step(name, async () => {
+      let declaredSize: bigint | undefined;
+      const { client, log } = setup(async (path, send, request) => {
+        if (path.endsWith("/StartUpload")) {
+          declaredSize = fromBinary(StartUploadRequestSchema, await messageOf(request)).size;
+        }
+        return send();
+      }, 1_000);
+      const summary = await uploadFile(client, new Blob([bytes]), {
+        ...options,
+      });
+      assert.equal(summary.compressed, false);
+      assert.equal(declaredSize, BigInt(bytes.length));
+      assert.deepEqual(await committedBytes([...log.committed.values()][0]), bytes);
+    });
+  }
+});
+
+Deno.test("uploadFile repeats a lost compressed chunk byte for byte at the same offset", async () => {
+  const bodies = new Map<string, Uint8Array[]>();
+  let appends = 0;
+  const { client, log } = setup(async (path, send, request) => {
+    if (!path.endsWith("/AppendUpload")) return send();
+    const message = fromBinary(AppendUploadRequestSchema, await messageOf(request));
+    await travel(request, 10);
+    if (message.uploadId !== "upload-2") return send(); // the link's measure
+    const key = `${message.offset}`;
+    bodies.set(key, [...bodies.get(key) ?? [], message.data]);
+    appends++;
+    if (appends === 2) throw new TypeError("Failed to fetch"); // request never arrived
+    if (appends === 4) {
+      await send(); // the server committed, but the reply is lost
+      return new Response("bad gateway", { status: 502 });
+    }
+    return send();
+  }, 1_500);
+  const file = csvBlob(1_000);
+  // Slow deflating: members are still being made when the retries happen.
+  const summary = await uploadFile(client, file, {
+    retryDelayMs: 1,
+    compressor: delayedCompressor(5),
+  });
+  const wire = await committedBytes(log.committed.get("upload-2"));
+  assert.equal(summary.wireBytes, wire.length);
+  assert.deepEqual(new Uint8Array(gunzipSync(wire)), new Uint8Array(await file.arrayBuffer()));
+  const retried = [...bodies.values()].filter((sent) => sent.length > 1);
+  assert.equal(retried.length, 2);
+  for (const [first, second] of retried) assert.deepEqual(second, first);
+});
+
+Deno.test("uploadFile measures the link with the first chunk and compresses only a slow one", async (t) => {
+  const file = csvBlob(2_000);
+  await t.step("slow link: starts again compressed", async () => {
+    // 8 KB take 40 ms: 200 kB/s.
+    const { client, log } = pacedLink(5, 8_000);
+    const summary = await uploadFile(client, file, {
+      compressor: pacedCompressor(0),
+    });
+    assert.equal(summary.compressed, true);
+    assert.deepEqual(log.cancelled, ["upload-1"]);
+    assert.equal(log.committed.get("upload-1")?.length, 1);
+    const wire = await committedBytes(log.committed.get("upload-2"));
+    assert.deepEqual(new Uint8Array(gunzipSync(wire)), new Uint8Array(await file.arrayBuffer()));
+  });
+  await t.step("fast link: keeps going as it is", async () => {
+    const { client, log } = pacedLink(0, 8_000);
+    const summary = await uploadFile(client, file, {
+      compressor: pacedCompressor(10),
+    });
+    assert.equal(summary.compressed, false);
+    assert.deepEqual(log.cancelled, []);
+    assert.deepEqual([...log.committed.keys()], ["upload-1"]);
+    assert.deepEqual(
+      await committedBytes(log.committed.get("upload-1")),
+      new Uint8Array(await file.arrayBuffer()),
+    );
+  });
+});
+
+Deno.test("uploadFile deflates every slice when the compressors keep ahead of the link, and stores those they cannot", async (t) => {
+  const file = csvBlob(6_000);
+  // Times in ms per 1,000 bytes of what is sent (link) or of the slice (compressor).
+  const cases = [
+    { name: "slow link, quick compressor", linkMs: () => 2, deflateMs: 0, deflated: true },
+    // Slow for the first chunk only, so that compressing is chosen, then fast.
+    {
+      name: "link faster than the compressor",
+      linkMs: (append: number) => append === 1 ? 30 : 0,
+      deflateMs: 10,
+      deflated: false,
+    },
+  ];
+  for (const { name, linkMs, deflateMs, deflated } of cases) {
+    await t.step(name, async () => {
+      const { client, log } = pacedLink(linkMs, 8_000);
+      await uploadFile(client, file, { compressor: pacedCompressor(deflateMs) });
+      const chunks = log.committed.get("upload-2")!;
+      const slices = Math.ceil(file.size / pieceBytesFor(8_000));
+      assert.ok(slices >= 15, `${slices} slices`);
+      const stored = chunks.filter(isStoredMember).length;
+      if (deflated) {
+        assert.equal(stored, 0);
+        // Members made ahead travel several to a request, each request up to the chunk size.
+        assert.ok(chunks.length < slices / 2, `${chunks.length} requests for ${slices} slices`);
+        assert.ok(chunks.every((chunk) => chunk.length <= 8_000));
+      } else {
+        // Once the link's new speed shows in the running average, every slice goes stored.
+        assert.ok(stored >= chunks.length / 2, `${stored} of ${chunks.length} stored`);
+        assert.ok(chunks.slice(-4).every(isStoredMember));
+      }
+      const wire = await committedBytes(chunks);
+      assert.deepEqual(new Uint8Array(gunzipSync(wire)), new Uint8Array(await file.arrayBuffer()));
+    });
+  }
 });

@@ -1,7 +1,15 @@
 /**
- * `deno task upload <file.csv> [--addr host:port] [--out result.csv]`: streams a CSV to the
- * service with `UploadCSVStream`, shows progress on stderr when it is a terminal, prints the
+ * `deno task upload <file.csv> [--addr host:port] [--out result.csv] [--no-compress]`: streams a
+ * CSV to the service with `UploadCSVStream`, gzip-compressed on the way unless `--no-compress` is
+ * given or the file already is gzip, shows progress on stderr when it is a terminal, prints the
  * response as one JSON line on stdout and, with `--out`, downloads the result CSV.
+ *
+ * The file is compressed as a gzip stream in the messages' `data`, not with gRPC message
+ * compression (`grpc-encoding: gzip`): the service then inflates it with its own checked inflater
+ * (CRC-32 and length checked, output bounded by `MAX_UPLOAD_BYTES` in flat memory, corrupt data
+ * refused with `INVALID_ARGUMENT`), the same path as a `.csv.gz` and the page's uploads. With
+ * message compression grpc-js would inflate each whole message before the service sees it, while
+ * `MAX_MESSAGE_BYTES` and the server's buffer budget count the compressed bytes received.
  *
  * When the server requires a token (`SALES_API_TOKEN` on the server), set the same
  * `SALES_API_TOKEN` in the environment: it is sent as `authorization: Bearer <token>` metadata.
@@ -10,11 +18,15 @@
  */
 
 import { basename } from "node:path";
+import { Readable } from "node:stream";
+import { createGzip } from "node:zlib";
 import { AppError, Status } from "../errors.ts";
 import { SalesClient } from "../grpc/sales_client.ts";
 import type { UploadResponse } from "../service/types.ts";
 
-const USAGE = "Usage: deno task upload <file.csv> [--addr host:port] [--out result.csv]\n" +
+const USAGE =
+  "Usage: deno task upload <file.csv> [--addr host:port] [--out result.csv] [--no-compress]\n" +
+  "The file is sent gzip-compressed unless --no-compress is given or it already is gzip.\n" +
   "Set SALES_API_TOKEN in the environment when the server requires a token.";
 /** Bytes per streamed message; 256 KiB measured fastest with the server's HTTP/2 settings. */
 export const CHUNK_BYTES = 256 * 1024;
@@ -26,13 +38,23 @@ export interface UploadArgs {
   address: string;
   /** Where to write the result CSV, if anywhere. */
   output: string | undefined;
+  /** Whether to gzip the file on its way (`--no-compress` turns it off). @default {true} */
+  compress: boolean;
 }
+
+/**
+ * zlib level for uploads. On sales CSV, level 2 deflates at about 170 MB/s on one core to 3.3x
+ * smaller; level 1 is 230 MB/s but only 2.4x, level 6 3.7x at 90 MB/s. Level 2 beats both from a
+ * 100 Mbit/s link up to about a gigabit.
+ */
+export const GZIP_LEVEL = 2;
 
 /** Parses the arguments, or throws an Error whose message is meant for the user. */
 export function parseUploadArgs(args: string[]): UploadArgs {
   let input: string | undefined;
   let address = "localhost:50051";
   let output: string | undefined;
+  let compress = true;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     const [name, inline] = arg.startsWith("--") && arg.includes("=")
@@ -43,6 +65,8 @@ export function parseUploadArgs(args: string[]): UploadArgs {
       if (!value) throw new Error(`${name} needs a value\n${USAGE}`);
       if (name === "--addr") address = value;
       else output = value;
+    } else if (arg === "--no-compress") {
+      compress = false;
     } else if (arg === "--help" || arg === "-h") {
       throw new Error(USAGE);
     } else if (arg.startsWith("-")) {
@@ -57,7 +81,7 @@ export function parseUploadArgs(args: string[]): UploadArgs {
   if (!/^(\[[^\]]+\]|[^:\s]+):\d+$/.test(address)) {
     throw new Error(`--addr must be host:port, got ${JSON.stringify(address)}\n${USAGE}`);
   }
-  return { input, address, output };
+  return { input, address, output, compress };
 }
 
 /** Where the command writes; tests pass their own. */
@@ -121,8 +145,10 @@ export async function main(
   });
   const progress = io.stderrIsTerminal ? new ProgressBar(size, io.stderr) : undefined;
   try {
-    const response = await client.uploadStream(readFileChunks(file), basename(parsed.input), {
-      onProgress: (bytes) => progress?.update(bytes),
+    const source = await uploadChunks(file, parsed.compress);
+    // The bar follows the file read, whatever goes on the wire.
+    const response = await client.uploadStream(source.chunks, basename(parsed.input), {
+      onProgress: () => progress?.update(source.fileBytesRead()),
     });
     progress?.done();
     if (parsed.output !== undefined) {
@@ -162,6 +188,64 @@ export async function* readFileChunks(
     }
   } finally {
     file.close();
+  }
+}
+
+/** What {@linkcode uploadChunks} sends. */
+export interface UploadChunks {
+  /** The bytes to send, in order. */
+  chunks: AsyncIterable<Uint8Array>;
+  /** Whether they are the file gzip-compressed here (false: the file as it is). */
+  compressed: boolean;
+  /** Bytes of the file read so far. */
+  fileBytesRead(): number;
+}
+
+/**
+ * The bytes of `file` to send: gzip-compressed with {@linkcode GZIP_LEVEL} when `compress` and
+ * the file is not gzip already, else the file as it is. Memory stays bounded: zlib's streams
+ * hold a few chunks, and reading waits while the sender does. The file is closed at the end.
+ */
+export async function uploadChunks(file: Deno.FsFile, compress: boolean): Promise<UploadChunks> {
+  const head = new Uint8Array(2);
+  let headBytes = 0;
+  while (headBytes < 2) {
+    const read = await file.read(head.subarray(headBytes));
+    if (read === null) break;
+    headBytes += read;
+  }
+  await file.seek(0, Deno.SeekMode.Start);
+  const gzip = headBytes === 2 && head[0] === 0x1f && head[1] === 0x8b;
+  let fileBytesRead = 0;
+  async function* counted() {
+    for await (const chunk of readFileChunks(file)) {
+      fileBytesRead += chunk.length;
+      yield chunk;
+    }
+  }
+  const compressed = compress && !gzip;
+  return {
+    chunks: compressed ? gzipChunks(counted()) : counted(),
+    compressed,
+    fileBytesRead: () => fileBytesRead,
+  };
+}
+
+/** `chunks` as one gzip stream, compressed by node:zlib with backpressure both ways. */
+export async function* gzipChunks(
+  chunks: AsyncIterable<Uint8Array>,
+  level = GZIP_LEVEL,
+): AsyncGenerator<Uint8Array> {
+  const source = Readable.from(chunks, { objectMode: false });
+  const gzip = createGzip({ level, chunkSize: CHUNK_BYTES });
+  source.on("error", (error) => gzip.destroy(error));
+  source.pipe(gzip);
+  try {
+    for await (const compressed of gzip) yield compressed as Uint8Array;
+  } finally {
+    // Stopping early (the call failed) also stops reading, which closes the file.
+    source.destroy();
+    gzip.destroy();
   }
 }
 

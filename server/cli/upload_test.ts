@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { loadConfig } from "../config.ts";
 import { startServer } from "../main.ts";
-import { main, parseUploadArgs, type UploadIo } from "./upload.ts";
+import {
+  CHUNK_BYTES,
+  gzipChunks,
+  main,
+  parseUploadArgs,
+  uploadChunks,
+  type UploadIo,
+} from "./upload.ts";
 import { loopbackEnv } from "../testdata/loopback_env.ts";
 
 const SAMPLE = new URL("../../testdata/sample.csv", import.meta.url).pathname;
@@ -45,12 +53,12 @@ Deno.test("parseUploadArgs reads the file, --addr and --out in either form", () 
     input: "a.csv",
     address: "localhost:50051",
     output: undefined,
+    compress: true,
   });
-  assert.deepEqual(parseUploadArgs(["--addr", "10.0.0.1:9000", "a.csv", "--out=r.csv"]), {
-    input: "a.csv",
-    address: "10.0.0.1:9000",
-    output: "r.csv",
-  });
+  assert.deepEqual(
+    parseUploadArgs(["--addr", "10.0.0.1:9000", "a.csv", "--out=r.csv", "--no-compress"]),
+    { input: "a.csv", address: "10.0.0.1:9000", output: "r.csv", compress: false },
+  );
   assert.deepEqual(parseUploadArgs(["a.csv", "--addr=[::1]:50051"]).address, "[::1]:50051");
 });
 
@@ -66,13 +74,80 @@ Deno.test("parseUploadArgs rejects bad command lines with the usage", () => {
   }
 });
 
+Deno.test("uploadChunks gzips a plain file, and sends a gzip file or --no-compress as is", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "upload_chunks_test_" });
+  try {
+    const csv = await Deno.readFile(SAMPLE);
+    const gz = new Uint8Array(gzipSync(csv));
+    await Deno.writeFile(`${dir}/sales.csv`, csv);
+    await Deno.writeFile(`${dir}/sales.csv.gz`, gz);
+    const cases = [
+      { name: "plain, compressed", path: "sales.csv", compress: true, compressed: true },
+      { name: "plain, --no-compress", path: "sales.csv", compress: false, compressed: false },
+      { name: "already gzip", path: "sales.csv.gz", compress: true, compressed: false },
+    ];
+    for (const { name, path, compress, compressed } of cases) {
+      await t.step(name, async () => {
+        const source = await uploadChunks(await Deno.open(`${dir}/${path}`), compress);
+        assert.equal(source.compressed, compressed);
+        const sent = await Array.fromAsync(source.chunks);
+        const bytes = new Uint8Array(sent.reduce((sum, chunk) => sum + chunk.length, 0));
+        sent.reduce((at, chunk) => (bytes.set(chunk, at), at + chunk.length), 0);
+        const file = path.endsWith(".gz") ? gz : csv;
+        assert.equal(source.fileBytesRead(), file.length);
+        if (compressed) {
+          assert.deepEqual(new Uint8Array(gunzipSync(bytes)), csv);
+          assert.ok(bytes.length < csv.length / 2, `${bytes.length} of ${csv.length}`);
+        } else {
+          assert.deepEqual(bytes, file);
+        }
+      });
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("gzipChunks reads no further ahead than a few chunks of a slow sender", async () => {
+  let produced = 0;
+  async function* endless() {
+    const random = new Uint8Array(CHUNK_BYTES);
+    for (let i = 0; i < 400; i++) {
+      // Random bytes do not compress: the output is as large as the input.
+      for (let at = 0; at < random.length; at += 65_536) {
+        crypto.getRandomValues(random.subarray(at, at + 65_536));
+      }
+      produced += CHUNK_BYTES;
+      yield random.slice();
+    }
+  }
+  let consumed = 0;
+  for await (const chunk of gzipChunks(endless())) {
+    consumed += chunk.length;
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    if (consumed > 8 * CHUNK_BYTES) break;
+  }
+  assert.ok(produced - consumed <= 16 * CHUNK_BYTES, `${produced} read, ${consumed} sent`);
+});
+
 Deno.test({
   name: "main prints one JSON line and writes the same result as the aggregate command",
   ...integration,
-  async fn() {
+  async fn(t) {
+    for (const flags of [[], ["--no-compress"]]) {
+      await t.step(flags.join(" ") || "compressed", () => checkAgainstAggregate(flags));
+    }
+  },
+});
+
+async function checkAgainstAggregate(flags: string[]): Promise<void> {
+  {
     await withServer(async (address, dir) => {
       const { io, sink } = captureIo(false);
-      const code = await main([SAMPLE, "--addr", address, "--out", `${dir}/result.csv`], sink);
+      const code = await main(
+        [SAMPLE, "--addr", address, "--out", `${dir}/result.csv`, ...flags],
+        sink,
+      );
       assert.equal(code, 0, io.stderr);
       assert.equal(io.stderr, "", "no progress bar when stderr is not a terminal");
       assert.equal(io.stdout.length, 1);
@@ -104,8 +179,8 @@ Deno.test({
         await Deno.readTextFile(`${dir}/reference.csv`),
       );
     });
-  },
-});
+  }
+}
 
 Deno.test({
   name: "main draws a progress bar on stderr when it is a terminal",

@@ -273,6 +273,67 @@ if (!chromiumInstalled()) {
           },
         );
 
+        await step(
+          "compressing before sending gives the same result, and the setting is remembered",
+          async () => {
+            const csvPath = `${scratch}/compress.csv`;
+            await Deno.writeTextFile(csvPath, salesCsv(60_000, 40, 7));
+            const size = (await Deno.stat(csvPath)).size;
+            const expected = formatResultCsv((await aggregateFile(csvPath)).totals);
+            // A slow uplink (DevTools throttling, in bytes per second), so that compressing pays
+            // and the page chooses it; on loopback it would send the file as it is.
+            const devtools = await page.context().newCDPSession(page);
+            await devtools.send("Network.enable");
+            await devtools.send("Network.emulateNetworkConditions", {
+              offline: false,
+              latency: 0,
+              downloadThroughput: -1,
+              uploadThroughput: 2_000_000,
+            });
+            try {
+              const results: string[] = [];
+              for (const compress of [true, false]) {
+                await openPage(page, baseUrl);
+                const setting = page.getByRole("checkbox", { name: "Compress before sending" });
+                // On by default, then as last set (remembered across page loads).
+                assert.equal(await setting.isChecked(), true);
+                await setting.setChecked(compress);
+                await openPage(page, baseUrl);
+                assert.equal(await setting.isChecked(), compress);
+                await chooseFile(page, csvPath);
+                await page.getByRole("button", { name: "Upload" }).click();
+                await page.waitForSelector("#results-heading");
+                assert.equal(
+                  await page.getByTestId("summary-rows").textContent(),
+                  formatCount(60_000),
+                );
+                const wire = page.getByTestId("summary-wire-bytes");
+                if (compress) {
+                  const wireBytes = Number(await wire.getAttribute("data-bytes"));
+                  assert.ok(wireBytes > 0 && wireBytes < size / 2, `${wireBytes} of ${size}`);
+                } else {
+                  assert.equal(await wire.count(), 0);
+                }
+                results.push(await downloadResult(page, "compress.result.csv"));
+                // Back on, so the next round starts from the default.
+                await setting.setChecked(true);
+              }
+              assert.equal(results[0], expected);
+              assert.equal(results[1], expected);
+            } finally {
+              await devtools.send("Network.emulateNetworkConditions", {
+                offline: false,
+                latency: 0,
+                downloadThroughput: -1,
+                uploadThroughput: -1,
+              });
+              await devtools.detach();
+            }
+            // The steps below count chunks and bytes of the file as it is.
+            await page.getByRole("checkbox", { name: "Compress before sending" }).setChecked(false);
+          },
+        );
+
         await step("a lost chunk is retried at the same offset", async () => {
           const csvPath = `${scratch}/retry.csv`;
           await Deno.writeTextFile(csvPath, salesCsv(20_000, 12, 7));
@@ -447,7 +508,9 @@ if (!chromiumInstalled()) {
             assert.equal(await page.getByTestId("summary-rows").textContent(), formatCount(2_000));
             assert.equal(await downloadResult(page, "token.result.csv"), expected);
             assert.equal(await storedToken(), ACCESS_TOKEN);
-            assert.equal(await page.evaluate(() => localStorage.length), 0);
+            // Never in localStorage (which holds only the compression setting).
+            const kept = await page.evaluate(() => Object.values(localStorage));
+            assert.ok(!kept.some((value) => value.includes(ACCESS_TOKEN)), `${kept}`);
 
             // After a reload the same tab sends it without asking again.
             await openPage(page, baseUrl);
