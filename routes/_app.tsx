@@ -8,11 +8,15 @@ export interface AppProps {
   stylesUrl: string;
   /** URL of the island bundle, or undefined when it has not been built. */
   islandsUrl: string | undefined;
+  /** `deno task dev` only: the script that reloads the page when the code changes. */
+  devReloadUrl?: string;
   children: ComponentChildren;
 }
 
 /** The HTML shell around every page (Fresh's `routes/_app.tsx`). */
-export default function App({ title, stylesUrl, islandsUrl, children }: AppProps) {
+export default function App(
+  { title, stylesUrl, islandsUrl, devReloadUrl, children }: AppProps,
+) {
   return (
     <html lang="en">
       <head>
@@ -28,6 +32,7 @@ export default function App({ title, stylesUrl, islandsUrl, children }: AppProps
         <a class="skip-link" href="#main">Skip to content</a>
         {children}
         {islandsUrl && <script type="module" src={islandsUrl} />}
+        {devReloadUrl && <script type="module" src={devReloadUrl} />}
       </body>
     </html>
   );

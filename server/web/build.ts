@@ -2,8 +2,8 @@
  * `deno task build`: bundles the islands' browser entry with `deno bundle` (minified, for the
  * browser) into `static/build/islands-<hash>.js` and records the name in
  * `static/build/manifest.json`, which the page reads to link it. The hash in the name lets the
- * bundle be cached forever. The bundle is built, not committed: `deno task dev` and `start` run
- * this first.
+ * bundle be cached forever. The bundle is built, not committed: `deno task start` runs this first,
+ * and `deno task dev` runs it in-process each time the server (re)starts (`dev_reload.ts`).
  *
  * @module
  */
@@ -65,6 +65,9 @@ export async function buildIslands(options: BuildOptions = {}): Promise<BuildRes
     const { code, stderr } = await new Deno.Command(Deno.execPath(), {
       args: [
         "bundle",
+        // The npm packages from Deno's global cache, fetched as imported: the build needs no
+        // node_modules/ and no dev tools (see "nodeModulesDir" in docs/development.md).
+        "--node-modules-dir=none",
         "--quiet",
         "--platform=browser",
         "--minify",

@@ -33,6 +33,7 @@ import App from "../../routes/_app.tsx";
 import IndexPage from "../../routes/index.tsx";
 import NotFoundPage from "../../routes/_404.tsx";
 import { DEFAULT_BUILD_DIR, readIslandsManifest } from "./build.ts";
+import type { DevReload } from "./dev_reload.ts";
 import { createGrpcWebHandler, isGrpcWebContentType, isRpcPath, RPC_METHODS } from "./grpc_web.ts";
 import { createHostCheck, plainText } from "./host_check.ts";
 import { installIslandMarkers } from "./islands.ts";
@@ -55,6 +56,8 @@ export interface WebHandlerOptions {
   staticDir?: URL;
   /** Folder of the island bundle and its manifest. @default {static/build/} */
   buildDir?: URL;
+  /** `deno task dev` only: serves `/_dev/` and puts the reload script in every page. @default {off} */
+  devReload?: DevReload;
 }
 
 const DEFAULT_STATIC_DIR = new URL("../../static/", import.meta.url);
@@ -63,7 +66,7 @@ const DEFAULT_STATIC_DIR = new URL("../../static/", import.meta.url);
 export function createWebHandler(
   options: WebHandlerOptions,
 ): (request: Request, info?: Deno.ServeHandlerInfo) => Promise<Response> {
-  const { service, config } = options;
+  const { service, config, devReload } = options;
   const staticDir = options.staticDir ?? DEFAULT_STATIC_DIR;
   const buildDir = options.buildDir ?? DEFAULT_BUILD_DIR;
   installIslandMarkers();
@@ -89,7 +92,13 @@ export function createWebHandler(
   let warnedNoBundle = false;
 
   async function islandsUrl(): Promise<string | undefined> {
-    // Read per page: a rebuild during `deno task dev` shows up without a restart.
+    if (devReload !== undefined) {
+      // Wait for the build this dev server started: never link the bundle of the code before.
+      await devReload.ready;
+      const name = devReload.islandsName();
+      return name && `/static/build/${name}`;
+    }
+    // Read per page: a `deno task build` while the server runs shows up without a restart.
     const manifest = await readIslandsManifest(buildDir);
     if (manifest === undefined && !warnedNoBundle) {
       warnedNoBundle = true;
@@ -109,6 +118,7 @@ export function createWebHandler(
         title,
         stylesUrl: "/static/styles.css",
         islandsUrl: await islandsUrl(),
+        devReloadUrl: devReload?.scriptUrl(),
         children: body,
       }),
     );
@@ -151,6 +161,9 @@ export function createWebHandler(
       return plainText(405, `Method ${request.method} not allowed for ${path}`, {
         allow: "GET, HEAD",
       });
+    }
+    if (devReload !== undefined && path.startsWith("/_dev/")) {
+      return await devReload.handle(request);
     }
     if (path === "/") {
       return await page(
