@@ -3,7 +3,7 @@ import { Code } from "@connectrpc/connect";
 import ResultView from "./_ResultView.tsx";
 import TokenPrompt from "./_TokenPrompt.tsx";
 import { authorizationHeaders, sessionTokenStore, type TokenStore } from "./_access_token.ts";
-import { formatBytes, formatCount, formatDuration, formatSpeed } from "./_format.ts";
+import { formatBytes, formatCount, formatDuration, formatPlural, formatSpeed } from "./_format.ts";
 import type { MemberCompressor } from "./_gzip_members.ts";
 import {
   createPageCompressor,
@@ -168,6 +168,9 @@ export default function UploadIsland(props: UploadIslandProps) {
 
   async function start() {
     if (file === undefined || busy) return;
+    // A new attempt, whatever its outcome, replaces the last file's results: an error must not
+    // sit above results that belong to another file.
+    setResult(undefined);
     const problem = await checkFile(file, props.maxUploadBytes);
     if (problem !== undefined) {
       setStatus({ kind: "error", message: problem });
@@ -180,7 +183,6 @@ export default function UploadIsland(props: UploadIslandProps) {
       headers: () => authorizationHeaders(tokens.current?.get()),
     });
     const tokenSent = tokens.current?.get() !== undefined;
-    setResult(undefined);
     setAnnouncement(`Uploading ${file.name}`);
     let lastProgress: UploadProgress | undefined;
     try {
@@ -201,9 +203,9 @@ export default function UploadIsland(props: UploadIslandProps) {
       setResult({ fileName: file.name, summary });
       setStatus({ kind: "idle" });
       setAnnouncement(
-        `Upload complete: ${formatCount(summary.rows)} rows, ${
-          formatCount(summary.badRows)
-        } bad rows, ${formatCount(summary.departments)} departments`,
+        `Upload complete: ${formatPlural(summary.rows, "row")}, ${
+          formatPlural(summary.badRows, "bad row")
+        }, ${formatPlural(summary.departments, "department")}`,
       );
     } catch (error) {
       if (controller.signal.aborted) {

@@ -1,4 +1,4 @@
-import { formatCompact, formatCount } from "./_format.ts";
+import { formatCount, formatDistinctLabels, formatPlural } from "./_format.ts";
 import type { DepartmentTotal } from "./_result_csv.ts";
 
 /** Props of {@linkcode DepartmentChart}. */
@@ -13,7 +13,10 @@ const ROW = 30;
 const LABEL_WIDTH = 190;
 const BAR_START = LABEL_WIDTH + 10;
 const BAR_SPACE = 330;
-const WIDTH = BAR_START + BAR_SPACE + 70;
+/** Room after a bar for its value label: at least this much... */
+const MIN_VALUE_SPACE = 70;
+/** ...or this much per character, the widest a digit is at the label's 12px. */
+const VALUE_CHAR_WIDTH = 7.5;
 
 function shorten(name: string, max = 26): string {
   const chars = [...name];
@@ -25,15 +28,25 @@ export default function DepartmentChart({ departments, departmentCount }: Depart
   if (departments.length === 0) return <p class="muted">No departments to chart.</p>;
   const largest = departments[0].total > 0n ? departments[0].total : 1n;
   const height = departments.length * ROW + 6;
-  const description = `Bar chart of the ${departments.length} largest of ${
-    formatCount(departmentCount)
-  } departments by total sales; the largest is ${
+  // Labels for the chart as a whole, so that two different totals never read the same.
+  const labels = formatDistinctLabels(departments.map((row) => row.total));
+  const longestLabel = Math.max(...labels.map((label) => label.length));
+  const width = BAR_START + BAR_SPACE +
+    Math.max(MIN_VALUE_SPACE, Math.ceil(longestLabel * VALUE_CHAR_WIDTH) + 10);
+  const shown = departments.length === departmentCount
+    ? (departmentCount === 1
+      ? "the only department"
+      : `all ${formatCount(departmentCount)} departments`)
+    : `the ${formatCount(departments.length)} largest of ${
+      formatPlural(departmentCount, "department")
+    }`;
+  const description = `Bar chart of ${shown} by total sales; the largest is ${
     departments[0].department || "(empty name)"
   } with ${formatCount(departments[0].total)}.`;
   return (
     <figure class="chart">
       <svg
-        viewBox={`0 0 ${WIDTH} ${height}`}
+        viewBox={`0 0 ${width} ${height}`}
         role="img"
         aria-labelledby="chart-title chart-desc"
         preserveAspectRatio="xMinYMin meet"
@@ -43,7 +56,7 @@ export default function DepartmentChart({ departments, departmentCount }: Depart
         {departments.map((row, index) => {
           // Scaled in bigint first: totals may pass 2^53, the ratio never does.
           const share = Number((row.total * 10_000n) / largest) / 10_000;
-          const width = Math.max(2, share * BAR_SPACE);
+          const barWidth = Math.max(2, share * BAR_SPACE);
           const y = index * ROW + 3;
           return (
             <g key={row.department} class="chart-row">
@@ -60,18 +73,18 @@ export default function DepartmentChart({ departments, departmentCount }: Depart
               <rect
                 x={BAR_START}
                 y={y + 4}
-                width={width}
+                width={barWidth}
                 height={ROW - 10}
                 rx="3"
                 class="chart-bar"
               />
               <text
-                x={BAR_START + width + 6}
+                x={BAR_START + barWidth + 6}
                 y={y + ROW / 2}
                 class="chart-value"
                 dominant-baseline="middle"
               >
-                {formatCompact(row.total)}
+                {labels[index]}
               </text>
             </g>
           );

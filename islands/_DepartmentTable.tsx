@@ -1,5 +1,5 @@
 import { useMemo, useState } from "preact/hooks";
-import { formatCount } from "./_format.ts";
+import { formatCount, formatPlural } from "./_format.ts";
 import type { DepartmentTotal } from "./_result_csv.ts";
 
 /** Props of {@linkcode DepartmentTable}. */
@@ -17,6 +17,14 @@ const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "bas
 function compare(key: SortKey, a: DepartmentTotal, b: DepartmentTotal): number {
   if (key === "department") return collator.compare(a.department, b.department);
   return a.total < b.total ? -1 : a.total > b.total ? 1 : 0;
+}
+
+/** The table footer's count of what is shown, with its plurals right. */
+function shownText(visible: number, total: number): string {
+  if (total === 0) return "No departments.";
+  if (total === 1) return "Showing the only department.";
+  if (visible === total) return `Showing all ${formatPlural(total, "department")}.`;
+  return `Showing ${formatCount(visible)} of ${formatPlural(total, "department")}.`;
 }
 
 /**
@@ -90,7 +98,7 @@ export default function DepartmentTable({ departments, pageSize = 100 }: Departm
         </table>
       </div>
       <p class="table-footer">
-        Showing {formatCount(visible.length)} of {formatCount(sorted.length)} departments.
+        {shownText(visible.length, sorted.length)}
         {sorted.length > shown && (
           <>
             {" "}

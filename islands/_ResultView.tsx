@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import DepartmentChart from "./_DepartmentChart.tsx";
 import DepartmentTable from "./_DepartmentTable.tsx";
-import { formatBytes, formatCount, formatDuration, formatSpeed } from "./_format.ts";
+import { formatBytes, formatCount, formatDuration, formatPlural, formatSpeed } from "./_format.ts";
 import { type DepartmentTotal, parseResultCsv } from "./_result_csv.ts";
 import type { UploadSummary } from "./_upload_client.ts";
 
@@ -45,6 +45,10 @@ export default function ResultView({ fileName, summary }: ResultViewProps) {
 
   const resultName = fileName.replace(/(\.csv)?(\.gz)?$/i, "") + ".result.csv";
   const goodRows = summary.rows - summary.badRows;
+  // One elapsed time, what the person waited (StartUpload to result), on the card and in the
+  // sentence alike; the speed is the file's size over that same time.
+  const elapsed = formatDuration(summary.totalSec);
+  const speed = formatSpeed(summary.bytes / Math.max(summary.totalSec, 0.001));
   return (
     <section class="card results" aria-labelledby="results-heading">
       <h2 id="results-heading" tabIndex={-1} ref={heading}>
@@ -65,17 +69,19 @@ export default function ResultView({ fileName, summary }: ResultViewProps) {
         </div>
         <div>
           <dt>Time</dt>
-          <dd data-testid="summary-time">{formatDuration(summary.totalSec)}</dd>
+          <dd data-testid="summary-time">{elapsed}</dd>
         </div>
       </dl>
-      <p class="muted">
-        {formatBytes(summary.bytes)} uploaded at {formatSpeed(summary.bytes / summary.totalSec)}
+      <p class="muted" data-testid="summary-sentence">
+        {formatBytes(summary.bytes)}
         {summary.compressed && (
           <span data-testid="summary-wire-bytes" data-bytes={summary.wireBytes}>
             {` (${formatBytes(summary.wireBytes)} sent compressed)`}
           </span>
-        )}; the server aggregated {formatCount(goodRows)} good rows in{" "}
-        {formatDuration(summary.elapsedSec)}.
+        )} uploaded and totalled in <span data-testid="summary-elapsed">{elapsed}</span> ({speed}):
+        {" "}
+        {formatPlural(goodRows, "good row")} in {formatPlural(summary.departments, "department")}
+        {summary.badRows > 0 ? `, ${formatPlural(summary.badRows, "bad row")} skipped` : ""}.
       </p>
       <p class="download">
         <a
@@ -98,9 +104,9 @@ export default function ResultView({ fileName, summary }: ResultViewProps) {
           <h3 id="bad-rows-heading">Bad rows</h3>
           <p class="muted">
             {summary.badRows > summary.badRowSamples.length
-              ? `The first ${summary.badRowSamples.length} of ${
-                formatCount(summary.badRows)
-              } bad rows. `
+              ? `The first ${formatCount(summary.badRowSamples.length)} of ${
+                formatPlural(summary.badRows, "bad row")
+              }. `
               : ""}
             Bad rows are skipped; the totals include only good rows.
           </p>

@@ -1,13 +1,15 @@
 /**
- * Numbers for people: counts with grouping, sizes and speeds in decimal units (as network speeds
- * are quoted), durations in the largest sensible unit. `locale` defaults to the browser's.
+ * Numbers for people: counts with grouping and their nouns in agreement, chart labels that tell
+ * values apart, sizes and speeds in decimal units (as network speeds are quoted), durations in the
+ * largest sensible unit. `locale` defaults to the browser's.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { formatBytes, formatCount, formatDuration } from "./_format.ts";
+ * import { formatBytes, formatCount, formatDuration, formatPlural } from "./_format.ts";
  *
  * assert.equal(formatCount(1234567n, "en-US"), "1,234,567");
+ * assert.equal(formatPlural(1, "department", undefined, "en-US"), "1 department");
  * assert.equal(formatBytes(268_435_456, "en-US"), "268.4 MB");
  * assert.equal(formatDuration(75, "en-US"), "1 min 15 s");
  * ```
@@ -22,10 +24,46 @@ export function formatCount(value: number | bigint, locale?: string): string {
   return new Intl.NumberFormat(locale, { maximumFractionDigits: 0 }).format(value);
 }
 
-/** A short count for chart labels: `1.2M`. */
-export function formatCompact(value: number | bigint, locale?: string): string {
-  return new Intl.NumberFormat(locale, { notation: "compact", maximumFractionDigits: 1 })
-    .format(value);
+/** English plural categories: the page's words are English whatever the number format. */
+const ENGLISH_PLURALS = new Intl.PluralRules("en");
+
+/** A count with its noun in agreement: `1 department`, `0 departments`, `1,234 bad rows`. */
+export function formatPlural(
+  count: number | bigint,
+  singular: string,
+  plural = `${singular}s`,
+  locale?: string,
+): string {
+  const noun = ENGLISH_PLURALS.select(Number(count)) === "one" ? singular : plural;
+  return `${formatCount(count, locale)} ${noun}`;
+}
+
+/** The most significant digits a compact label gets before exact figures read better. */
+const MAX_COMPACT_DIGITS = 5;
+
+/**
+ * Short labels for values shown side by side, such as chart bars: compact (`1.2B`, `340M`), with
+ * as many significant digits as it takes for different values to get different labels
+ * (`1.2346B` beside `1.2347B`), and exact figures with grouping (`1,234,567,891`) when even
+ * {@linkcode MAX_COMPACT_DIGITS} are not enough. The whole part is never rounded (`123`, not `120`).
+ */
+export function formatDistinctLabels(
+  values: readonly (number | bigint)[],
+  locale?: string,
+): string[] {
+  const distinctValues = new Set(values.map(String)).size;
+  for (let digits = 2; digits <= MAX_COMPACT_DIGITS; digits++) {
+    const format = new Intl.NumberFormat(locale, {
+      notation: "compact",
+      maximumSignificantDigits: digits,
+      maximumFractionDigits: 0,
+      // Whichever keeps more digits: 123 stays 123 where two significant digits would say 120.
+      roundingPriority: "morePrecision",
+    });
+    const labels = values.map((value) => format.format(value));
+    if (new Set(labels).size === distinctValues) return labels;
+  }
+  return values.map((value) => formatCount(value, locale));
 }
 
 /** A size in decimal units with about three significant digits: `12.3 MB`. */

@@ -414,6 +414,79 @@ if (!chromiumInstalled()) {
           );
         });
 
+        await step(
+          "one elapsed time, right plurals, distinct chart labels; an error clears old results",
+          async () => {
+            const results = page.locator("#results-heading");
+            await openPage(page, baseUrl);
+            // One department, one good row and one bad row: every noun in the singular.
+            const onePath = `${scratch}/one.csv`;
+            await Deno.writeTextFile(
+              onePath,
+              "Department Name,Date,Number of Sales\nGarden,2024-03-01,4\nGarden,2023-02-29,5\n",
+            );
+            await chooseFile(page, onePath);
+            await page.getByRole("button", { name: "Upload" }).click();
+            await results.waitFor();
+            const time = await page.getByTestId("summary-time").textContent();
+            assert.match(time ?? "", /^[\d.]+ (s|min)/);
+            assert.equal(await page.getByTestId("summary-elapsed").textContent(), time);
+            const sentence = await page.getByTestId("summary-sentence").textContent() ?? "";
+            assert.match(sentence, /: 1 good row in 1 department, 1 bad row skipped\.$/);
+            assert.equal(
+              await page.getByRole("status").textContent(),
+              "Upload complete: 2 rows, 1 bad row, 1 department",
+            );
+            assert.equal(
+              await page.locator(".table-footer").textContent(),
+              "Showing the only department.",
+            );
+
+            // Ten totals a one-decimal label shows as 1.2B each.
+            const bigPath = `${scratch}/big-totals.csv`;
+            const bigRows = Array.from(
+              { length: 10 },
+              (_, i) => `Region ${i},2024-03-01,${1_200_000_000 + i * 3_700_000}`,
+            );
+            await Deno.writeTextFile(
+              bigPath,
+              ["Department Name,Date,Number of Sales", ...bigRows, ""].join("\n"),
+            );
+            await chooseFile(page, bigPath);
+            await page.getByRole("button", { name: "Upload" }).click();
+            await page.getByText("Results for big-totals.csv").waitFor();
+            const labels = await page.locator(".chart-value").allTextContents();
+            assert.equal(labels.length, 10);
+            assert.equal(new Set(labels).size, 10, labels.join(" "));
+            assert.equal(labels[0], "1.233B");
+            assert.equal(
+              await page.getByTestId("summary-elapsed").textContent(),
+              await page.getByTestId("summary-time").textContent(),
+            );
+            await saveScreenshot(page, "web_distinct_labels.png");
+
+            // Refused before sending: the old results go, the error stays alone.
+            const emptyPath = `${scratch}/empty.csv`;
+            await Deno.writeFile(emptyPath, new Uint8Array());
+            await chooseFile(page, emptyPath);
+            await page.getByRole("button", { name: "Upload" }).click();
+            await page.getByTestId("error").waitFor();
+            assert.equal(await results.count(), 0);
+            assert.equal(await page.locator(".chart-value").count(), 0);
+
+            // Refused by the server after results were shown: the same.
+            await chooseFile(page, onePath);
+            await page.getByRole("button", { name: "Upload" }).click();
+            await results.waitFor();
+            gate.failNext = { path: "/StartUpload", status: 400 };
+            await page.getByRole("button", { name: "Upload" }).click();
+            await page.getByTestId("error").waitFor();
+            assert.equal(gate.failNext, undefined, "the failure was never injected");
+            assert.equal(await results.count(), 0);
+            await saveScreenshot(page, "web_error_clears_results.png");
+          },
+        );
+
         await step("a file that is not a CSV gets a readable error", async () => {
           const path = `${scratch}/photo.png`;
           await Deno.writeFile(path, new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0, 0, 0, 0]));
