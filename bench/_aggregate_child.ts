@@ -2,13 +2,34 @@
  * One measured aggregation, run in its own process by `aggregate_bench.ts` so that the peak RSS
  * it reports belongs to this run alone.
  *
- * Usage: `deno run --allow-all bench/_aggregate_child.ts <file.csv> [aggregator module URL]`.
- * Prints one JSON line ({@linkcode ChildReport}) to stdout.
+ * Usage: `deno run --allow-all bench/_aggregate_child.ts <file.csv> [aggregator module URL] [mode]
+ * [threads]`. Prints one JSON line ({@linkcode ChildReport}) to stdout. Modes
+ * ({@linkcode ChildMode}): `aggregate` (the module's `aggregateFile`, the default), `scan` (the
+ * floor: a plain loop over the same bytes, read the same way, counting LFs), `input`
+ * (`aggregateInputFile`, plain or gzip), `parallel` (`aggregateFileParallel` on `threads`
+ * threads), and `cli` (`deno task aggregate`'s `main` with `--threads`, result CSV written).
  *
  * @module
  */
 
+import { readFileChunks } from "../server/aggregate/_read_file.ts";
+import { aggregateFileParallel } from "../server/aggregate/parallel_aggregate.ts";
+import { aggregateInputFile } from "../server/aggregate/sales_input.ts";
+import { main as aggregateCli } from "../server/cli/aggregate.ts";
 import { currentRssBytes, peakRssBytes } from "./_rss.ts";
+
+/** What a child run measures; see the module doc. */
+export type ChildMode = "aggregate" | "scan" | "input" | "parallel" | "cli";
+
+/** The counts a run reports when it does not aggregate (`scan`, `cli`). */
+interface Counts {
+  elapsedSec: number;
+  bytes: number;
+  rows: number;
+  badRows: number;
+  departments: number;
+  totals: Map<string, bigint>;
+}
 
 /** What one child run reports. */
 export interface ChildReport {
@@ -36,14 +57,19 @@ export const DEFAULT_AGGREGATOR_MODULE = new URL(
 ).href;
 
 async function main(args: string[]): Promise<void> {
-  const [path, moduleUrl = DEFAULT_AGGREGATOR_MODULE] = args;
-  if (!path) throw new Error("Usage: _aggregate_child.ts <file.csv> [aggregator module URL]");
+  const [path, module = "", mode = "aggregate", threads = "1"] = args;
+  const moduleUrl = module || DEFAULT_AGGREGATOR_MODULE;
+  if (!path) {
+    throw new Error(
+      "Usage: _aggregate_child.ts <file.csv> [aggregator module URL] [mode] [threads]",
+    );
+  }
   const aggregator: typeof import("../server/aggregate/sales_aggregator.ts") = await import(
     moduleUrl
   );
   const baselinePeakRssBytes = peakRssBytes();
   const started = performance.now();
-  const result = await aggregator.aggregateFile(path);
+  const result = await run(mode as ChildMode, path, aggregator, Number(threads));
   const elapsedSec = (performance.now() - started) / 1000;
   const report: ChildReport = {
     elapsedSec,
@@ -55,9 +81,56 @@ async function main(args: string[]): Promise<void> {
     peakRssBytes: peakRssBytes(),
     baselinePeakRssBytes,
     endRssBytes: currentRssBytes(),
-    totals: Object.fromEntries([...result.totals].map(([name, total]) => [name, String(total)])),
+    // A million departments stay out of the report: only the memory is measured then.
+    totals: result.departments > 10_000
+      ? {}
+      : Object.fromEntries([...result.totals].map(([name, total]) => [name, String(total)])),
   };
   console.log(JSON.stringify(report));
 }
 
-if (import.meta.main) await main(Deno.args);
+async function run(
+  mode: ChildMode,
+  path: string,
+  aggregator: typeof import("../server/aggregate/sales_aggregator.ts"),
+  threads: number,
+): Promise<Counts> {
+  switch (mode) {
+    case "aggregate":
+      return await aggregator.aggregateFile(path);
+    case "input":
+      return await aggregateInputFile(path);
+    case "parallel":
+      return await aggregateFileParallel(path, { threads });
+    case "scan": {
+      const started = performance.now();
+      let bytes = 0;
+      let lineFeeds = 0;
+      await readFileChunks(path, (chunk) => {
+        bytes += chunk.length;
+        for (let i = 0; i < chunk.length; i++) if (chunk[i] === 0x0a) lineFeeds++;
+      });
+      const elapsedSec = (performance.now() - started) / 1000;
+      return { elapsedSec, bytes, rows: lineFeeds, badRows: 0, departments: 0, totals: new Map() };
+    }
+    case "cli": {
+      const started = performance.now();
+      const out = await Deno.makeTempFile({ suffix: ".result.csv" });
+      try {
+        const code = await aggregateCli([path, "--threads", String(threads), "--out", out]);
+        if (code !== 0) throw new Error(`deno task aggregate exited with ${code}`);
+        const bytes = (await Deno.stat(path)).size;
+        const elapsedSec = (performance.now() - started) / 1000;
+        return { elapsedSec, bytes, rows: 0, badRows: 0, departments: 0, totals: new Map() };
+      } finally {
+        await Deno.remove(out).catch(() => {});
+      }
+    }
+  }
+}
+
+if (import.meta.main) {
+  await main(Deno.args);
+  // At once: the gzip inflate worker would otherwise keep the process for its idle time.
+  Deno.exit(0);
+}

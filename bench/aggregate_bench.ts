@@ -1,7 +1,12 @@
 /**
  * Throughput and peak memory of `aggregateFile` on a generated 10-million-row file, against the
  * targets of issue 2: at least 400 MB/s and a peak RSS of at most 80 MB, not growing with the
- * file's size.
+ * file's size. In the same rounds, as ratios that hold however busy the machine is:
+ * - the aggregator against the floor, a plain loop over the same bytes read the same way;
+ * - the file's `.gz` copy against the plain file (`aggregateInputFile`, target at least 0.75);
+ * - `--threads 2` against `--threads 1` (`aggregateFileParallel`, target at least 1.6, with a
+ *   peak RSS of at most 150 MB);
+ * and the peak RSS of `deno task aggregate` on 1,000,000 distinct departments (at most 200 MB).
  *
  * Each run is a fresh `deno run` child process (`_aggregate_child.ts`), so its peak RSS (VmHWM)
  * is the aggregation's own and no JIT or heap state carries over between runs. The files are read
@@ -14,7 +19,8 @@
  * @module
  */
 
-import { type ChildReport, DEFAULT_AGGREGATOR_MODULE } from "./_aggregate_child.ts";
+import { type ChildMode, type ChildReport, DEFAULT_AGGREGATOR_MODULE } from "./_aggregate_child.ts";
+import { ensureDepartmentsCsv, ensureGzipCopy } from "./_bench_inputs.ts";
 import { type BenchCheck, type BenchContext, type BenchResult, metricOf } from "./_report.ts";
 import { type CachedSalesCsv, ensureSalesCsv } from "./generate_sales_csv.ts";
 
@@ -22,6 +28,14 @@ import { type CachedSalesCsv, ensureSalesCsv } from "./generate_sales_csv.ts";
 export const TARGET_MB_PER_SEC = 400;
 /** Maximum peak RSS, in MB (10^6 bytes), of the aggregating process. */
 export const TARGET_PEAK_RSS_MB = 80;
+/** Least speed of a `.gz` file against the same file plain. */
+export const TARGET_GZIP_RATIO = 0.75;
+/** Least speed of 2 threads against 1. */
+export const TARGET_THREADS_RATIO = 1.6;
+/** Largest peak RSS on 2 threads, in MB. */
+export const TARGET_THREADS_PEAK_RSS_MB = 150;
+/** Largest peak RSS of `deno task aggregate` on 1,000,000 departments, in MB. */
+export const TARGET_DEPARTMENTS_PEAK_RSS_MB = 200;
 /** How much more the large file may peak than the one a quarter its size: GC timing, not growth. */
 const RSS_GROWTH_SLACK_MB = 8;
 
@@ -36,24 +50,70 @@ export async function aggregateBench(ctx: BenchContext): Promise<BenchResult> {
 
   const big = await prepare(bigRows, ctx);
   const small = await prepare(smallRows, ctx);
+  const gzPath = await ensureGzipCopy(big.path);
+  const departmentCount = ctx.quick ? 100_000 : 1_000_000;
+  const departmentsPath = await ensureDepartmentsCsv(departmentCount);
+  const taskFlags = await aggregateTaskFlags();
 
-  ctx.log(`aggregate: 1 run on ${fmtInt(smallRows)} rows, ${runCount} on ${fmtInt(bigRows)} rows`);
+  ctx.log(
+    `aggregate: 1 run on ${fmtInt(smallRows)} rows, ${runCount} rounds on ${fmtInt(bigRows)}`,
+  );
   const smallRun = await runChild(small.path, moduleUrl);
   const bigRuns: ChildReport[] = [];
+  const rounds: Round[] = [];
   for (let i = 0; i < runCount; i++) {
+    // One round runs every variant back to back, so each ratio compares runs of one moment.
     const run = await runChild(big.path, moduleUrl);
+    const round: Round = {
+      aggregate: run,
+      scan: await runChild(big.path, moduleUrl, "scan"),
+      plainInput: await runChild(big.path, moduleUrl, "input"),
+      gzipInput: await runChild(gzPath, moduleUrl, "input"),
+      oneThread: await runChild(big.path, moduleUrl, "parallel", 1),
+      twoThreads: await runChild(big.path, moduleUrl, "parallel", 2),
+    };
     ctx.log(
-      `  run ${i + 1}/${runCount}: ${run.elapsedSec.toFixed(3)} s, ` +
+      `  round ${i + 1}/${runCount}: ${run.elapsedSec.toFixed(3)} s, ` +
         `${mbPerSec(big.expected.bytes, run).toFixed(1)} MB/s, peak RSS ${
+          mb(run.peakRssBytes).toFixed(1)
+        } MB; scan ${round.scan.elapsedSec.toFixed(3)} s; plain ${
+          round.plainInput.elapsedSec.toFixed(3)
+        } s, gz ${round.gzipInput.elapsedSec.toFixed(3)} s; 1 thread ${
+          round.oneThread.elapsedSec.toFixed(3)
+        } s, 2 threads ${round.twoThreads.elapsedSec.toFixed(3)} s (peak RSS ${
+          mb(round.twoThreads.peakRssBytes).toFixed(1)
+        } MB)`,
+    );
+    bigRuns.push(run);
+    rounds.push(round);
+  }
+  const departmentRuns: ChildReport[] = [];
+  for (let i = 0; i < 2; i++) {
+    const run = await runChild(departmentsPath, moduleUrl, "cli", navigator.hardwareConcurrency, [
+      ...taskFlags,
+    ]);
+    ctx.log(
+      `  deno task aggregate, ${fmtInt(departmentCount)} departments, ` +
+        `${navigator.hardwareConcurrency} threads: ${run.elapsedSec.toFixed(2)} s, peak RSS ${
           mb(run.peakRssBytes).toFixed(1)
         } MB`,
     );
-    bigRuns.push(run);
+    departmentRuns.push(run);
   }
 
   const bytes = big.expected.bytes;
   const rates = bigRuns.map((r) => mbPerSec(bytes, r));
   const peaks = bigRuns.map((r) => mb(r.peakRssBytes));
+  // Each ratio: per round (median and spread shown), and of the best times of the rounds (checked).
+  const ratio = (faster: keyof Round, slower: keyof Round) => ({
+    perRound: rounds.map((r) => r[slower].elapsedSec / r[faster].elapsedSec),
+    ofBest: best(rounds, slower) / best(rounds, faster),
+  });
+  const floor = ratio("aggregate", "scan");
+  const gzip = ratio("gzipInput", "plainInput");
+  const threads = ratio("twoThreads", "oneThread");
+  const threadsPeak = Math.max(...rounds.map((r) => mb(r.twoThreads.peakRssBytes)));
+  const departmentsPeak = Math.max(...departmentRuns.map((r) => mb(r.peakRssBytes)));
   const metrics = [
     metricOf("throughput", "MB/s", rates, true),
     metricOf("throughput", "MiB/s", bigRuns.map((r) => bytes / 2 ** 20 / r.elapsedSec), true),
@@ -61,6 +121,17 @@ export async function aggregateBench(ctx: BenchContext): Promise<BenchResult> {
     metricOf("elapsed", "s", bigRuns.map((r) => r.elapsedSec), false, 3),
     metricOf("peak RSS", "MB", peaks, false),
     metricOf("peak RSS before input", "MB", bigRuns.map((r) => mb(r.baselinePeakRssBytes)), false),
+    metricOf("floor: byte-scan loop", "MB/s", rounds.map((r) => mbPerSec(bytes, r.scan)), true),
+    metricOf("aggregate / byte-scan speed", "x", floor.perRound, true, 2),
+    metricOf(".gz / plain speed (aggregateInputFile)", "x", gzip.perRound, true, 2),
+    metricOf("2 threads / 1 thread speed", "x", threads.perRound, true, 2),
+    metricOf("2 threads: peak RSS", "MB", rounds.map((r) => mb(r.twoThreads.peakRssBytes)), false),
+    metricOf(
+      `deno task aggregate, ${fmtInt(departmentCount)} departments: peak RSS`,
+      "MB",
+      departmentRuns.map((r) => mb(r.peakRssBytes)),
+      false,
+    ),
   ];
 
   const bestRate = Math.max(...rates);
@@ -69,13 +140,24 @@ export async function aggregateBench(ctx: BenchContext): Promise<BenchResult> {
   const mismatches = [
     ...compare(smallRun, small).map((m) => `${fmtInt(smallRows)} rows: ${m}`),
     ...bigRuns.flatMap((run, i) => compare(run, big).map((m) => `run ${i + 1}: ${m}`)),
+    ...rounds.flatMap((round, i) => [
+      ...compare(round.plainInput, big).map((m) => `round ${i + 1} plain input: ${m}`),
+      ...compare(round.gzipInput, big).map((m) => `round ${i + 1} gz: ${m}`),
+      ...compare(round.oneThread, big).map((m) => `round ${i + 1} 1 thread: ${m}`),
+      ...compare(round.twoThreads, big).map((m) => `round ${i + 1} 2 threads: ${m}`),
+    ]),
+    ...departmentRuns.filter((run) => run.bytes === 0).map(() => "departments run failed"),
   ];
+  const ratioDetail = (r: { perRound: number[]; ofBest: number }) =>
+    `${r.ofBest.toFixed(2)}x of the best times; per round ${
+      r.perRound.map((x) => x.toFixed(2)).join(", ")
+    }`;
   const checks: BenchCheck[] = [
     {
       name: "result matches the generator's expected totals",
       pass: mismatches.length === 0,
       detail: mismatches.length === 0
-        ? `${runCount + 1} runs: rows, bad rows, departments and ${
+        ? `${1 + runCount * 5} runs (plain, gz, 1 and 2 threads): rows, bad rows, departments and ${
           Object.keys(big.expected.totals).length
         } totals`
         : mismatches.slice(0, 5).join("; "),
@@ -101,6 +183,35 @@ export async function aggregateBench(ctx: BenchContext): Promise<BenchResult> {
         worstPeak.toFixed(1)
       } MB worst`,
     },
+    {
+      name: "aggregate speed against the byte-scan floor (no target)",
+      pass: true,
+      detail: ratioDetail(floor),
+    },
+    {
+      name: `.gz >= ${TARGET_GZIP_RATIO}x the plain file's speed`,
+      pass: gzip.ofBest >= TARGET_GZIP_RATIO,
+      detail: ratioDetail(gzip),
+    },
+    {
+      name: `2 threads >= ${TARGET_THREADS_RATIO}x 1 thread`,
+      pass: threads.ofBest >= TARGET_THREADS_RATIO,
+      detail: ratioDetail(threads),
+    },
+    {
+      name: `2 threads: peak RSS <= ${TARGET_THREADS_PEAK_RSS_MB} MB`,
+      pass: threadsPeak <= TARGET_THREADS_PEAK_RSS_MB,
+      detail: `${threadsPeak.toFixed(1)} MB worst of ${runCount}`,
+    },
+    {
+      name: `deno task aggregate, ${
+        fmtInt(departmentCount)
+      } departments: peak RSS <= ${TARGET_DEPARTMENTS_PEAK_RSS_MB} MB`,
+      pass: departmentsPeak <= TARGET_DEPARTMENTS_PEAK_RSS_MB,
+      detail: `${
+        departmentsPeak.toFixed(1)
+      } MB worst of ${departmentRuns.length}, ${navigator.hardwareConcurrency} threads`,
+    },
   ];
 
   const withoutTotals = ({ totals: _, ...run }: ChildReport) => run;
@@ -108,7 +219,7 @@ export async function aggregateBench(ctx: BenchContext): Promise<BenchResult> {
     name: "aggregate",
     description: `aggregateFile on ${fmtInt(bigRows)} rows (${
       (bytes / 1e6).toFixed(1)
-    } MB), ${runCount} runs, each in a fresh process`,
+    } MB), ${runCount} rounds of every variant, each run in a fresh process`,
     metrics,
     checks,
     runs: {
@@ -120,6 +231,10 @@ export async function aggregateBench(ctx: BenchContext): Promise<BenchResult> {
         bytes: small.expected.bytes,
         runs: [withoutTotals(smallRun)],
       },
+      rounds: rounds.map((round) =>
+        Object.fromEntries(Object.entries(round).map(([name, run]) => [name, withoutTotals(run)]))
+      ),
+      departments: { path: departmentsPath, runs: departmentRuns.map(withoutTotals) },
     },
   };
 }
@@ -148,17 +263,55 @@ async function prepare(rows: number, ctx: BenchContext): Promise<CachedSalesCsv>
   return file;
 }
 
-async function runChild(path: string, moduleUrl: string): Promise<ChildReport> {
+/** One run of every variant, back to back. */
+interface Round {
+  aggregate: ChildReport;
+  scan: ChildReport;
+  plainInput: ChildReport;
+  gzipInput: ChildReport;
+  oneThread: ChildReport;
+  twoThreads: ChildReport;
+}
+
+function best(rounds: Round[], variant: keyof Round): number {
+  return Math.min(...rounds.map((round) => round[variant].elapsedSec));
+}
+
+/** The `--v8-flags` of `deno task aggregate`, so the memory measured is the task's. */
+async function aggregateTaskFlags(): Promise<string[]> {
+  const deno = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  return (deno.tasks.aggregate as string).split(/\s+/).filter((arg) =>
+    arg.startsWith("--v8-flags")
+  );
+}
+
+async function runChild(
+  path: string,
+  moduleUrl: string,
+  mode: ChildMode = "aggregate",
+  threads = 1,
+  flags: string[] = [],
+): Promise<ChildReport> {
   const output = await new Deno.Command(Deno.execPath(), {
     // --allow-all: Deno lets a process read its own /proc/self/status only with it.
-    args: ["run", "--quiet", "--allow-all", CHILD.href, path, moduleUrl],
+    args: [
+      "run",
+      "--quiet",
+      "--allow-all",
+      ...flags,
+      CHILD.href,
+      path,
+      moduleUrl,
+      mode,
+      String(threads),
+    ],
     stdin: "null",
     stdout: "piped",
     stderr: "inherit",
   }).output();
   const stdout = new TextDecoder().decode(output.stdout).trim();
   if (!output.success) {
-    throw new Error(`Aggregator child failed with exit code ${output.code} on ${path}`);
+    throw new Error(`Aggregator child failed with exit code ${output.code} on ${path} (${mode})`);
   }
   const last = stdout.slice(stdout.lastIndexOf("\n") + 1);
   return JSON.parse(last) as ChildReport;
@@ -196,4 +349,9 @@ function mb(bytes: number | null): number {
 
 function fmtInt(n: number): string {
   return n.toLocaleString("en-US");
+}
+
+if (import.meta.main) {
+  const { runAsScript } = await import("./_report.ts");
+  await runAsScript(aggregateBench);
 }

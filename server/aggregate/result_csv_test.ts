@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatResultCsv } from "./result_csv.ts";
+import { formatResultCsv, resultCsvChunks } from "./result_csv.ts";
 import { SalesAggregator } from "./sales_aggregator.ts";
 
 const HEADER = "Department Name,Total Number of Sales\n";
@@ -142,4 +142,50 @@ Deno.test("formatResultCsv writes what SalesAggregator totals", () => {
       "\ufffd,6\n" +
       "\u{1f600},0\n",
   );
+});
+
+Deno.test("resultCsvChunks writes the bytes formatResultCsv writes, in pieces", () => {
+  const names = [
+    "Toys",
+    "=SUM(A1)",
+    "+1",
+    "-x",
+    "@home",
+    "'quoted",
+    'a"b',
+    "Home, Kitchen",
+    "Line\nBreak",
+    "CR\r\nLF",
+    "Lone\rCR",
+    "'=1+1",
+    '="x,y"',
+    "é",
+    "\u{1f600}",
+    "\ufffd",
+    "\ue000",
+    "日本語",
+    "x".repeat(70_000),
+    '"'.repeat(40_000),
+  ];
+  const aggregator = new SalesAggregator();
+  const encoder = new TextEncoder();
+  for (const [i, name] of names.entries()) {
+    const row = `"${name.replaceAll('"', '""')}",2024-01-01,${i}\n`;
+    aggregator.push(encoder.encode(row));
+  }
+  // Totals past 2^53, and many short names, so that the output spans several pieces.
+  for (let i = 0; i < 3; i++) aggregator.push(encoder.encode("Big,2024-01-01,9007199254740991\n"));
+  for (let i = 0; i < 5000; i++) aggregator.push(encoder.encode(`D${i},2024-01-01,${i}\n`));
+  const result = aggregator.finish();
+  const pieces = [...resultCsvChunks(result.departmentTotals)];
+  assert.ok(pieces.length > 3);
+  const bytes = new Uint8Array(pieces.reduce((sum, piece) => sum + piece.length, 0));
+  let at = 0;
+  for (const piece of pieces) {
+    bytes.set(piece, at);
+    at += piece.length;
+  }
+  const expected = formatResultCsv(result.totals);
+  assert.ok(expected.includes("Big,27021597764222973\n"));
+  assert.equal(new TextDecoder().decode(bytes), expected);
 });

@@ -23,10 +23,13 @@ import { concatBytes } from "./_bytes.ts";
 import { readFileChunks } from "./_read_file.ts";
 import {
   DepartmentTable,
+  DepartmentTotals,
   EMPTY_DEPARTMENT,
   FNV_OFFSET,
   FNV_PRIME,
   hashBytes,
+  mergePackedTotals,
+  type PackedTotals,
 } from "./_department_table.ts";
 import {
   FIELD_START,
@@ -39,7 +42,8 @@ import {
   RecordSplitter,
   salesField,
 } from "./_record.ts";
-import { compareCodePoints } from "./result_csv.ts";
+
+export type { DepartmentTotals, PackedTotals } from "./_department_table.ts";
 
 /** One bad row: where it starts, why it is bad, and how it begins. */
 export interface BadRowSample {
@@ -53,8 +57,13 @@ export interface BadRowSample {
 
 /** What an aggregation produced. */
 export interface AggregateResult {
-  /** Exact total per department, in output order (by code point). */
-  totals: Map<string, bigint>;
+  /**
+   * Exact total per department, in output order (by code point). Built on first use: for
+   * millions of departments, read {@linkcode AggregateResult.departmentTotals} instead.
+   */
+  readonly totals: Map<string, bigint>;
+  /** The same totals without a string or BigInt per department, for writing the result CSV. */
+  readonly departmentTotals: DepartmentTotals;
   /** Rows read, good and bad (not the header, not empty lines). */
   rows: number;
   /** Rows skipped as bad. */
@@ -86,6 +95,12 @@ export interface SalesAggregatorOptions {
    * @default {20}
    */
   maxBadRowSamples?: number;
+  /**
+   * The bytes start in the middle of a file, at a line break (another thread reads what comes
+   * before): no BOM is stripped, no header is recognized, and lines count from 1 at the start.
+   * @default {false}
+   */
+  midFile?: boolean;
 }
 
 const LF = 0x0a;
@@ -131,6 +146,10 @@ export class SalesAggregator {
     this.#maxRecordBytes = options.maxRecordBytes ?? 1_048_576;
     this.#maxSamples = options.maxBadRowSamples ?? 20;
     this.#table = new DepartmentTable(options.maxDepartments ?? Infinity);
+    if (options.midFile) {
+      this.#headerPending = false;
+      this.#head = undefined;
+    }
   }
 
   /** Rows read so far, good and bad. */
@@ -146,6 +165,19 @@ export class SalesAggregator {
   /** Bytes pushed so far. */
   get bytes(): number {
     return this.#bytes;
+  }
+
+  /** LF bytes consumed so far (line numbers are 1 + the LFs before a record). */
+  get lineFeeds(): number {
+    return this.#line - 1;
+  }
+
+  /**
+   * True when the bytes pushed so far end exactly between two records: no record, BOM or skipped
+   * over-long record is cut, so what follows parses as it would from a fresh start mid-file.
+   */
+  get atRecordBoundary(): boolean {
+    return !this.#inRecord && !this.#discarding && this.#head === undefined;
   }
 
   /** Aggregates the next chunk. The chunk is not kept, so the caller may reuse its buffer. */
@@ -171,6 +203,15 @@ export class SalesAggregator {
     }
   }
 
+  /**
+   * Adds department totals aggregated elsewhere (another thread's part of the same file, see
+   * {@linkcode DepartmentTotals.pack}) to this aggregator's, before {@linkcode finish}.
+   */
+  addTotals(packed: PackedTotals): void {
+    if (this.#result) throw new Error("SalesAggregator.addTotals() called after finish()");
+    mergePackedTotals(this.#table, packed);
+  }
+
   /** Ends the input and returns the result; later calls return the same result. */
   finish(): AggregateResult {
     if (this.#result) return this.#result;
@@ -186,26 +227,15 @@ export class SalesAggregator {
       this.#evaluate(this.#partial.subarray(0, this.#partialLength), this.#line, false);
       this.#partial = new Uint8Array(0);
     }
-    const table = this.#table;
-    const order = table.names.map((_, department) => department);
-    const names = table.names;
-    order.sort(
-      table.hasHighUnits
-        ? (a, b) => compareCodePoints(names[a], names[b])
-        // Without surrogates or U+E000-U+FFFF, UTF-16 order is code point order.
-        : (a, b) => (names[a] < names[b] ? -1 : names[a] > names[b] ? 1 : 0),
-    );
-    const totals = new Map<string, bigint>();
-    for (const department of order) totals.set(names[department], table.total(department));
-    this.#result = {
-      totals,
+    this.#result = aggregateResult({
       rows: this.#rows,
       badRows: this.#badRows,
-      departments: names.length,
       elapsedSec: (performance.now() - this.#started) / 1000,
       bytes: this.#bytes,
       badRowSamples: this.#samples,
-    };
+    }, new DepartmentTotals(this.#table));
+    // The lookup structures are not needed any more: their memory goes before the output's.
+    this.#table.seal();
     return this.#result;
   }
 
@@ -253,8 +283,6 @@ export class SalesAggregator {
     // Word reads (4 bytes at once); DataView loads compile to plain loads.
     const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     const bufLength = buf.length;
-    let { mask, slotHash, slotKey, keyStart, keyLength, keyTail, keyDepartment, arenaView, low } =
-      table;
     let rows = 0;
     let lines = 0;
     while (pos <= lastLineFeed) {
@@ -365,38 +393,12 @@ export class SalesAggregator {
       if (b !== LF) break;
       // Doubles stay exact to 2^53 and only grow, so anything past MAX_SAFE compares above it.
       if (sales > MAX_SAFE || contentEnd - start > maxRecordBytes) break;
-      // The hash table probe, inlined: a call per row costs more than the probe itself.
-      const nameLength = nameEnd - nameStart;
-      const wordsEnd = nameEnd - (nameLength & 3);
-      let department = -1;
-      let slot = hash & mask;
-      for (;;) {
-        const key = slotKey[slot] - 1;
-        if (key < 0) break;
-        if (slotHash[slot] === hash && keyLength[key] === nameLength && keyTail[key] === tail) {
-          let a = keyStart[key];
-          let k = nameStart;
-          while (k < wordsEnd && arenaView.getInt32(a, true) === view.getInt32(k, true)) {
-            a += 4;
-            k += 4;
-          }
-          if (k === wordsEnd) {
-            department = keyDepartment[key];
-            break;
-          }
-        }
-        slot = (slot + 1) & mask;
-      }
-      if (department === -1) {
-        // First sight of this spelling: the table decodes it and may grow, so reload its arrays.
-        department = table.find(buf, nameStart, nameEnd, hash);
-        ({ mask, slotHash, slotKey, keyStart, keyLength, keyTail, keyDepartment, arenaView, low } =
-          table);
-      }
+      // Small enough to be inlined: measured as fast as the probe it replaced, written out here.
+      let department = table.lookup(view, nameStart, nameEnd - nameStart, hash, tail);
+      // First sight of this spelling: the table decodes it (a department or a bad name).
+      if (department === -1) department = table.find(buf, nameStart, nameEnd, hash);
       if (department < 0) break;
-      const sum = low[department] + sales;
-      if (sum > MAX_SAFE) table.add(department, sales);
-      else low[department] = sum;
+      table.add(department, sales);
       rows++;
       lines++;
       pos = i + 1;
@@ -593,6 +595,25 @@ export class SalesAggregator {
       });
     }
   }
+}
+
+/**
+ * An {@linkcode AggregateResult} from its counts and totals; `totals` is built on first read, so
+ * that writing the result CSV of a million departments never holds a million strings.
+ */
+export function aggregateResult(
+  counts: Omit<AggregateResult, "totals" | "departmentTotals" | "departments">,
+  departmentTotals: DepartmentTotals,
+): AggregateResult {
+  let totals: Map<string, bigint> | undefined;
+  const result = { ...counts, departments: departmentTotals.size } as AggregateResult;
+  Object.defineProperty(result, "totals", {
+    enumerable: true,
+    get: () => totals ??= new Map(departmentTotals.entries()),
+  });
+  // Not enumerable: results compared field by field compare the totals through `totals`.
+  Object.defineProperty(result, "departmentTotals", { value: departmentTotals });
+  return result;
 }
 
 /** Day 29-31 check for the hot path (days 1-28 exist in every month). */

@@ -1,34 +1,29 @@
 /**
  * The bytes of one uploaded file on their way into a {@linkcode SalesAggregator}: recognizes gzip by
- * its magic bytes and inflates it on the fly, and enforces the upload size limit on the bytes
- * received and, for gzip, on the inflated bytes too (so a gzip bomb fails early and small). Gzip is
- * checked as `gzip -t` does: each member's CRC-32 and length, and nothing but members to the end.
+ * its magic bytes and inflates it on a worker thread with `node:zlib` while the aggregator parses
+ * (see `_gunzip.ts`), and enforces the upload size limit on the bytes received and, for gzip, on
+ * the inflated bytes too (so a gzip bomb fails early and small). Gzip is checked as `gzip -t`
+ * does: each member's CRC-32 and length, and nothing but members to the end.
+ *
+ * {@linkcode SalesInput.push} takes the bytes at once (the caller may reuse its buffer as soon as
+ * it returns) and resolves when the input is ready for more: awaiting it is the backpressure.
  *
  * @example
  * ```ts
- * import { gzipSync } from "fflate";
+ * import { gzipSync } from "node:zlib";
  * import { SalesInput } from "./sales_input.ts";
  *
  * const input = new SalesInput();
- * input.push(gzipSync(new TextEncoder().encode("Toys,2024-01-02,3\n")));
- * if (input.finish().totals.get("Toys") !== 3n) throw new Error("wrong total");
+ * await input.push(gzipSync(new TextEncoder().encode("Toys,2024-01-02,3\n")));
+ * if ((await input.finish()).totals.get("Toys") !== 3n) throw new Error("wrong total");
  * ```
  *
  * @module
  */
 
-import {
-  Z_BUF_ERROR,
-  Z_NO_FLUSH,
-  Z_OK,
-  Z_STREAM_END,
-  zlibInflate,
-  zlibInflateInit2,
-  zlibInflateReset,
-  ZStream,
-} from "pako";
 import { AppError, Status } from "../errors.ts";
 import { concatBytes } from "./_bytes.ts";
+import { Gunzip } from "./_gunzip.ts";
 import { readFileChunks } from "./_read_file.ts";
 import {
   type AggregateResult,
@@ -46,15 +41,6 @@ export interface SalesInputOptions extends SalesAggregatorOptions {
   maxBytes?: number;
 }
 
-/**
- * Inflated bytes handed to the aggregator per step. zlib stops when its output buffer is full, so
- * memory stays this small whatever the compression ratio (deflate expands up to ~1032x).
- */
-const INFLATE_OUTPUT_BYTES = 256 * 1024;
-/** zlib `windowBits` for gzip only (16 + 15): header, CRC-32 and length are all checked. */
-const GZIP_WINDOW_BITS = 16 + 15;
-const NO_BYTES = new Uint8Array(0);
-
 /** One upload's bytes: plain CSV or gzip-compressed CSV, decided by the first two bytes. */
 export class SalesInput {
   readonly #aggregator: SalesAggregator;
@@ -63,12 +49,10 @@ export class SalesInput {
   #inflated = 0;
   /** Undefined until the first two bytes tell whether this is gzip. */
   #gzip: boolean | undefined;
-  /** The zlib stream inflating gzip input; undefined for plain input. */
-  #zstream: ZStream | undefined;
-  /** Between gzip members: the last one ended with a valid trailer; another may follow. */
-  #memberEnded = false;
+  /** The inflater of gzip input; undefined for plain input. */
+  #gunzip: Gunzip | undefined;
   #held: Uint8Array = new Uint8Array(0);
-  #result: AggregateResult | undefined;
+  #result: Promise<AggregateResult> | undefined;
   /** Why the input was refused (too large, corrupt gzip, too many departments); final. */
   #failure: unknown;
 
@@ -92,7 +76,7 @@ export class SalesInput {
     return this.#failure !== undefined;
   }
 
-  /** Rows aggregated so far, good and bad. */
+  /** Rows aggregated so far, good and bad (for gzip, of the bytes inflated so far). */
   get rows(): number {
     return this.#aggregator.rows;
   }
@@ -102,15 +86,21 @@ export class SalesInput {
     return this.#aggregator.badRows;
   }
 
-  /** Takes the next bytes of the file; synchronous, and the chunk is not kept. */
-  push(chunk: Uint8Array): void {
-    if (this.#failure !== undefined) throw this.#failure;
+  /**
+   * Takes the next bytes of the file before it returns, so `chunk` may be reused at once; the
+   * promise resolves when more may be pushed, and rejects once the input is refused.
+   */
+  push(chunk: Uint8Array): Promise<void> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
     try {
       this.#push(chunk);
     } catch (error) {
-      this.#failure = error;
-      throw error;
+      return Promise.reject(this.#fail(error));
     }
+    if (this.#gunzip === undefined) return Promise.resolve();
+    return this.#gunzip.drained().catch((error) => {
+      throw this.#fail(error);
+    });
   }
 
   #push(chunk: Uint8Array): void {
@@ -119,95 +109,59 @@ export class SalesInput {
     if (this.#gzip === undefined) {
       const start = concatBytes(this.#held, chunk);
       if (start.length < 2) {
-        this.#held = start;
+        this.#held = new Uint8Array(start); // a copy, even of a Buffer
         return;
       }
       this.#held = new Uint8Array(0);
       this.#gzip = start[0] === 0x1f && start[1] === 0x8b;
-      if (this.#gzip) this.#zstream = newGzipStream();
+      if (this.#gzip) {
+        this.#gunzip = new Gunzip((piece) => this.#takeInflated(piece));
+      }
       chunk = start;
     }
-    if (this.#zstream) this.#inflate(this.#zstream, chunk);
+    if (this.#gunzip) this.#gunzip.write(chunk);
     else this.#aggregator.push(chunk);
   }
 
   /**
-   * Ends the input and returns the aggregation; a truncated gzip stream is INVALID_ARGUMENT. Calling
-   * it again returns the same result (a FinishUpload retried after a failed save): the inflater
-   * must not be ended twice. A refused input throws the same error again: the aggregator may have
-   * consumed the record that made it fail, so finishing again would drop that record silently.
+   * Ends the input and returns the aggregation; truncated gzip, or bytes after its last member,
+   * are INVALID_ARGUMENT. Calling it again returns the same result (a FinishUpload retried after a
+   * failed save). A refused input throws the same error again: the aggregator may have consumed
+   * the record that made it fail, so finishing again would drop that record silently.
    */
-  finish(): AggregateResult {
-    if (this.#result) return this.#result;
-    if (this.#failure !== undefined) throw this.#failure;
-    try {
-      this.#result = this.#finish();
-    } catch (error) {
-      this.#failure = error;
-      throw error;
-    }
+  finish(): Promise<AggregateResult> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    this.#result ??= this.#finish().catch((error) => {
+      throw this.#fail(error);
+    });
     return this.#result;
   }
 
-  #finish(): AggregateResult {
+  /** Stops the inflater of an input that will not be finished (an abandoned upload); idempotent. */
+  close(): void {
+    this.#gunzip?.close();
+  }
+
+  async #finish(): Promise<AggregateResult> {
     if (this.#gzip === undefined && this.#held.length > 0) {
       this.#gzip = false;
       this.#aggregator.push(this.#held);
     }
-    if (this.#zstream && !this.#memberEnded) {
-      throw new AppError(Status.INVALID_ARGUMENT, "The gzip data is truncated: it ends mid-stream");
-    }
+    await this.#gunzip?.end();
     return this.#aggregator.finish();
   }
 
-  /** Inflates all of `chunk`, handing the output to the aggregator a buffer at a time. */
-  #inflate(zstream: ZStream, chunk: Uint8Array): void {
-    zstream.input = chunk;
-    zstream.next_in = 0;
-    zstream.avail_in = chunk.length;
-    try {
-      for (;;) {
-        if (this.#memberEnded) {
-          if (zstream.avail_in === 0) break;
-          // More bytes after a member: they must be another member (`cat a.gz b.gz`).
-          zlibInflateReset(zstream);
-          this.#memberEnded = false;
-        }
-        zstream.next_out = 0;
-        zstream.avail_out = INFLATE_OUTPUT_BYTES;
-        const status = zlibInflate(zstream, Z_NO_FLUSH);
-        const produced = zstream.next_out;
-        if (produced > 0) this.#takeInflated(zstream.output.subarray(0, produced));
-        if (status === Z_STREAM_END) {
-          this.#memberEnded = true;
-        } else if (status !== Z_OK && status !== Z_BUF_ERROR) {
-          throw new AppError(
-            Status.INVALID_ARGUMENT,
-            `The gzip data is corrupt: ${zstream.msg || `zlib status ${status}`}`,
-          );
-        } else if (zstream.avail_out > 0) {
-          // Room left in the output: zlib took all the input it could and wants more. (A full
-          // buffer may hide more output, so that case goes round again.)
-          if (zstream.avail_in > 0) {
-            throw new AppError(
-              Status.INVALID_ARGUMENT,
-              "The gzip data is corrupt: inflate stalled",
-            );
-          }
-          break;
-        }
-      }
-    } finally {
-      // The caller may reuse its buffer; zlib keeps what it needs in its own window.
-      zstream.input = NO_BYTES;
-      zstream.avail_in = 0;
-    }
+  #takeInflated(piece: Uint8Array): void {
+    this.#inflated += piece.length;
+    if (this.#inflated > this.#maxBytes) throw this.#tooLarge();
+    this.#aggregator.push(piece);
   }
 
-  #takeInflated(data: Uint8Array): void {
-    this.#inflated += data.length;
-    if (this.#inflated > this.#maxBytes) throw this.#tooLarge();
-    if (data.length > 0) this.#aggregator.push(data);
+  /** Records the input's refusal and stops the inflater; returns the error to throw. */
+  #fail(error: unknown): unknown {
+    this.#failure ??= error;
+    this.#gunzip?.fail(error);
+    return this.#failure;
   }
 
   #tooLarge(): AppError {
@@ -220,20 +174,16 @@ export class SalesInput {
   }
 }
 
-function newGzipStream(): ZStream {
-  const zstream = new ZStream();
-  const status = zlibInflateInit2(zstream, GZIP_WINDOW_BITS);
-  if (status !== Z_OK) throw new Error(`zlib inflateInit2 failed with status ${status}`);
-  zstream.output = new Uint8Array(INFLATE_OUTPUT_BYTES);
-  return zstream;
-}
-
 /** Aggregates a file, plain or gzip-compressed (see {@linkcode SalesInput}). */
 export async function aggregateInputFile(
   path: string,
   options?: SalesInputOptions,
 ): Promise<AggregateResult> {
   const input = new SalesInput(options);
-  await readFileChunks(path, (chunk) => input.push(chunk));
-  return input.finish();
+  try {
+    await readFileChunks(path, (chunk) => input.push(chunk));
+    return await input.finish();
+  } finally {
+    input.close();
+  }
 }

@@ -20,7 +20,7 @@
  * @module
  */
 
-import { gzipSync } from "fflate";
+import { gzipSync } from "node:zlib";
 
 /** How an upload reaches the server. */
 export type UploadPath =
@@ -314,7 +314,7 @@ export function gzipBomb(inflatedBytes: number): HostileInput {
   if (inflatedBytes % memberBytes !== 0) throw new Error("Inflate to a multiple of 16 MiB");
   let member = bombMembers.get(memberBytes);
   if (member === undefined) {
-    member = gzipSync(new Uint8Array(memberBytes), { level: 9, mtime: 0 });
+    member = new Uint8Array(gzipSync(new Uint8Array(memberBytes), { level: 9 }));
     bombMembers.set(memberBytes, member);
   }
   const count = inflatedBytes / memberBytes;
@@ -533,8 +533,9 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
   {
     kind: "upload",
     name: "formula-injection names",
-    why: "Names starting with =, +, - or @ (also after trimming) get a leading ' in the result " +
-      "CSV; the order stays that of the real names, so (paren sorts between 'quoted and '+1.",
+    why: "Names starting with =, +, -, @ or ' (also after trimming) get a leading ' in the " +
+      "result CSV ('quoted becomes ''quoted, so a reader strips exactly one); the order stays " +
+      "that of the real names, so (paren sorts between 'quoted and '+1.",
     input: () => file("formula_injection.csv"),
     paths: ALL_PATHS,
     expected: () => ({
@@ -542,7 +543,7 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
       badRows: 0,
       departments: 9,
       resultCsv: RESULT_HEADER +
-        "'quoted,8\n(paren,7\n'+1,2\n'-2,3\n" +
+        "''quoted,8\n(paren,7\n'+1,2\n'-2,3\n" +
         `"'=HYPERLINK(""http://x"",""y"")",6\n'=SUM(A1:A9),1\n'=trim,5\n'@cmd,4\nSafe=not,9\n`,
     }),
   },
