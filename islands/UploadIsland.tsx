@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { Code } from "@connectrpc/connect";
 import ResultView from "./_ResultView.tsx";
+import { checkFile } from "./_check_file.ts";
 import TokenPrompt from "./_TokenPrompt.tsx";
 import { authorizationHeaders, sessionTokenStore, type TokenStore } from "./_access_token.ts";
 import { formatBytes, formatCount, formatDuration, formatPlural, formatSpeed } from "./_format.ts";
@@ -51,32 +52,6 @@ function saveCompressSetting(compress: boolean): void {
   } catch {
     // Private modes may refuse storage: the setting then lasts until the page is left.
   }
-}
-
-/** File name endings the service reads (gzip is recognized by its magic bytes). */
-const CSV_NAME = /\.(csv|txt|tsv)(\.gz)?$|\.gz$/i;
-/** A name with an extension: then it must be one of the above, unless the type says text. */
-const HAS_EXTENSION = /\.[A-Za-z0-9]{1,8}$/;
-
-/** A readable reason why `file` cannot be uploaded, or undefined when it looks fine. */
-async function checkFile(file: File, maxUploadBytes: number | null): Promise<string | undefined> {
-  const textType = /^text\/(csv|plain)$/.test(file.type);
-  const wrongName = HAS_EXTENSION.test(file.name) && !CSV_NAME.test(file.name) && !textType;
-  if (wrongName || /^(image|audio|video)\//.test(file.type)) {
-    return `“${file.name}” is not a CSV file. Choose a .csv file (export spreadsheets as CSV first).`;
-  }
-  if (file.size === 0) return `“${file.name}” is empty. Choose a file with a header and rows.`;
-  if (maxUploadBytes !== null && file.size > maxUploadBytes) {
-    return `“${file.name}” is ${formatBytes(file.size)}; this server accepts files up to ${
-      formatBytes(maxUploadBytes)
-    }.`;
-  }
-  const head = new Uint8Array(await file.slice(0, 4096).arrayBuffer());
-  const gzip = head[0] === 0x1f && head[1] === 0x8b;
-  if (!gzip && head.includes(0)) {
-    return `“${file.name}” does not look like a CSV file: it contains binary data.`;
-  }
-  return undefined;
 }
 
 /**

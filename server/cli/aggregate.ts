@@ -1,45 +1,92 @@
 /**
- * `deno task aggregate <in.csv> [--out <result.csv>]`: aggregates a local file (plain or gzip),
- * writes the result CSV (default: beside the input, `<in>.result.csv`) and prints one JSON line
- * describing it.
+ * `deno task aggregate <in.csv> [--out <result.csv>] [--threads <n>]`: aggregates a local file
+ * (plain or gzip) and writes the result CSV (default: beside the input, `<in>.result.csv`). On a
+ * terminal it prints a short summary; otherwise (or with `--json`) one JSON line describing the
+ * result, for scripts. A plain file is read by `--threads` threads (default: one per core); gzip
+ * is read by one, with inflation on a second. A file that does not look like a CSV (empty, or
+ * binary) is refused unless `--force` is given.
  *
  * @module
  */
 
+import { parseArgs } from "node:util";
+import { aggregateFileParallel } from "../aggregate/parallel_aggregate.ts";
+import { resultCsvChunks } from "../aggregate/result_csv.ts";
+import type { AggregateResult } from "../aggregate/sales_aggregator.ts";
 import { aggregateInputFile } from "../aggregate/sales_input.ts";
-import { formatResultCsv } from "../aggregate/result_csv.ts";
+import { checkInputFile, formatSummary, reasonOf } from "./_cli_output.ts";
 
-const USAGE = "Usage: deno task aggregate <in.csv> [--out <result.csv>]";
+const USAGE = `Usage: deno task aggregate <in.csv> [options]
+
+Totals the sales per department of a local CSV (or .csv.gz), without a server, and writes
+the result CSV. On a terminal it prints a summary; otherwise it prints one JSON line.
+
+Options:
+  -o, --out file      where to write the result (default: <in>.result.csv beside the input)
+  -t, --threads n     threads for a plain file (default: one per core)
+  --json              print the JSON line even on a terminal
+  --force             aggregate a file that does not look like a CSV (empty, or binary)
+  -h, --help          show this help
+
+Examples:
+  deno task aggregate sample.csv
+  deno task aggregate sales.csv.gz --out totals.csv --json`;
 
 /** Parsed command line. */
 export interface AggregateArgs {
   input: string;
   output: string;
+  /** Threads for a plain file. */
+  threads: number;
+  /** Whether to print the JSON line even on a terminal (`--json`). @default {false} */
+  json: boolean;
+  /** Whether to aggregate a file that does not look like a CSV (`--force`). @default {false} */
+  force: boolean;
 }
 
-/** Parses the arguments, or throws an Error whose message is meant for the user. */
-export function parseAggregateArgs(args: string[]): AggregateArgs {
-  let input: string | undefined;
-  let output: string | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    if (arg === "--out" || arg === "-o") {
-      output = args[++i];
-      if (!output) throw new Error(`--out needs a file name\n${USAGE}`);
-    } else if (arg.startsWith("--out=")) {
-      output = arg.slice("--out=".length);
-    } else if (arg === "--help" || arg === "-h") {
-      throw new Error(USAGE);
-    } else if (arg.startsWith("-") && arg !== "-") {
-      throw new Error(`Unknown option ${arg}\n${USAGE}`);
-    } else if (input === undefined) {
-      input = arg;
-    } else {
-      throw new Error(`Unexpected argument ${arg}\n${USAGE}`);
+/**
+ * Parses the arguments: `"help"` for `--help`, else the options; throws an Error whose message is
+ * meant for the user.
+ */
+export function parseAggregateArgs(args: string[]): AggregateArgs | "help" {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        out: { type: "string", short: "o" },
+        threads: { type: "string", short: "t" },
+        json: { type: "boolean", default: false },
+        force: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\n\n${USAGE}`);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return "help";
+  if (positionals.length > 1) throw new Error(`Unexpected argument ${positionals[1]}\n${USAGE}`);
+  const input = positionals[0];
+  if (!input) throw new Error(`Missing the input file\n${USAGE}`);
+  if (values.out === "") throw new Error(`--out needs a file name\n${USAGE}`);
+  let threads = navigator.hardwareConcurrency;
+  if (values.threads !== undefined) {
+    threads = Number(values.threads);
+    if (!/^[0-9]+$/.test(values.threads) || threads < 1 || threads > 256) {
+      throw new Error(
+        `--threads needs a whole number from 1 to 256, not ${values.threads}\n${USAGE}`,
+      );
     }
   }
-  if (!input) throw new Error(`Missing the input file\n${USAGE}`);
-  return { input, output: output ?? defaultOutputPath(input) };
+  return {
+    input,
+    output: values.out ?? defaultOutputPath(input),
+    threads,
+    json: values.json,
+    force: values.force,
+  };
 }
 
 /** `sales.csv` (or `sales.csv.gz`) -> `sales.result.csv`; other names get `.result.csv` appended. */
@@ -47,53 +94,104 @@ export function defaultOutputPath(input: string): string {
   return input.replace(/\.csv(\.gz)?$/i, "") + ".result.csv";
 }
 
+/** Where the command writes; tests pass their own. */
+export interface AggregateIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  /** Whether stdout is a terminal: then a summary for people replaces the JSON line. */
+  stdoutIsTerminal: boolean;
+}
+
+const defaultIo: AggregateIo = {
+  stdout: (text) => console.log(text),
+  stderr: (text) => console.error(text),
+  stdoutIsTerminal: Deno.stdout.isTerminal(),
+};
+
 /** Runs the command; returns the process exit code. */
-export async function main(args: string[]): Promise<number> {
-  let parsed: AggregateArgs;
+export async function main(args: string[], io: AggregateIo = defaultIo): Promise<number> {
+  let parsed: AggregateArgs | "help";
   try {
     parsed = parseAggregateArgs(args);
   } catch (error) {
-    console.error((error as Error).message);
+    io.stderr((error as Error).message);
     return 2;
   }
-  try {
-    const info = await Deno.stat(parsed.input);
-    if (!info.isFile) throw new Error("not a regular file");
-  } catch (error) {
-    console.error(`Cannot read ${parsed.input}: ${describe(error)}`);
+  if (parsed === "help") {
+    io.stdout(USAGE);
+    return 0;
+  }
+  const checked = await checkInputFile(parsed.input, {
+    force: parsed.force,
+    action: "aggregate it",
+  });
+  if (checked.problem !== undefined) {
+    io.stderr(`error: ${checked.problem}`);
     return 1;
   }
   try {
-    const result = await aggregateInputFile(parsed.input);
+    const result = await aggregate(parsed);
     const temp = `${parsed.output}.tmp-${crypto.randomUUID()}`;
     try {
-      await Deno.writeTextFile(temp, formatResultCsv(result.totals));
+      // Written piece by piece: a million departments never become one string.
+      using file = await Deno.open(temp, { write: true, createNew: true });
+      for (const chunk of resultCsvChunks(result.departmentTotals)) await writeAll(file, chunk);
       await Deno.rename(temp, parsed.output);
     } catch (error) {
       await Deno.remove(temp).catch(() => {});
-      console.error(`Cannot write ${parsed.output}: ${describe(error)}`);
+      io.stderr(`error: Cannot write ${parsed.output}: ${reasonOf(error)}`);
       return 1;
     }
-    console.log(JSON.stringify({
-      rows: result.rows,
-      bad_rows: result.badRows,
-      departments: result.departments,
-      elapsed_sec: result.elapsedSec,
-      output: parsed.output,
-      bad_row_samples: result.badRowSamples,
-    }));
+    if (parsed.json || !io.stdoutIsTerminal) {
+      io.stdout(JSON.stringify({
+        rows: result.rows,
+        bad_rows: result.badRows,
+        departments: result.departments,
+        elapsed_sec: result.elapsedSec,
+        output: parsed.output,
+        bad_row_samples: result.badRowSamples,
+      }));
+    } else {
+      io.stdout(
+        formatSummary({
+          done: `Aggregated ${parsed.input}`,
+          rows: result.rows,
+          badRows: result.badRows,
+          departments: result.departments,
+          seconds: result.elapsedSec,
+          bytes: checked.size,
+          where: [["Result", parsed.output]],
+          badRowSamples: result.badRowSamples,
+        }).trimEnd(),
+      );
+    }
     return 0;
   } catch (error) {
-    console.error(`Cannot aggregate ${parsed.input}: ${describe(error)}`);
+    io.stderr(`error: Cannot aggregate ${parsed.input}: ${reasonOf(error)}`);
     return 1;
   }
 }
 
-function describe(error: unknown): string {
-  if (error instanceof Deno.errors.NotFound) return "no such file";
-  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
-  if (error instanceof Deno.errors.IsADirectory) return "it is a directory";
-  return error instanceof Error ? error.message : String(error);
+/** Plain files on `threads` threads; gzip (recognized by its magic bytes) through SalesInput. */
+async function aggregate({ input, threads }: AggregateArgs): Promise<AggregateResult> {
+  const head = new Uint8Array(2);
+  {
+    using file = await Deno.open(input, { read: true });
+    let length = 0;
+    while (length < 2) {
+      const read = await file.read(head.subarray(length));
+      if (read === null) break;
+      length += read;
+    }
+  }
+  const isGzip = head[0] === 0x1f && head[1] === 0x8b;
+  return isGzip ? await aggregateInputFile(input) : await aggregateFileParallel(input, { threads });
+}
+
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  for (let written = 0; written < bytes.length;) {
+    written += await file.write(bytes.subarray(written));
+  }
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

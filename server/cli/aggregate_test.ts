@@ -1,6 +1,6 @@
-import { deepEqual, equal, match } from "node:assert/strict";
-import { gzipSync } from "fflate";
-import { defaultOutputPath, parseAggregateArgs } from "./aggregate.ts";
+import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
+import { gzipSync } from "node:zlib";
+import { type AggregateArgs, defaultOutputPath, main, parseAggregateArgs } from "./aggregate.ts";
 
 const script = new URL("./aggregate.ts", import.meta.url).pathname;
 
@@ -110,5 +110,140 @@ Deno.test("parseAggregateArgs derives the default output name", () => {
   equal(defaultOutputPath("data/sales.CSV"), "data/sales.result.csv");
   equal(defaultOutputPath("sales.txt"), "sales.txt.result.csv");
   equal(defaultOutputPath("data/sales.csv.gz"), "data/sales.result.csv");
-  deepEqual(parseAggregateArgs(["a.csv", "--out=b.csv"]), { input: "a.csv", output: "b.csv" });
+  deepEqual(parseAggregateArgs(["a.csv", "--out=b.csv", "--threads", "3"]), {
+    input: "a.csv",
+    output: "b.csv",
+    threads: 3,
+    json: false,
+    force: false,
+  });
+  const parse = (args: string[]) => parseAggregateArgs(args) as AggregateArgs;
+  equal(parse(["a.csv"]).threads, navigator.hardwareConcurrency);
+  equal(parse(["-t", "1", "a.csv", "-o", "c.csv"]).output, "c.csv");
+  deepEqual(
+    [parse(["a.csv", "--json", "--force"]).json, parse(["a.csv", "--json", "--force"]).force],
+    [true, true],
+  );
+  equal(parseAggregateArgs(["--help"]), "help");
+});
+
+Deno.test("parseAggregateArgs refuses bad options with the usage", () => {
+  for (
+    const args of [["a.csv", "--threads", "0"], ["a.csv", "--threads=x"], ["a.csv", "--bogus"]]
+  ) {
+    throws(() => parseAggregateArgs(args), /Usage: deno task aggregate/);
+  }
+  throws(() => parseAggregateArgs(["a.csv", "b.csv"]), /Unexpected argument b\.csv/);
+});
+
+Deno.test("aggregate CLI gives the same output and samples on 1 and 3 threads", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // Over 12 MiB, so that 3 threads each get a range; quoted line breaks everywhere, and bad
+    // rows throughout, so that samples come from every range.
+    const block = '"Home\nGarden",2024-01-01,1\nToys,2024-01-02,2\n"A\r\nB",2024-13-01,3\n';
+    const rows = Math.ceil((13 * 1024 * 1024) / block.length);
+    const lines = ["Department Name,Date,Number of Sales\n"];
+    for (let i = 0; i < rows; i++) lines.push(i % 50_000 === 0 ? `"bad\n${i}"\n` : block);
+    await Deno.writeTextFile(`${dir}/in.csv`, lines.join(""));
+    const one = await runCli(`${dir}/in.csv`, "--threads", "1", "--out", `${dir}/one.csv`);
+    const three = await runCli(`${dir}/in.csv`, "--threads", "3", "--out", `${dir}/three.csv`);
+    equal(one.code, 0);
+    equal(three.code, 0);
+    const summary = (stdout: string) => {
+      const { elapsed_sec: _, output: __, ...rest } = JSON.parse(stdout);
+      return rest;
+    };
+    deepEqual(summary(three.stdout), summary(one.stdout));
+    ok(summary(one.stdout).bad_row_samples.length > 1);
+    deepEqual(await Deno.readFile(`${dir}/three.csv`), await Deno.readFile(`${dir}/one.csv`));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+function captureIo(stdoutIsTerminal: boolean) {
+  const io = { stdout: "", stderr: "", stdoutIsTerminal };
+  return {
+    io,
+    sink: {
+      stdout: (text: string) => io.stdout += text + "\n",
+      stderr: (text: string) => io.stderr += text + "\n",
+      stdoutIsTerminal,
+    },
+  };
+}
+
+Deno.test("aggregate CLI prints a summary on a terminal and the JSON line with --json", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const input = `${dir}/sales.csv`;
+    // Seven bad rows, some with control characters: only five are listed, escaped.
+    const bad = ["A\u0001B,2024-01-02,x", "Toys,2024-13-01,1", "C\tD,2024-01-02,x", "E,F"];
+    await Deno.writeTextFile(
+      input,
+      "Department Name,Date,Number of Sales\nToys,2024-01-02,3\n" +
+        [...bad, ...bad.slice(0, 3)].join("\n") + "\nBooks,2024-01-03,10\n",
+    );
+    const { io, sink } = captureIo(true);
+    equal(await main([input, "--threads", "1"], sink), 0, io.stderr);
+    const lines = io.stdout.trimEnd().split("\n");
+    equal(lines[0], `Aggregated ${input}: 9 rows (7 bad rows), 2 departments`);
+    match(lines[1], /^ {2}Time {5}\d+\.\d\d s, \d+\.\d MB\/s \(0\.0 MB\)$/);
+    equal(lines[2], `  Result   ${dir}/sales.result.csv`);
+    equal(lines[3], "First 5 of 7 bad rows:");
+    match(lines[4], /^ {2}line 3: .*: A\\x01B,2024-01-02,x$/);
+    match(lines[6], /^ {2}line 5: .*: C\\tD,2024-01-02,x$/);
+    equal(lines.length, 9);
+    // deno-lint-ignore no-control-regex
+    ok(!/[\x00-\x08\x0b-\x1f]/.test(io.stdout), "no raw control characters");
+
+    const json = captureIo(true);
+    equal(await main([input, "--threads", "1", "--json"], json.sink), 0);
+    const printed = JSON.parse(json.io.stdout);
+    deepEqual(Object.keys(printed), [
+      "rows",
+      "bad_rows",
+      "departments",
+      "elapsed_sec",
+      "output",
+      "bad_row_samples",
+    ]);
+    // The JSON keeps every sample; the summary lists five.
+    equal(printed.bad_row_samples.length, 7);
+    equal(printed.bad_row_samples[0].raw, "A\u0001B,2024-01-02,x");
+    // Not a terminal: the same JSON line without --json.
+    const piped = await runCli(input, "--threads", "1");
+    deepEqual(Object.keys(JSON.parse(piped.stdout)), Object.keys(printed));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("aggregate CLI refuses an empty or binary file as the page does, unless --force", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeFile(`${dir}/empty.csv`, new Uint8Array());
+    await Deno.writeFile(`${dir}/photo.png`, new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0, 0, 0, 13]));
+    for (
+      const [name, words] of [
+        ["empty.csv", "is empty. Choose a file with a header and rows."],
+        ["photo.png", "does not look like a CSV file: it contains binary data."],
+      ]
+    ) {
+      const refused = await runCli(`${dir}/${name}`);
+      equal(refused.code, 1);
+      equal(refused.stdout, "");
+      equal(
+        refused.stderr,
+        `error: “${dir}/${name}” ${words} Pass --force to aggregate it anyway\n`,
+      );
+      ok(!(await Deno.stat(`${dir}/${name}.result.csv`).catch(() => undefined)));
+      const forced = await runCli(`${dir}/${name}`, "--force");
+      equal(forced.code, 0, forced.stderr);
+      equal(JSON.parse(forced.stdout).departments, 0);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

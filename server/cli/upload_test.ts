@@ -54,12 +54,37 @@ Deno.test("parseUploadArgs reads the file, --addr and --out in either form", () 
     address: "localhost:50051",
     output: undefined,
     compress: true,
+    chunked: false,
+    json: false,
+    force: false,
   });
   assert.deepEqual(
-    parseUploadArgs(["--addr", "10.0.0.1:9000", "a.csv", "--out=r.csv", "--no-compress"]),
-    { input: "a.csv", address: "10.0.0.1:9000", output: "r.csv", compress: false },
+    parseUploadArgs([
+      "--addr",
+      "10.0.0.1:9000",
+      "a.csv",
+      "--out=r.csv",
+      "--no-compress",
+      "--chunked",
+      "--json",
+      "--force",
+    ]),
+    {
+      input: "a.csv",
+      address: "10.0.0.1:9000",
+      output: "r.csv",
+      compress: false,
+      chunked: true,
+      json: true,
+      force: true,
+    },
   );
-  assert.deepEqual(parseUploadArgs(["a.csv", "--addr=[::1]:50051"]).address, "[::1]:50051");
+  assert.deepEqual(parseUploadArgs(["a.csv", "--addr=[::1]:50051"]), {
+    ...parseUploadArgs(["a.csv"]) as object,
+    address: "[::1]:50051",
+  });
+  assert.equal(parseUploadArgs(["a.csv", "--help"]), "help");
+  assert.equal(parseUploadArgs(["-h"]), "help");
 });
 
 Deno.test("parseUploadArgs rejects bad command lines with the usage", () => {
@@ -134,7 +159,7 @@ Deno.test({
   name: "main prints one JSON line and writes the same result as the aggregate command",
   ...integration,
   async fn(t) {
-    for (const flags of [[], ["--no-compress"]]) {
+    for (const flags of [[], ["--no-compress"], ["--chunked"], ["--chunked", "--no-compress"]]) {
       await t.step(flags.join(" ") || "compressed", () => checkAgainstAggregate(flags));
     }
   },
@@ -189,7 +214,13 @@ Deno.test({
     await withServer(async (address) => {
       const { io, sink } = captureIo(true);
       assert.equal(await main([SAMPLE, "--addr", address], sink), 0, io.stderr);
-      const lastLine = io.stderr.split("\r").at(-1)!;
+      // One status line, redrawn: "Connecting…", the bar, "Computing totals…", the final bar.
+      const frames = io.stderr.split("\r").slice(1);
+      assert.equal(frames[0], `Connecting to ${address}…\u001b[K`);
+      const computing = frames.findIndex((frame) => frame.includes("Computing totals…"));
+      assert.ok(computing > 0, JSON.stringify(frames));
+      assert.ok(frames.slice(computing + 1).every((frame) => !frame.includes("Connecting")));
+      const lastLine = frames.at(-1)!;
       assert.match(
         lastLine,
         /^\[#{30}\] 100% {2}[\d.]+ MB \/ [\d.]+ MB {2}[\d.]+ MB\/s {2}ETA \d+:\d\d/,
@@ -203,20 +234,26 @@ Deno.test({
 Deno.test("main fails clearly for a missing file and an unreachable server", async () => {
   const missing = captureIo(false);
   assert.equal(await main(["/nonexistent/sales.csv"], missing.sink), 1);
-  assert.match(missing.io.stderr, /^error: Cannot read \/nonexistent\/sales\.csv: /);
+  assert.equal(missing.io.stderr, "error: Cannot read /nonexistent/sales.csv: no such file\n");
   assert.deepEqual(missing.io.stdout, []);
 
   // A port nothing listens on: bind one, then free it.
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
-  const unreachable = captureIo(false);
-  assert.equal(await main([SAMPLE, "--addr", `127.0.0.1:${port}`], unreachable.sink), 1);
-  assert.match(
-    unreachable.io.stderr,
-    /^error: Cannot reach the sales service at 127\.0\.0\.1:\d+: .*\(UNAVAILABLE\)\n$/,
-  );
-  assert.deepEqual(unreachable.io.stdout, []);
+  for (const terminal of [false, true]) {
+    const unreachable = captureIo(terminal);
+    assert.equal(await main([SAMPLE, "--addr", `127.0.0.1:${port}`], unreachable.sink), 1);
+    const lastLine = unreachable.io.stderr.split("\r\u001b[K").at(-1);
+    assert.equal(
+      lastLine,
+      `error: Cannot reach the service at 127.0.0.1:${port}. Is it running? ` +
+        "Start it with `deno task start`.\n",
+    );
+    // No bar was drawn: it waits for the connection.
+    assert.ok(!unreachable.io.stderr.includes("%"), unreachable.io.stderr);
+    assert.deepEqual(unreachable.io.stdout, []);
+  }
 });
 
 Deno.test({
@@ -321,4 +358,146 @@ Deno.test({
       assert.ok(JSON.parse(new TextDecoder().decode(accepted.stdout)).rows > 0);
     }, { SALES_API_TOKEN: token });
   },
+});
+
+Deno.test({
+  name: "main prints a summary for people on a terminal, and the JSON line with --json",
+  ...integration,
+  async fn() {
+    await withServer(async (address, dir) => {
+      // Bad rows with control characters, as a binary file's rows have.
+      const input = `${dir}/sales.csv`;
+      await Deno.writeTextFile(
+        input,
+        "Department Name,Date,Number of Sales\nToys,2024-01-02,3\n" +
+          "Bad\u0007Row,2024-01-02,x\nToys,2024-13-01,1\nA,B\nC,2024-01-02,-1\nD\tE,2024-02-30,1\n" +
+          "Books,2024-01-03,4\n",
+      );
+      const { io, sink } = captureIo(false);
+      sink.stdoutIsTerminal = true;
+      assert.equal(await main([input, "--addr", address, "--out", `${dir}/r.csv`], sink), 0);
+      assert.equal(io.stdout.length, 1);
+      const lines = io.stdout[0].split("\n");
+      assert.equal(lines[0], `Uploaded ${input}: 7 rows (5 bad rows), 2 departments`);
+      assert.match(lines[1], /^ {2}Time {5}\d+\.\d\d s, \d+\.\d MB\/s \(0\.0 MB\)$/);
+      assert.match(lines[2], /^ {2}Result {3}http:\/\/\S+\/results\/[0-9a-f]{32}\.csv$/);
+      assert.match(lines[3], /^ {2}Id {7}[0-9a-f]{32}$/);
+      assert.equal(lines[4], `  Saved    ${dir}/r.csv`);
+      assert.equal(lines[5], "Bad rows:");
+      assert.match(lines[6], /^ {2}line 3: .*: Bad\\x07Row,2024-01-02,x$/);
+      assert.match(lines[10], /^ {2}line 7: .*: D\\tE,2024-02-30,1$/);
+      assert.equal(lines.length, 11);
+      // deno-lint-ignore no-control-regex
+      assert.ok(!/[\x00-\x08\x0b-\x1f]/.test(io.stdout[0]), "no raw control characters");
+
+      const json = captureIo(false);
+      json.sink.stdoutIsTerminal = true;
+      assert.equal(await main([input, "--addr", address, "--json"], json.sink), 0);
+      const printed = JSON.parse(json.io.stdout[0]);
+      assert.deepEqual(Object.keys(printed), [
+        "result_id",
+        "download_url",
+        "rows",
+        "bad_rows",
+        "departments",
+        "elapsed_sec",
+        "bad_row_samples",
+      ]);
+      assert.equal(printed.bad_row_samples[0].raw, "Bad\u0007Row,2024-01-02,x");
+    });
+  },
+});
+
+Deno.test({
+  name: "main refuses an empty or binary file as the page does, unless --force",
+  ...integration,
+  async fn() {
+    await withServer(async (address, dir) => {
+      const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13]);
+      await Deno.writeFile(`${dir}/photo.png`, png);
+      await Deno.writeFile(`${dir}/empty.csv`, new Uint8Array());
+      for (
+        const [name, words] of [
+          ["photo.png", "does not look like a CSV file: it contains binary data."],
+          ["empty.csv", "is empty. Choose a file with a header and rows."],
+        ]
+      ) {
+        const refused = captureIo(false);
+        assert.equal(await main([`${dir}/${name}`, "--addr", address], refused.sink), 1);
+        assert.equal(
+          refused.io.stderr,
+          `error: “${dir}/${name}” ${words} Pass --force to send it anyway\n`,
+        );
+        const forced = captureIo(false);
+        const code = await main([`${dir}/${name}`, "--addr", address, "--force"], forced.sink);
+        assert.equal(code, 0, forced.io.stderr);
+        assert.equal(JSON.parse(forced.io.stdout[0]).departments, 0);
+      }
+    });
+  },
+});
+
+Deno.test("upload.ts and aggregate.ts --help exit 0 with every option and two examples", async () => {
+  for (
+    const [script, options] of [
+      [UPLOAD, ["--addr", "--out", "--no-compress", "--chunked", "--json", "--force", "--help"]],
+      [AGGREGATE, ["--out", "--threads", "--json", "--force", "--help"]],
+    ] as const
+  ) {
+    const help = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", script, "--help"],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(help.code, 0);
+    const text = new TextDecoder().decode(help.stdout);
+    assert.match(text, /^Usage: deno task (upload|aggregate) /);
+    for (const option of options) assert.ok(text.includes(option), `${script}: ${option}`);
+    const examples = text.split("Examples:\n")[1]?.trimEnd().split("\n") ?? [];
+    assert.equal(examples.length, 2, text);
+    assert.equal(new TextDecoder().decode(help.stderr), "");
+  }
+});
+
+Deno.test("upload.ts and aggregate.ts word the same failures the same way", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "cli_words_test_" });
+  try {
+    await Deno.writeFile(`${dir}/empty.csv`, new Uint8Array());
+    await Deno.writeFile(`${dir}/locked.csv`, new TextEncoder().encode("a,b\n"), { mode: 0 });
+    const cases = [
+      {
+        name: "missing file",
+        path: `${dir}/missing.csv`,
+        words: /^error: Cannot read .*: no such file$/,
+      },
+      { name: "a directory", path: dir, words: /^error: Cannot read .*: not a regular file$/ },
+      { name: "an empty file", path: `${dir}/empty.csv`, words: /is empty\. Choose a file/ },
+    ];
+    if (Deno.uid() !== 0) {
+      cases.push({
+        name: "unreadable",
+        path: `${dir}/locked.csv`,
+        words: /^error: Cannot read .*: permission denied$/,
+      });
+    }
+    for (const { name, path, words } of cases) {
+      await t.step(name, async () => {
+        const said = [];
+        for (const script of [UPLOAD, AGGREGATE]) {
+          const run = await new Deno.Command(Deno.execPath(), {
+            args: ["run", "-A", script, path],
+            stdout: "piped",
+            stderr: "piped",
+          }).output();
+          assert.equal(run.code, 1);
+          said.push(new TextDecoder().decode(run.stderr).trimEnd());
+        }
+        assert.match(said[0], words);
+        // The same, but for the verb in the --force hint.
+        assert.equal(said[1].replace("aggregate it", "send it"), said[0]);
+      });
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -1,0 +1,149 @@
+/**
+ * What `deno task aggregate` and `deno task upload` share with their users: the wording of the
+ * failures both can meet, the CSV check before any work, and the human summary printed on a
+ * terminal in place of the JSON line that scripts read.
+ *
+ * @module
+ */
+
+import { csvRefusal, SNIFF_BYTES } from "../aggregate/looks_like_csv.ts";
+
+/** A bad row as both commands print it. */
+export interface SummaryBadRow {
+  line: number;
+  reason: string;
+  raw: string;
+}
+
+/** What a human summary reports. */
+export interface Summary {
+  /** What was done, for the first line: `"Aggregated sales.csv"`, `"Uploaded sales.csv"`. */
+  done: string;
+  rows: number;
+  badRows: number;
+  departments: number;
+  /** Seconds, as measured by the command. */
+  seconds: number;
+  /** Bytes of the input file, for the speed. */
+  bytes: number;
+  /** Where the result is, one `label: place` line each. */
+  where: [label: string, place: string][];
+  badRowSamples: SummaryBadRow[];
+}
+
+/** How many bad rows the human summary lists. */
+export const SUMMARY_BAD_ROWS = 5;
+/** Characters of a bad row shown, once escaped; a binary file's rows can be long. */
+const RAW_WIDTH = 100;
+
+/** `Cannot read <path>: <reason>`, worded the same by both commands. */
+export function cannotRead(path: string, error: unknown): string {
+  return `Cannot read ${path}: ${reasonOf(error)}`;
+}
+
+/** A short reason for a file-system error: `no such file`, `permission denied`, ... */
+export function reasonOf(error: unknown): string {
+  if (error instanceof Deno.errors.NotFound) return "no such file";
+  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (error instanceof Deno.errors.IsADirectory) return "it is a directory";
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The outcome of {@linkcode checkInputFile}: the file's size, or what to tell the user. */
+export type InputCheck = { size: number; problem?: undefined } | { problem: string };
+
+/**
+ * Checks that `path` is a readable regular file and, unless `force`, that it looks like a CSV
+ * ({@linkcode csvRefusal}, the page's check and words). `action` completes the hint that names
+ * `--force`: "send it", "aggregate it".
+ */
+export async function checkInputFile(
+  path: string,
+  options: { force: boolean; action: string },
+): Promise<InputCheck> {
+  let size: number;
+  const head = new Uint8Array(SNIFF_BYTES);
+  let headBytes = 0;
+  try {
+    using file = await Deno.open(path, { read: true });
+    const info = await file.stat();
+    if (!info.isFile) return { problem: `Cannot read ${path}: not a regular file` };
+    size = info.size;
+    while (headBytes < head.length) {
+      const read = await file.read(head.subarray(headBytes));
+      if (read === null) break;
+      headBytes += read;
+    }
+  } catch (error) {
+    return { problem: cannotRead(path, error) };
+  }
+  if (!options.force) {
+    const refusal = csvRefusal(path, size, head.subarray(0, headBytes));
+    if (refusal !== undefined) {
+      return { problem: `${refusal} Pass --force to ${options.action} anyway` };
+    }
+  }
+  return { size };
+}
+
+/** `text` with control characters (C0, DEL, C1) shown as `\n`, `\t`, `\x00`-style escapes. */
+export function escapeControl(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replace(/[\x00-\x1f\x7f-\x9f\\]/g, (char) => {
+    switch (char) {
+      case "\\":
+        return "\\\\";
+      case "\n":
+        return "\\n";
+      case "\r":
+        return "\\r";
+      case "\t":
+        return "\\t";
+      default:
+        return `\\x${char.charCodeAt(0).toString(16).padStart(2, "0")}`;
+    }
+  });
+}
+
+/** A whole number with thousands separators. */
+export function formatCount(count: number): string {
+  return count.toLocaleString("en-US");
+}
+
+/** Seconds for people: two decimals under 10 s, one under a minute, then `m:ss`. */
+export function formatSeconds(seconds: number): string {
+  if (seconds < 10) return `${seconds.toFixed(2)} s`;
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  const whole = Math.round(seconds);
+  return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")} min`;
+}
+
+/** The summary a person reads on a terminal: a few lines, ending with a line break. */
+export function formatSummary(summary: Summary): string {
+  const plural = (count: number, one: string, many: string) =>
+    `${formatCount(count)} ${count === 1 ? one : many}`;
+  const speed = summary.seconds > 0 ? summary.bytes / 1e6 / summary.seconds : 0;
+  const lines = [
+    `${summary.done}: ${plural(summary.rows, "row", "rows")} ` +
+    `(${plural(summary.badRows, "bad row", "bad rows")}), ` +
+    `${plural(summary.departments, "department", "departments")}`,
+    `  Time     ${formatSeconds(summary.seconds)}, ${speed.toFixed(1)} MB/s ` +
+    `(${(summary.bytes / 1e6).toFixed(1)} MB)`,
+  ];
+  const labelWidth = Math.max(8, ...summary.where.map(([label]) => label.length + 1));
+  for (const [label, place] of summary.where) lines.push(`  ${label.padEnd(labelWidth)} ${place}`);
+  const shown = summary.badRowSamples.slice(0, SUMMARY_BAD_ROWS);
+  if (shown.length > 0) {
+    lines.push(
+      summary.badRows > shown.length
+        ? `First ${shown.length} of ${formatCount(summary.badRows)} bad rows:`
+        : `Bad ${shown.length === 1 ? "row" : "rows"}:`,
+    );
+    for (const row of shown) {
+      const raw = escapeControl(row.raw);
+      const clipped = raw.length > RAW_WIDTH ? `${raw.slice(0, RAW_WIDTH)}…` : raw;
+      lines.push(`  line ${formatCount(row.line)}: ${row.reason}: ${clipped}`);
+    }
+  }
+  return lines.join("\n") + "\n";
+}
