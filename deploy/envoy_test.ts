@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
-import { appendBlob, createSalesClient } from "../islands/_upload_client.ts";
+import {
+  appendBlob,
+  createSalesClient,
+  ROUTING_HEADER as PAGE_ROUTING_HEADER,
+} from "../islands/_upload_client.ts";
+import { ROUTING_HEADER as CLI_ROUTING_HEADER } from "../server/grpc/sales_client.ts";
 import { startGrpcServer } from "../server/grpc/grpc_server.ts";
 import { SALES_SERVICE_NAME } from "../server/grpc/sales_proto.ts";
 import { createFakeSalesService } from "../server/web/testdata/fake_sales_service.ts";
@@ -430,5 +435,51 @@ Deno.test("envoy.yaml CORS policy lives on the virtual host, so preflights for e
   for (const { virtualHost } of routes) {
     const perFilter = asObject(virtualHost.typed_per_filter_config, "typed_per_filter_config");
     assert.ok(asObject(perFilter[CORS_FILTER], CORS_FILTER).allow_origin_string_match);
+  }
+});
+
+Deno.test("envoy.yaml hashes the chunked-upload header the clients send onto a consistent-hash gRPC cluster, as nginx's stand-in does", async () => {
+  const parts = await readEnvoyParts();
+  // Both clients (the CLI and benchmarks over gRPC, the page over gRPC-Web) send one header.
+  assert.equal(CLI_ROUTING_HEADER, PAGE_ROUTING_HEADER);
+  for (const method of ["StartUpload", "AppendUpload", "FinishUpload", "CancelUpload"]) {
+    const found = routeFor(parts, `/${SALES_SERVICE_NAME}/${method}`);
+    assert.ok(found, method);
+    const action = asObject(found.route.route, "route");
+    const hashPolicy = asArray(action.hash_policy, `${method} hash_policy`).map((policy) =>
+      asObject(asObject(policy, "hash_policy[]").header, "hash_policy[].header").header_name
+    );
+    assert.deepEqual(hashPolicy, [CLI_ROUTING_HEADER], method);
+    // A hash policy only steers a cluster whose load balancer hashes.
+    const cluster = clusterNamed(parts, String(action.cluster));
+    assert.ok(["RING_HASH", "MAGLEV"].includes(String(cluster.lb_policy)), `${cluster.lb_policy}`);
+    // The browser may send it cross-origin.
+    assert.ok(headerList(found.corsPolicy?.allow_headers).includes(CLI_ROUTING_HEADER));
+  }
+  // Results and the page may go to any replica: they are on shared storage, or stateless.
+  for (const path of ["/results/0123abcd.csv", "/"]) {
+    const { route } = routeFor(parts, path)!;
+    assert.equal(asObject(route.route, "route").hash_policy, undefined, path);
+  }
+  // nginx's test config routes the same prefixes in the same order...
+  const locations = await Deno.readTextFile(
+    new URL("./nginx/sales_locations.conf", import.meta.url),
+  );
+  assert.deepEqual(
+    [...locations.matchAll(/^location (\S+) \{/gm)].map((match) => match[1]),
+    parts.routes.map(({ route }) => asObject(route.match, "match").prefix),
+  );
+  // ...and hashes the same header for both API upstreams.
+  const template = await Deno.readTextFile(
+    new URL("./nginx/nginx.conf.template", import.meta.url),
+  );
+  const variable = `$http_${CLI_ROUTING_HEADER.replaceAll("-", "_")}`;
+  assert.match(template, new RegExp(`map \\${variable} \\$sales_upload_key`));
+  for (const upstream of ["sales_grpc", "sales_grpc_web"]) {
+    assert.match(
+      template,
+      new RegExp(`upstream ${upstream} \\{\\n\\s+hash \\$sales_upload_key consistent;`),
+      upstream,
+    );
   }
 });

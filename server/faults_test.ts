@@ -244,12 +244,12 @@ Deno.test({
       }).spawn();
       let output = "";
       const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      while (!/^stream sent \d+$/m.test(output) || !/^chunked \w+ \d+$/m.test(output)) {
+      while (!/^stream sent \d+$/m.test(output) || !/^chunked \S+ \d+$/m.test(output)) {
         const { value, done } = await reader.read();
         if (done) assert.fail(`The client exited early:\n${output}`);
         output += value;
       }
-      const [, uploadId, committed] = /^chunked (\w+) (\d+)$/m.exec(output)!;
+      const [, uploadId, committed] = /^chunked (\S+) (\d+)$/m.exec(output)!;
       assert.ok(Number(committed) > bytes.length / 2, "the chunked upload is past its middle");
       await eventually(() => s.server.service.uploadsInProgress === 2, "both uploads to start");
 
