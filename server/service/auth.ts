@@ -53,6 +53,7 @@ export function withAuth(service: SalesService, token: string | undefined): Sale
     appendUpload: guard(service.appendUpload),
     finishUpload: guard(service.finishUpload),
     cancelUpload: guard(service.cancelUpload),
+    getResult: guard(service.getResult),
   };
 }
 
@@ -64,11 +65,7 @@ export const AUTHORIZATION_HEADER = "authorization";
  * The messages tell a missing token from a wrong one; neither reveals anything about the token.
  */
 export function createTokenCheck(token: string): (ctx: CallContext) => void {
-  // Comparing HMACs under a random per-process key takes the same time whatever the inputs, and
-  // the digests always have equal length, which timingSafeEqual requires.
-  const key = crypto.getRandomValues(new Uint8Array(32));
-  const digestOf = (value: string) => createHmac("sha256", key).update(value).digest();
-  const expected = digestOf(token);
+  const matches = createSecretMatcher(token);
   return (ctx) => {
     const value = ctx.header(AUTHORIZATION_HEADER)?.trim();
     if (value === undefined || value === "") {
@@ -84,8 +81,18 @@ export function createTokenCheck(token: string): (ctx: CallContext) => void {
         "Malformed authorization metadata: expected Bearer <token>",
       );
     }
-    if (!timingSafeEqual(digestOf(match[1]), expected)) {
+    if (!matches(match[1])) {
       throw new AppError(Status.UNAUTHENTICATED, "The access token is not valid");
     }
   };
+}
+
+/** A constant-time test of whether a candidate equals `secret`, whatever their lengths. */
+export function createSecretMatcher(secret: string): (candidate: string) => boolean {
+  // Comparing HMACs under a random per-process key takes the same time whatever the inputs, and
+  // the digests always have equal length, which timingSafeEqual requires.
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const digestOf = (value: string) => createHmac("sha256", key).update(value).digest();
+  const expected = digestOf(secret);
+  return (candidate) => timingSafeEqual(digestOf(candidate), expected);
 }
