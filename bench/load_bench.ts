@@ -4,7 +4,8 @@
  * in 4 MiB chunks, each waiting for the previous acknowledgement as the browser does,
  * `FinishUpload`) of a generated 32 MiB CSV, from this process (one grpc-js client) to a server
  * child process on loopback started with the flags of `deno task start`. The default
- * `MAX_CONCURRENT_UPLOADS` of 64 must admit all of them.
+ * `MAX_CONCURRENT_UPLOADS` of 64 must admit all of them. The one process stands in for 64 clients,
+ * so its server allows 64 uploads per client address instead of the default 16.
  *
  * Reported: aggregate throughput (all bytes over the wall time of the whole load), latency per
  * upload (p50, p99), server peak RSS (VmHWM). The baseline is a single 32 MiB streaming upload on
@@ -74,7 +75,9 @@ export async function loadBench(ctx: BenchContext): Promise<BenchResult> {
   const expectedCsv = formatResultCsv((await aggregateFile(file.path)).totals);
   const serverArgs = await startTaskArgs();
 
-  await using server = await startServerProcess(serverArgs);
+  await using server = await startServerProcess(serverArgs, {
+    MAX_UPLOADS_PER_CLIENT: String(STREAM_UPLOADS + CHUNKED_UPLOADS),
+  });
   const serverIdleRssMb = server.rssMb("VmRSS");
   const client = new SalesClient(server.address);
   try {

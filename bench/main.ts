@@ -12,10 +12,12 @@
  * @module
  */
 
+import { abuseBench } from "./abuse_bench.ts";
 import { aggregateBench } from "./aggregate_bench.ts";
 import { browserUploadBench } from "./browser_upload_bench.ts";
 import { hostileBench } from "./hostile_bench.ts";
 import { loadBench } from "./load_bench.ts";
+import { scaleBench } from "./scale_bench.ts";
 import { uploadBench } from "./upload_bench.ts";
 import { type BenchFn, type BenchResult, formatResult } from "./_report.ts";
 
@@ -26,6 +28,8 @@ export const BENCHES: ReadonlyArray<{ name: string; run: BenchFn }> = [
   { name: "grpc-upload", run: uploadBench },
   { name: "concurrent-load", run: loadBench },
   { name: "hostile", run: hostileBench },
+  { name: "abuse", run: abuseBench },
+  { name: "scale", run: scaleBench },
 ];
 
 const RESULTS_FILE = new URL("../.cache/bench/last-results.json", import.meta.url);

@@ -5,6 +5,8 @@
  * least 200 MB/s on a 1 GiB file, and a server peak RSS (VmHWM from `/proc/<pid>/status`) of at
  * most 200 MB that stays within 10% between a 256 MiB and a 1 GiB upload. Also measured, without a
  * target: the resumable path (`StartUpload`, `AppendUpload` in 4 MiB chunks, `FinishUpload`).
+ * Both paths also upload the 256 MiB file's gzip copy, in the same run: its speed (bytes of CSV
+ * per second) must be at least 0.75 of the plain file's on each path.
  *
  * Every upload gets a fresh server, started with the flags of `deno task start`, so each peak RSS
  * is that upload's own. Every result is checked against the generator's expected totals.
@@ -14,11 +16,12 @@
  * @module
  */
 
-import { readFileChunks } from "../server/cli/upload.ts";
+import { readFileChunks, uploadChunks } from "../server/cli/upload.ts";
 import { SalesClient } from "../server/grpc/sales_client.ts";
 import type { UploadResponse } from "../server/service/types.ts";
 import { type BenchCheck, type BenchContext, type BenchResult, metricOf } from "./_report.ts";
 import { type CachedSalesCsv, ensureSalesCsv } from "./generate_sales_csv.ts";
+import { ensureGzipCopy } from "./_bench_inputs.ts";
 import { loopbackEnv } from "../server/testdata/loopback_env.ts";
 
 /** Minimum end-to-end streaming throughput on the 1 GiB file, in MB/s (10^6 bytes). */
@@ -27,6 +30,10 @@ export const TARGET_MB_PER_SEC = 200;
 export const TARGET_PEAK_RSS_MB = 200;
 /** How far the 1 GiB upload's server peak may be from the 256 MiB one's, as a fraction. */
 export const RSS_FLAT_FRACTION = 0.1;
+/** Least speed of a `.gz` upload against the same file plain, on each path. */
+export const TARGET_GZIP_RATIO = 0.75;
+/** Maximum peak RSS of `deno task upload` (a child process) on the 1 GiB file, in MB. */
+export const TARGET_CLIENT_PEAK_RSS_MB = 150;
 /** Chunk size of the resumable path, as a browser would send it. */
 export const RESUMABLE_CHUNK_BYTES = 4 * 1024 * 1024;
 
@@ -34,10 +41,14 @@ export const RESUMABLE_CHUNK_BYTES = 4 * 1024 * 1024;
 const FULL_ROWS = { small: 10_210_000, large: 40_840_000 };
 const QUICK_ROWS = { small: 250_000, large: 1_000_000 };
 const MAIN = new URL("../server/main.ts", import.meta.url);
+const CLI = new URL("../server/cli/upload.ts", import.meta.url);
 const DENO_JSON = new URL("../deno.json", import.meta.url);
 
 interface UploadRun {
   path: "stream" | "resumable";
+  /** Whether the file's gzip copy was sent. */
+  gzip: boolean;
+  /** Bytes of CSV (for gzip: once inflated). */
   bytes: number;
   seconds: number;
   mbPerSec: number;
@@ -53,12 +64,21 @@ export async function uploadBench(ctx: BenchContext): Promise<BenchResult> {
   const large = await prepare(rows.large, ctx);
   const serverArgs = await startTaskArgs();
 
+  const smallGzip = await ensureGzipCopy(small.path);
   const runs = {
     streamSmall: await measure("stream", small, serverArgs, ctx),
+    streamSmallGzip: await measure("stream", small, serverArgs, ctx, smallGzip),
+    // Compressed on the way, as `deno task upload` sends it by default.
+    streamSmallCompressed: await measure("stream", small, serverArgs, ctx, undefined, true),
     streamLarge: await measure("stream", large, serverArgs, ctx),
     resumableSmall: await measure("resumable", small, serverArgs, ctx),
+    resumableSmallGzip: await measure("resumable", small, serverArgs, ctx, smallGzip),
   };
-  const { streamSmall, streamLarge, resumableSmall } = runs;
+  const { streamSmall, streamSmallGzip, streamLarge, resumableSmall, resumableSmallGzip } = runs;
+  const cliLarge = await measureCliPeakRss(large, serverArgs, ctx);
+  const { streamSmallCompressed } = runs;
+  const streamGzipRatio = streamSmall.seconds / streamSmallGzip.seconds;
+  const resumableGzipRatio = resumableSmall.seconds / resumableSmallGzip.seconds;
 
   const metrics = [
     metricOf(`stream ${sizeLabel(large)}`, "MB/s", [streamLarge.mbPerSec], true),
@@ -83,6 +103,35 @@ export async function uploadBench(ctx: BenchContext): Promise<BenchResult> {
       false,
     ),
     metricOf("server RSS idle before upload", "MB", [streamLarge.serverIdleRssMb], false),
+    metricOf(
+      `client peak RSS, deno task upload ${sizeLabel(large)}`,
+      "MB",
+      [cliLarge.peakRssMb],
+      false,
+    ),
+    metricOf(`stream .gz ${sizeLabel(small)}`, "MB/s", [streamSmallGzip.mbPerSec], true),
+    metricOf(`resumable .gz ${sizeLabel(small)}`, "MB/s", [resumableSmallGzip.mbPerSec], true),
+    metricOf("stream: .gz / plain speed", "x", [streamGzipRatio], true, 2),
+    metricOf(
+      `stream compressed by the client ${sizeLabel(small)}`,
+      "MB/s",
+      [streamSmallCompressed.mbPerSec],
+      true,
+    ),
+    metricOf(
+      "stream: compressed by the client / plain speed",
+      "x",
+      [streamSmall.seconds / streamSmallCompressed.seconds],
+      true,
+      2,
+    ),
+    metricOf("resumable: .gz / plain speed", "x", [resumableGzipRatio], true, 2),
+    metricOf(
+      `server peak RSS, stream .gz ${sizeLabel(small)}`,
+      "MB",
+      [streamSmallGzip.serverPeakRssMb],
+      false,
+    ),
   ];
 
   const problems = Object.entries(runs).flatMap(([name, run]) =>
@@ -93,10 +142,16 @@ export async function uploadBench(ctx: BenchContext): Promise<BenchResult> {
     streamSmall.serverPeakRssMb;
   const checks: BenchCheck[] = [
     {
+      name: `deno task upload peak RSS <= ${TARGET_CLIENT_PEAK_RSS_MB} MB on ${sizeLabel(large)}`,
+      pass: cliLarge.ok && cliLarge.peakRssMb <= TARGET_CLIENT_PEAK_RSS_MB,
+      detail: `${cliLarge.peakRssMb.toFixed(1)} MB (VmHWM), ${cliLarge.seconds.toFixed(2)} s` +
+        (cliLarge.ok ? "" : ", the upload FAILED"),
+    },
+    {
       name: "every upload's result matches the generator's expected totals",
       pass: problems.length === 0,
       detail: problems.length === 0
-        ? `3 uploads: rows, bad rows, departments and ${
+        ? `${Object.keys(runs).length} uploads: rows, bad rows, departments and ${
           Object.keys(large.expected.totals).length
         } totals`
         : problems.slice(0, 5).join("; "),
@@ -120,6 +175,20 @@ export async function uploadBench(ctx: BenchContext): Promise<BenchResult> {
       }`,
       pass: peakChange <= RSS_FLAT_FRACTION,
       detail: `${(peakChange * 100).toFixed(1)}% apart`,
+    },
+    {
+      name: `stream: .gz >= ${TARGET_GZIP_RATIO}x the plain file's speed`,
+      pass: streamGzipRatio >= TARGET_GZIP_RATIO,
+      detail: `${streamGzipRatio.toFixed(2)}x (${streamSmallGzip.seconds.toFixed(2)} s against ${
+        streamSmall.seconds.toFixed(2)
+      } s, 1 run each)`,
+    },
+    {
+      name: `resumable: .gz >= ${TARGET_GZIP_RATIO}x the plain file's speed`,
+      pass: resumableGzipRatio >= TARGET_GZIP_RATIO,
+      detail: `${resumableGzipRatio.toFixed(2)}x (${
+        resumableSmallGzip.seconds.toFixed(2)
+      } s against ${resumableSmall.seconds.toFixed(2)} s, 1 run each)`,
     },
   ];
 
@@ -160,30 +229,43 @@ export async function startTaskArgs(): Promise<string[]> {
   return match[1].trim().split(/\s+/);
 }
 
-/** Uploads `file` along `path` to a fresh server and reports speed, memory and correctness. */
+/**
+ * Uploads `file` (or its gzip copy at `gzipPath`) along `path` to a fresh server and reports
+ * speed, memory and correctness.
+ */
 async function measure(
   path: UploadRun["path"],
   file: CachedSalesCsv,
   serverArgs: string[],
   ctx: BenchContext,
+  gzipPath?: string,
+  compress = false,
 ): Promise<UploadRun> {
   await using server = await startServerProcess(serverArgs);
   const serverIdleRssMb = server.rssMb("VmRSS");
   const client = new SalesClient(server.address);
   try {
+    const sent = gzipPath ?? file.path;
+    const sentBytes = (await Deno.stat(sent)).size;
     const started = performance.now();
     const response = path === "stream"
-      ? await client.uploadStream(readFileChunks(await Deno.open(file.path)), "bench.csv")
-      : await client.uploadResumable(
-        readFileChunks(await Deno.open(file.path), RESUMABLE_CHUNK_BYTES),
+      ? await client.uploadStream(
+        compress
+          ? (await uploadChunks(await Deno.open(sent), true)).chunks
+          : readFileChunks(await Deno.open(sent)),
         "bench.csv",
-        file.expected.bytes,
+      )
+      : await client.uploadResumable(
+        readFileChunks(await Deno.open(sent), RESUMABLE_CHUNK_BYTES),
+        "bench.csv",
+        sentBytes,
       );
     const seconds = (performance.now() - started) / 1000;
     const serverPeakRssMb = server.rssMb("VmHWM");
     const problems = await verify(client, response, file);
     const run: UploadRun = {
       path,
+      gzip: gzipPath !== undefined,
       bytes: file.expected.bytes,
       seconds,
       mbPerSec: file.expected.bytes / 1e6 / seconds,
@@ -192,7 +274,9 @@ async function measure(
       problems,
     };
     ctx.log(
-      `  ${path} ${sizeLabel(file)}: ${seconds.toFixed(2)} s, ${run.mbPerSec.toFixed(1)} MB/s, ` +
+      `  ${path}${gzipPath ? " .gz" : ""}${compress ? " compressed" : ""} ${sizeLabel(file)}: ` +
+        `${seconds.toFixed(2)} s, ` +
+        `${run.mbPerSec.toFixed(1)} MB/s, ` +
         `server RSS idle ${serverIdleRssMb.toFixed(1)} MB, peak ${serverPeakRssMb.toFixed(1)} MB` +
         (problems.length > 0 ? `, WRONG RESULT: ${problems[0]}` : ""),
     );
@@ -200,6 +284,48 @@ async function measure(
   } finally {
     client.close();
   }
+}
+
+/**
+ * Runs `deno task upload` (its flags from deno.json) on `file` as a child process against a fresh
+ * server, and reads the child's peak RSS (VmHWM) from /proc until it exits.
+ */
+async function measureCliPeakRss(
+  file: CachedSalesCsv,
+  serverArgs: string[],
+  ctx: BenchContext,
+): Promise<{ peakRssMb: number; seconds: number; ok: boolean }> {
+  await using server = await startServerProcess(serverArgs);
+  const tasks = JSON.parse(await Deno.readTextFile(DENO_JSON)).tasks as Record<string, string>;
+  const flags = /deno run ((?:--?\S+ )*)server\/cli\/upload\.ts/.exec(tasks.upload)![1].trim();
+  const started = performance.now();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...flags.split(/\s+/), CLI.pathname, file.path, "--addr", server.address],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output = child.output();
+  let peakKb = 0;
+  let exited = false;
+  output.finally(() => exited = true);
+  while (!exited) {
+    try {
+      const status = Deno.readTextFileSync(`/proc/${child.pid}/status`);
+      peakKb = Math.max(peakKb, Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? 0));
+    } catch {
+      // Exited between the check and the read.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const { code, stdout } = await output;
+  const seconds = (performance.now() - started) / 1000;
+  const ok = code === 0 && JSON.parse(new TextDecoder().decode(stdout)).rows === file.expected.rows;
+  ctx.log(
+    `  deno task upload ${sizeLabel(file)}: ${seconds.toFixed(2)} s, client peak RSS ${
+      (peakKb * 1024 / 1e6).toFixed(1)
+    } MB${ok ? "" : ", FAILED"}`,
+  );
+  return { peakRssMb: peakKb * 1024 / 1e6, seconds, ok };
 }
 
 /** Differences between an upload's result and the generator's expectation. */
@@ -242,12 +368,15 @@ function parseResultCsv(csv: string): Map<string, string> {
   return totals;
 }
 
-/** A server child process on loopback with fresh storage; disposing stops it and removes the storage. */
-export async function startServerProcess(serverArgs: string[]) {
+/**
+ * A server child process on loopback with fresh storage, with `env` added to its environment;
+ * disposing stops it and removes the storage.
+ */
+export async function startServerProcess(serverArgs: string[], env: Record<string, string> = {}) {
   const storageDir = await Deno.makeTempDir({ prefix: "upload_bench_" });
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...serverArgs, MAIN.pathname],
-    env: loopbackEnv(storageDir),
+    env: { ...loopbackEnv(storageDir), ...env },
     stdin: "null",
     stdout: "piped",
     stderr: "inherit",
