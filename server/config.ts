@@ -48,6 +48,11 @@ export interface Config {
 
   /** Bearer token every RPC needs when set (`SALES_API_TOKEN`). @default {undefined} (off) */
   readonly salesApiToken: string | undefined;
+  /**
+   * Bearer token `GET /metrics` needs when set (`METRICS_TOKEN`); unset, the metrics are open.
+   * @default {undefined} (open)
+   */
+  readonly metricsToken: string | undefined;
   /** HMAC key for signed download URLs when set (`SALES_URL_SECRET`). @default {undefined} (off) */
   readonly salesUrlSecret: string | undefined;
   /** Lifetime of a signed download URL in seconds (`DOWNLOAD_URL_TTL_SEC`). @default {3600} */
@@ -84,6 +89,13 @@ export interface Config {
    * @default {[]} (any host)
    */
   readonly allowedHosts: readonly string[];
+  /**
+   * This process's name among the replicas sharing `STORAGE_DIR` (`REPLICA_ID`): it names the
+   * temp files this replica writes and the chunked uploads it holds, so it must differ between
+   * replicas running at the same time. Letters, digits, `.`, `_` and `-`, at most 63 characters.
+   * @default {"<host name>-<process id>"}
+   */
+  readonly replicaId: string;
 }
 
 /** Largest value accepted for byte sizes that go to grpc-js, which treats them as 32-bit ints. */
@@ -129,6 +141,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     corsOrigins: Object.freeze(read("CORS_ORIGINS", [], parseOrigins)),
 
     salesApiToken: read("SALES_API_TOKEN", undefined, parseToken),
+    metricsToken: read("METRICS_TOKEN", undefined, parseToken),
     salesUrlSecret: read("SALES_URL_SECRET", undefined, (value) => value),
     downloadUrlTtlSec: read("DOWNLOAD_URL_TTL_SEC", 3600, integerIn(1, MAX_TIMER_SEC)),
     resultTtlHours: read("RESULT_TTL_HOURS", undefined, numberIn(1 / 3600, 24 * 365 * 100)),
@@ -151,6 +164,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       numberIn(0.001, MAX_TIMER_SEC),
     ),
     allowedHosts: Object.freeze(read("ALLOWED_HOSTS", [], parseAllowedHosts)),
+    replicaId: read("REPLICA_ID", defaultReplicaId(), parseReplicaId),
   };
   if (config.maxBufferedBytes < config.maxMessageBytes) {
     // One message must always fit, or a largest-size call would wait for room that never comes.
@@ -268,6 +282,36 @@ function parseAllowedHosts(value: string): string[] {
     }
   }
   return hosts;
+}
+
+/** What a replica id may hold: it goes into file names and upload ids, never a path separator. */
+const REPLICA_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+function parseReplicaId(value: string): string {
+  if (!REPLICA_ID.test(value)) {
+    throw new Error(
+      "must be 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit",
+    );
+  }
+  return value;
+}
+
+/**
+ * The host name and process id: unique among live replicas whether they share a machine (pids
+ * differ) or run in containers (host names differ). Characters a replica id cannot hold become
+ * `-`; without permission to read the host name, `replica-<pid>`.
+ */
+export function defaultReplicaId(): string {
+  let host: string;
+  try {
+    host = Deno.hostname();
+  } catch {
+    host = "replica";
+  }
+  const suffix = `-${Deno.pid}`;
+  const safeHost = host.replace(/[^A-Za-z0-9._-]/g, "-").replace(/^[^A-Za-z0-9]+/, "")
+    .slice(0, 63 - suffix.length);
+  return `${safeHost === "" ? "replica" : safeHost}${suffix}`;
 }
 
 function parseToken(value: string): string {

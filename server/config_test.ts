@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { loadConfig } from "./config.ts";
+import { defaultReplicaId, loadConfig } from "./config.ts";
 import { AppError, Status } from "./errors.ts";
 
 Deno.test("loadConfig applies the documented defaults to an empty environment", () => {
@@ -18,6 +18,7 @@ Deno.test("loadConfig applies the documented defaults to an empty environment", 
     grpcWebUrl: "",
     corsOrigins: [],
     salesApiToken: undefined,
+    metricsToken: undefined,
     salesUrlSecret: undefined,
     downloadUrlTtlSec: 3600,
     resultTtlHours: undefined,
@@ -31,6 +32,7 @@ Deno.test("loadConfig applies the documented defaults to an empty environment", 
     maxConcurrentStreams: 256,
     connectionIdleTimeoutSec: 300,
     allowedHosts: [],
+    replicaId: defaultReplicaId(),
   });
 });
 
@@ -55,6 +57,7 @@ Deno.test("loadConfig parses every variable it is given", () => {
     GRPC_WEB_URL: "https://edge.example.com",
     CORS_ORIGINS: " https://a.example , http://localhost:3000/,",
     SALES_API_TOKEN: "s3cret-token",
+    METRICS_TOKEN: "scrape-token",
     SALES_URL_SECRET: "another secret",
     DOWNLOAD_URL_TTL_SEC: "60",
     RESULT_TTL_HOURS: "24",
@@ -68,6 +71,7 @@ Deno.test("loadConfig parses every variable it is given", () => {
     MAX_CONCURRENT_STREAMS: "100",
     CONNECTION_IDLE_TIMEOUT_SEC: "10",
     ALLOWED_HOSTS: "Sales.example.com, localhost,[::1]",
+    REPLICA_ID: "sales-2.eu_west",
   });
   assert.deepEqual({ ...config }, {
     grpcHost: "127.0.0.1",
@@ -83,6 +87,7 @@ Deno.test("loadConfig parses every variable it is given", () => {
     grpcWebUrl: "https://edge.example.com",
     corsOrigins: ["https://a.example", "http://localhost:3000"],
     salesApiToken: "s3cret-token",
+    metricsToken: "scrape-token",
     salesUrlSecret: "another secret",
     downloadUrlTtlSec: 60,
     resultTtlHours: 24,
@@ -96,6 +101,7 @@ Deno.test("loadConfig parses every variable it is given", () => {
     maxConcurrentStreams: 100,
     connectionIdleTimeoutSec: 10,
     allowedHosts: ["sales.example.com", "localhost", "[::1]"],
+    replicaId: "sales-2.eu_west",
   });
 });
 
@@ -131,6 +137,7 @@ Deno.test("loadConfig rejects a bad value with a message naming the variable", a
     ["CORS_ORIGINS", "https://a.example/path"],
     ["CORS_ORIGINS", "a.example"],
     ["SALES_API_TOKEN", "has space"],
+    ["METRICS_TOKEN", "has space"],
     ["DOWNLOAD_URL_TTL_SEC", "0"],
     ["RESULT_TTL_HOURS", "-3"],
     ["MAX_UPLOAD_BYTES", "1e9"],
@@ -138,6 +145,9 @@ Deno.test("loadConfig rejects a bad value with a message naming the variable", a
     ["MAX_DEPARTMENTS", "many"],
     ["MAX_BUFFERED_BYTES", "1GiB"],
     ["UPLOAD_MAX_LIFETIME_SEC", "0"],
+    ["REPLICA_ID", "a/b"],
+    ["REPLICA_ID", "-leading-dash"],
+    ["REPLICA_ID", "x".repeat(64)],
     ["MAX_UPLOADS_PER_CLIENT", "0"],
     ["TRUSTED_PROXIES", "10.0.0.0/33"],
     ["TRUSTED_PROXIES", "proxy.example.com"],
@@ -173,4 +183,12 @@ Deno.test("loadConfig reports every bad variable at once", () => {
       error instanceof AppError && error.message.includes("GRPC_PORT") &&
       error.message.includes("MAX_DEPARTMENTS"),
   );
+});
+
+Deno.test("defaultReplicaId is the host name and process id, shaped as REPLICA_ID allows", () => {
+  const id = defaultReplicaId();
+  assert.ok(id.endsWith(`-${Deno.pid}`), id);
+  assert.match(id, /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/);
+  // The default passes the same validation as a configured value.
+  assert.equal(loadConfig({ REPLICA_ID: id }).replicaId, id);
 });

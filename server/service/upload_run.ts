@@ -7,7 +7,7 @@
  * @module
  */
 
-import { formatResultCsv } from "../aggregate/result_csv.ts";
+import { resultCsvChunks } from "../aggregate/result_csv.ts";
 import { SalesInput, type SalesInputOptions } from "../aggregate/sales_input.ts";
 import type { ResultStore } from "../storage/result_store.ts";
 import type { UploadResponse } from "./types.ts";
@@ -46,18 +46,41 @@ export class UploadRun {
     return this.#aggregator.failed;
   }
 
-  /** Aggregates the next bytes of the file; synchronous, so `chunk` may be reused afterwards. */
-  push(chunk: Uint8Array): void {
-    if (chunk.length > 0) this.#aggregator.push(chunk);
+  /**
+   * Aggregates the next bytes of the file. They are taken before it returns, so `chunk` may be
+   * reused at once and the upload's offset may move on; the promise resolves when the run is
+   * ready for more (gzip is inflated on another thread) and rejects when the input is refused.
+   */
+  push(chunk: Uint8Array): Promise<void> {
+    return chunk.length > 0 ? this.#aggregator.push(chunk) : Promise.resolve();
   }
 
-  /** Ends the input, writes the result CSV and describes it, with `downloadUrlOf(resultId)`. */
+  /** Releases what an upload dropped before {@linkcode UploadRun.finish} holds; idempotent. */
+  close(): void {
+    this.#aggregator.close();
+  }
+
+  /**
+   * Ends the input, writes the result CSV with its metadata (file name, counts) and describes it,
+   * with `downloadUrlOf(resultId)`.
+   */
   async finish(
     store: ResultStore,
     downloadUrlOf: (resultId: string) => string,
   ): Promise<UploadResponse> {
-    const result = this.#aggregator.finish();
-    const resultId = await store.save(formatResultCsv(result.totals));
+    const result = await this.#aggregator.finish();
+    const badRowSamples = result.badRowSamples.map(({ line, reason, raw }) => ({
+      line,
+      reason,
+      raw,
+    }));
+    const resultId = await store.saveChunks(resultCsvChunks(result.departmentTotals), {
+      filename: this.filename,
+      rows: result.rows,
+      badRows: result.badRows,
+      departments: result.departments,
+      badRowSamples,
+    });
     return {
       resultId,
       downloadUrl: downloadUrlOf(resultId),
@@ -65,7 +88,7 @@ export class UploadRun {
       badRows: result.badRows,
       departments: result.departments,
       elapsedSec: (performance.now() - this.#startedAt) / 1000,
-      badRowSamples: result.badRowSamples.map(({ line, reason, raw }) => ({ line, reason, raw })),
+      badRowSamples,
     };
   }
 }

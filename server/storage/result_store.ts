@@ -2,7 +2,22 @@
  * Result CSV files under `<storage dir>/results/`, one `<result id>.csv` each. A result is written
  * to a temp file in the same folder, flushed to disk, renamed into place and the folder flushed,
  * so a crash leaves either the whole file or none, and an id is handed out only after that.
- * Temp files a crash left behind are removed by {@linkcode ResultStore.open}.
+ *
+ * Several replicas may share the folder (`STORAGE_DIR` on NFS, EFS, a ReadWriteMany volume). Each
+ * names its temp files `.tmp-<result id>-<replica id>`, so {@linkcode ResultStore.open} can remove
+ * what this replica left behind in a crash without touching another replica's write in progress.
+ * A temp file of another replica is removed only once it has not been written to for
+ * {@linkcode STALE_TEMP_MS}, far longer than any write (a write in progress keeps its time
+ * fresh). Every replica serves every result, and {@linkcode ResultStore.sweep} may run on all of
+ * them at once: it only ever deletes finished results, and a file another replica deleted first
+ * is not an error.
+ *
+ * Beside each result, `<result id>.json` keeps its metadata ({@linkcode ResultMeta}: the uploaded
+ * file's name, when it was stored, its counts), written the same atomic way under its own temp name
+ * (`.tmp-<result id>.json-<replica id>`) and renamed into place just before the CSV, so a result
+ * that can be found has its metadata. Results stored before metadata was kept have none, and
+ * {@linkcode ResultStore.readMeta} then says so; they are served with defaults. Sweeps and
+ * deletions remove both files.
  *
  * @example
  * ```ts
@@ -26,8 +41,58 @@ import { newResultId, parseResultId } from "./result_id.ts";
 
 /** Names of in-progress writes start with this; nothing else in the folder does. */
 const TEMP_PREFIX = ".tmp-";
-/** A finished result's file name. */
-const RESULT_FILE = /^([0-9a-f]{32})\.csv$/;
+/**
+ * `.tmp-<result id>-<replica id>` (CSV) and `.tmp-<result id>.json-<replica id>` (metadata); older
+ * versions wrote `.tmp-<result id>` (no replica).
+ */
+const TEMP_FILE = /^\.tmp-[0-9a-f]{32}(?:\.json)?(?:-(.+))?$/;
+/**
+ * Age after which another replica's temp file is taken for a crash's leftover: an hour without a
+ * write, when a result of a million departments takes seconds to write even on slow NFS.
+ */
+export const STALE_TEMP_MS = 3_600_000;
+/** A finished result's file name, or its metadata's. */
+const RESULT_FILE = /^([0-9a-f]{32})\.(csv|json)$/;
+/** The version of the metadata file's layout, written into it. */
+const META_VERSION = 1;
+/** Bytes of a metadata file read at most: 20 bad-row samples of 200 characters fit many times. */
+const MAX_META_BYTES = 1024 * 1024;
+
+/** One bad row kept in a result's metadata. */
+export interface ResultBadRow {
+  /** 1-based line where the record starts. */
+  line: number;
+  /** A short reason, such as `invalid date`. */
+  reason: string;
+  /** The record's first characters. */
+  raw: string;
+}
+
+/** What is kept beside a result: where it came from and what it counted. */
+export interface ResultMeta {
+  /** The uploaded file's name as the client gave it; may be empty. */
+  filename: string;
+  /** When the result was stored. */
+  createdAt: Date;
+  /** Rows read, good and bad. */
+  rows: number;
+  /** Rows refused. */
+  badRows: number;
+  /** Departments in the result. */
+  departments: number;
+  /** The first bad rows in file order. */
+  badRowSamples: ResultBadRow[];
+}
+
+/** A stored result's file facts, with its metadata when it has some. */
+export interface ResultInfo {
+  /** Bytes of the result CSV. */
+  size: number;
+  /** When the result CSV was last modified (written). */
+  modified: Date;
+  /** Undefined for a result stored before metadata was kept, or whose metadata is unreadable. */
+  meta: ResultMeta | undefined;
+}
 
 /** An open result file with what HTTP caching needs. The caller closes `file`. */
 export interface OpenResult {
@@ -36,25 +101,54 @@ export interface OpenResult {
   modified: Date;
 }
 
+/** Options of {@linkcode ResultStore.open}. */
+export interface ResultStoreOptions {
+  /**
+   * This replica's name (`REPLICA_ID`), written into its temp file names. Replicas sharing the
+   * folder at the same time must each have their own. @default {"local"}
+   */
+  replicaId?: string;
+  /** Millisecond wall clock at which stale temp files are judged, for tests. @default {Date.now()} */
+  now?: number;
+}
+
 /** The results folder: atomic writes, lookups by id, deletion. */
 export class ResultStore {
-  /** Temp files removed when the store was opened (left by a crash mid-write). */
+  /** Temp files removed when the store was opened (this replica's, or stale ones of any replica). */
   removedTempFiles = 0;
 
   private constructor(
     /** Absolute path of the results folder. */
     readonly dir: string,
+    /** This replica's name, in its temp file names. */
+    readonly replicaId: string,
   ) {}
 
-  /** Creates `<storageDir>/results/` when missing and removes leftover temp files. */
-  static async open(storageDir: string): Promise<ResultStore> {
-    const store = new ResultStore(resolve(storageDir, "results"));
+  /**
+   * Creates `<storageDir>/results/` when missing and removes the temp files this replica left in a
+   * crash, and those of any replica not written to for {@linkcode STALE_TEMP_MS}.
+   */
+  static async open(storageDir: string, options: ResultStoreOptions = {}): Promise<ResultStore> {
+    const replicaId = options.replicaId ?? "local";
+    const now = options.now ?? Date.now();
+    const store = new ResultStore(resolve(storageDir, "results"), replicaId);
     await Deno.mkdir(store.dir, { recursive: true });
     for await (const entry of Deno.readDir(store.dir)) {
-      if (entry.isFile && entry.name.startsWith(TEMP_PREFIX)) {
-        await Deno.remove(`${store.dir}/${entry.name}`).catch(ignoreNotFound);
-        store.removedTempFiles++;
+      const match = entry.isFile ? TEMP_FILE.exec(entry.name) : null;
+      if (match === null) continue;
+      const path = `${store.dir}/${entry.name}`;
+      if (match[1] !== replicaId) {
+        // Another replica's, maybe being written right now: only a long-untouched one is a leftover.
+        let modified: Date | null;
+        try {
+          modified = (await Deno.stat(path)).mtime;
+        } catch (error) {
+          ignoreNotFound(error); // Renamed into place or removed meanwhile.
+          continue;
+        }
+        if (modified === null || now - modified.getTime() <= STALE_TEMP_MS) continue;
       }
+      if (await removeIfPresent(path)) store.removedTempFiles++;
     }
     return store;
   }
@@ -63,23 +157,41 @@ export class ResultStore {
    * Writes a result atomically and durably, then returns its new id. When the storage is full
    * (`RESOURCE_EXHAUSTED`) or the folder is not writable (`FAILED_PRECONDITION`), nothing is left.
    */
-  async save(csv: string): Promise<string> {
+  save(csv: string, meta?: Omit<ResultMeta, "createdAt">): Promise<string> {
+    return this.saveChunks([new TextEncoder().encode(csv)], meta);
+  }
+
+  /**
+   * Writes a result given in pieces as {@linkcode save} does, one piece at a time, so that a big
+   * result is never held whole. A piece may be reused by its producer once the next is requested.
+   * With `meta`, `<result id>.json` is written too (stamped with the time now), and renamed into
+   * place before the CSV.
+   */
+  async saveChunks(
+    chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+    meta?: Omit<ResultMeta, "createdAt">,
+  ): Promise<string> {
     const resultId = newResultId();
-    const tempPath = `${this.dir}/${TEMP_PREFIX}${resultId}`;
+    const tempPath = `${this.dir}/${TEMP_PREFIX}${resultId}-${this.replicaId}`;
+    const metaTempPath = `${this.dir}/${TEMP_PREFIX}${resultId}.json-${this.replicaId}`;
+    let metaPlaced = false;
     try {
-      const file = await Deno.open(tempPath, { write: true, createNew: true, mode: 0o644 });
-      try {
-        await writeAll(file, new TextEncoder().encode(csv));
-        await file.sync();
-      } finally {
-        file.close();
+      await writeDurably(tempPath, chunks);
+      if (meta !== undefined) {
+        const json = JSON.stringify(toMetaJson({ ...meta, createdAt: new Date() }));
+        await writeDurably(metaTempPath, [new TextEncoder().encode(json)]);
+        await Deno.rename(metaTempPath, this.metaPathOf(resultId));
+        metaPlaced = true;
       }
       await Deno.rename(tempPath, this.pathOf(resultId));
       await syncDirectory(this.dir);
     } catch (error) {
       // Best effort: a failed cleanup must not hide why the save failed; start-up removes leftovers.
       await Deno.remove(tempPath).catch(() => {});
-      throw saveError(error);
+      if (meta !== undefined) await Deno.remove(metaTempPath).catch(() => {});
+      if (metaPlaced) await Deno.remove(this.metaPathOf(resultId)).catch(() => {});
+      // An AppError comes from the producer of the pieces and says what went wrong already.
+      throw error instanceof AppError ? error : saveError(error);
     }
     return resultId;
   }
@@ -112,22 +224,71 @@ export class ResultStore {
     }
   }
 
-  /** Deletes a result; deleting an unknown one is not an error. */
-  async delete(resultId: string): Promise<void> {
-    await Deno.remove(this.pathOf(parseResultId(resultId))).catch(ignoreNotFound);
+  /**
+   * A result's size, modification time and metadata. Same errors as {@linkcode read}; missing or
+   * unreadable metadata is no error (`meta` is then undefined).
+   */
+  async info(resultId: string): Promise<ResultInfo> {
+    const path = this.pathOf(parseResultId(resultId));
+    let stat: Deno.FileInfo;
+    try {
+      stat = await Deno.stat(path);
+    } catch (error) {
+      throw lookupError(error, resultId);
+    }
+    return {
+      size: stat.size,
+      modified: stat.mtime ?? new Date(0),
+      meta: await this.readMeta(resultId),
+    };
   }
 
   /**
-   * Deletes the results last modified more than `maxAgeMs` before `now` (`RESULT_TTL_HOURS`) and
-   * returns how many. Writes in progress (temp files) are left alone; a download already under way
-   * keeps reading the deleted file until it ends.
+   * A result's metadata, or undefined when it has none (stored before metadata was kept, or
+   * deleted meanwhile) or it cannot be read: the result itself stays usable either way.
+   * Throws `INVALID_ARGUMENT` for a malformed id only.
+   */
+  async readMeta(resultId: string): Promise<ResultMeta | undefined> {
+    const path = this.metaPathOf(parseResultId(resultId));
+    let text: string;
+    try {
+      using file = await Deno.open(path, { read: true });
+      const bytes = new Uint8Array(MAX_META_BYTES + 1);
+      let filled = 0;
+      while (filled < bytes.length) {
+        const read = await file.read(bytes.subarray(filled));
+        if (read === null) break;
+        filled += read;
+      }
+      if (filled > MAX_META_BYTES) return undefined;
+      text = new TextDecoder().decode(bytes.subarray(0, filled));
+    } catch {
+      return undefined;
+    }
+    return fromMetaJson(text);
+  }
+
+  /** Deletes a result and its metadata; deleting an unknown one is not an error. */
+  async delete(resultId: string): Promise<void> {
+    await Deno.remove(this.pathOf(parseResultId(resultId))).catch(ignoreNotFound);
+    await Deno.remove(this.metaPathOf(resultId)).catch(ignoreNotFound);
+  }
+
+  /**
+   * Deletes the results last modified more than `maxAgeMs` before `now` (`RESULT_TTL_HOURS`),
+   * with their metadata, and returns how many results this call deleted. Metadata files are judged
+   * by their own age, so one whose CSV never arrived (a crash between the two renames) goes too.
+   * Writes in progress (temp files, of any replica) are left alone; a download already under way
+   * keeps reading the deleted file until it ends. Safe to run on every replica at once: a result
+   * another sweep deleted first is skipped, not counted.
    */
   async sweep(maxAgeMs: number, now: number = Date.now()): Promise<number> {
     let deleted = 0;
     for await (const entry of Deno.readDir(this.dir)) {
       const match = RESULT_FILE.exec(entry.name);
       if (!entry.isFile || match === null) continue;
-      const path = this.pathOf(match[1]);
+      const isCsv = match[2] === "csv";
+      const path = isCsv ? this.pathOf(match[1]) : this.metaPathOf(match[1]);
       let modified: Date | null;
       try {
         modified = (await Deno.stat(path)).mtime;
@@ -136,8 +297,9 @@ export class ResultStore {
         continue;
       }
       if (modified !== null && now - modified.getTime() > maxAgeMs) {
-        await Deno.remove(path).catch(ignoreNotFound);
-        deleted++;
+        if (await removeIfPresent(path) && isCsv) deleted++;
+        // Its metadata goes with it, even if written a moment later and not yet old itself.
+        if (isCsv) await removeIfPresent(this.metaPathOf(match[1]));
       }
     }
     return deleted;
@@ -146,6 +308,69 @@ export class ResultStore {
   private pathOf(resultId: string): string {
     return `${this.dir}/${resultId}.csv`;
   }
+
+  private metaPathOf(resultId: string): string {
+    return `${this.dir}/${resultId}.json`;
+  }
+}
+
+/** Creates `path`, writes `chunks` to it and flushes it to disk. */
+async function writeDurably(
+  path: string,
+  chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+): Promise<void> {
+  const file = await Deno.open(path, { write: true, createNew: true, mode: 0o644 });
+  try {
+    for await (const chunk of chunks) await writeAll(file, chunk);
+    await file.sync();
+  } finally {
+    file.close();
+  }
+}
+
+/** The metadata file's layout: snake_case, as the API's JSON names the same fields. */
+function toMetaJson(meta: ResultMeta): Record<string, unknown> {
+  return {
+    version: META_VERSION,
+    filename: meta.filename,
+    created_at: meta.createdAt.toISOString(),
+    rows: meta.rows,
+    bad_rows: meta.badRows,
+    departments: meta.departments,
+    bad_row_samples: meta.badRowSamples.map(({ line, reason, raw }) => ({ line, reason, raw })),
+  };
+}
+
+/** Metadata from its file, or undefined when the file is not what {@linkcode toMetaJson} writes. */
+function fromMetaJson(text: string): ResultMeta | undefined {
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const count = (value: unknown) =>
+    typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+  if (typeof json !== "object" || json === null || json.version !== META_VERSION) return undefined;
+  const createdAt = typeof json.created_at === "string" ? new Date(json.created_at) : undefined;
+  const rows = count(json.rows), badRows = count(json.bad_rows);
+  const departments = count(json.departments);
+  if (
+    typeof json.filename !== "string" || createdAt === undefined ||
+    Number.isNaN(createdAt.getTime()) || rows === undefined || badRows === undefined ||
+    departments === undefined || !Array.isArray(json.bad_row_samples)
+  ) {
+    return undefined;
+  }
+  const badRowSamples: ResultBadRow[] = [];
+  for (const sample of json.bad_row_samples as Record<string, unknown>[]) {
+    const line = count(sample?.line);
+    if (line === undefined || typeof sample.reason !== "string" || typeof sample.raw !== "string") {
+      return undefined;
+    }
+    badRowSamples.push({ line, reason: sample.reason, raw: sample.raw });
+  }
+  return { filename: json.filename, createdAt, rows, badRows, departments, badRowSamples };
 }
 
 async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
@@ -162,6 +387,17 @@ async function syncDirectory(dir: string): Promise<void> {
     await handle.sync();
   } finally {
     handle.close();
+  }
+}
+
+/** Removes a file; false when it was already gone (another replica got there first). */
+async function removeIfPresent(path: string): Promise<boolean> {
+  try {
+    await Deno.remove(path);
+    return true;
+  } catch (error) {
+    ignoreNotFound(error);
+    return false;
   }
 }
 

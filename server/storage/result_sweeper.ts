@@ -1,7 +1,9 @@
 /**
  * The periodic deletion of old results (`RESULT_TTL_HOURS`): {@linkcode startResultSweeper} runs
  * {@linkcode ResultStore.sweep} at start and then on an unref'd timer, so it never keeps the
- * process alive, and never runs two sweeps at once.
+ * process alive, and never runs two sweeps at once. Every replica sharing `STORAGE_DIR` may run
+ * one: a sweep deletes only finished results, never a temp file, and skips a result another
+ * replica's sweep deleted first (each logs only its own deletions).
  *
  * @example
  * ```ts
