@@ -282,7 +282,10 @@ Deno.test({
         s.client.appendUpload(uploadId, Number(committed), bytes.subarray(Number(committed))),
         isAppError(Status.NOT_FOUND, /expired after 3 s without activity/),
       );
-      assert.deepEqual(await namesIn(s.resultsDir), [`${response.resultId}.csv`]);
+      assert.deepEqual(await namesIn(s.resultsDir), [
+        `${response.resultId}.csv`,
+        `${response.resultId}.json`,
+      ]);
     } finally {
       await Deno.remove(storageDir, { recursive: true });
     }
@@ -385,10 +388,11 @@ Deno.test({
         isAppError(Status.UNAVAILABLE, /^The server is shutting down/)(await stuck);
       }
 
-      // On disk: the four results, each whole; no temp file, no result of the cut upload.
+      // On disk: the four results, each whole with its metadata; no temp file, no result of the
+      // cut upload.
       assert.deepEqual(
         await namesIn(resultsDir),
-        [...stored.keys()].map((resultId) => `${resultId}.csv`).sort(),
+        [...stored.keys()].flatMap((resultId) => [`${resultId}.csv`, `${resultId}.json`]).sort(),
       );
       for (const [resultId, expected] of stored) {
         const csv = await Deno.readTextFile(`${resultsDir}/${resultId}.csv`);
@@ -498,7 +502,10 @@ Deno.test({
         s.client.finishUpload(uploadId),
         isAppError(Status.RESOURCE_EXHAUSTED, /storage is full/),
       );
-      assert.deepEqual(await namesIn(s.resultsDir), [`${fits.resultId}.csv`]);
+      assert.deepEqual(await namesIn(s.resultsDir), [
+        `${fits.resultId}.csv`,
+        `${fits.resultId}.json`,
+      ]);
       await Deno.remove(`${storageDir}/filler`);
       const finished = await s.client.finishUpload(uploadId);
       assert.equal(
@@ -507,7 +514,7 @@ Deno.test({
       );
       assert.deepEqual(
         await namesIn(s.resultsDir),
-        [`${fits.resultId}.csv`, `${finished.resultId}.csv`].sort(),
+        [fits.resultId, finished.resultId].flatMap((id) => [`${id}.csv`, `${id}.json`]).sort(),
       );
     } finally {
       await run("umount", [storageDir]);

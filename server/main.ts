@@ -15,6 +15,7 @@ import { withAuth } from "./service/auth.ts";
 import { BufferBudget } from "./service/buffer_budget.ts";
 import { ClientAddresses } from "./service/client_address.ts";
 import { DownloadUrls } from "./service/download_url.ts";
+import { SalesMetrics } from "./service/metrics.ts";
 import { createSalesService, type SalesServiceHandle } from "./service/sales_service.ts";
 import { ResultStore } from "./storage/result_store.ts";
 import { type ResultSweeper, startResultSweeper } from "./storage/result_sweeper.ts";
@@ -25,6 +26,13 @@ import { createWebHandler } from "./web/web_app.ts";
 export interface StartServerOptions {
   /** Where start-up lines go. @default {console.log} */
   log?: (line: string) => void;
+  /** Where each finished or failed upload's JSON line goes. @default {options.log} */
+  uploadLog?: (line: string) => void;
+  /**
+   * `deno task dev`: build the island bundle at start and reload open pages when the server
+   * restarts (`server/web/dev_reload.ts`). @default {false}
+   */
+  dev?: boolean;
 }
 
 /** A running server: the addresses it bound and how to stop it. */
@@ -39,6 +47,8 @@ export interface RunningServer {
   readonly publicResultsUrl: string;
   /** The service behind every transport (which adds the token check when one is configured). */
   readonly service: SalesServiceHandle;
+  /** This server's metrics, served at `/metrics` on the result port. */
+  readonly metrics: SalesMetrics;
   /** Stops accepting, lets calls in flight finish for up to `graceMs`, then stops everything. */
   shutdown(graceMs?: number): Promise<void>;
 }
@@ -49,11 +59,15 @@ export async function startServer(
   options: StartServerOptions = {},
 ): Promise<RunningServer> {
   const log = options.log ?? console.log;
-  const store = await ResultStore.open(config.storageDir);
+  const store = await ResultStore.open(config.storageDir, { replicaId: config.replicaId });
   if (store.removedTempFiles > 0) {
-    log(`[storage] Removed ${store.removedTempFiles} unfinished result file(s) left by a crash`);
+    log(
+      `[storage] Removed ${store.removedTempFiles} unfinished result file(s) left by a crash of replica ${config.replicaId} or stale for an hour`,
+    );
   }
 
+  // A registry per server: tests run several in one process.
+  const metrics = new SalesMetrics({ replicaId: config.replicaId });
   const signing = { secret: config.salesUrlSecret, ttlSec: config.downloadUrlTtlSec };
   const httpServer = Deno.serve(
     {
@@ -66,6 +80,8 @@ export async function startServer(
       store,
       downloadUrls: new DownloadUrls({ publicResultsUrl: "", ...signing }),
       allowedHosts: config.allowedHosts,
+      metrics: { render: () => metrics.render(), token: config.metricsToken },
+      onStorageError: () => metrics.storageError("read"),
     }),
   );
   const httpPort = httpServer.addr.port;
@@ -87,6 +103,8 @@ export async function startServer(
     inputOptions: { maxBytes: config.maxUploadBytes, maxDepartments: config.maxDepartments },
     // A chunk plus its few bytes of framing must fit in one message.
     chunkSize: Math.min(4 * 1024 * 1024, config.maxMessageBytes - 1024),
+    metrics,
+    uploadLog: options.uploadLog ?? log,
   });
 
   // Both transports serve the same guarded service, so the token rule is the same on each.
@@ -109,13 +127,17 @@ export async function startServer(
     throw error;
   }
 
+  // Loaded only in dev mode: under `deno task start` none of it exists.
+  const devReload = options.dev
+    ? (await import("./web/dev_reload.ts")).createDevReload()
+    : undefined;
   let webServer: Deno.HttpServer<Deno.NetAddr>;
   try {
     webServer = Deno.serve({
       hostname: config.webHost,
       port: config.webPort,
       onListen: () => {},
-    }, createWebHandler({ service: guardedService, config, budget }));
+    }, createWebHandler({ service: guardedService, config, budget, devReload }));
   } catch (error) {
     await grpcServer.shutdown(0);
     service.close();
@@ -130,9 +152,17 @@ export async function startServer(
     `[HTTP] Listening on ${config.httpHost}:${httpPort} (download URLs: ${publicResultsUrl}/results/)`,
   );
   log(`[Web] Serving the UI and gRPC-Web on http://${displayHost(config.webHost)}:${webPort}/`);
+  if (devReload !== undefined) {
+    log("[dev] Building the islands; open pages reload when the server restarts on a change");
+  }
   if (config.salesApiToken !== undefined) {
     log("[auth] Every SalesService RPC requires authorization: Bearer <SALES_API_TOKEN>");
   }
+  log(
+    `[HTTP] Metrics at http://${displayHost(config.httpHost)}:${httpPort}/metrics${
+      config.metricsToken === undefined ? "" : " (authorization: Bearer <METRICS_TOKEN>)"
+    }`,
+  );
   if (downloadUrls.signed) {
     log(`[HTTP] Download URLs are signed and expire after ${config.downloadUrlTtlSec} s`);
   }
@@ -149,10 +179,13 @@ export async function startServer(
     web: { host: config.webHost, port: webPort },
     publicResultsUrl,
     service,
+    metrics,
     shutdown(graceMs = 10_000) {
       stopped ??= (async () => {
         let timer: ReturnType<typeof setTimeout> | undefined;
         const deadline = new Promise((resolve) => timer = setTimeout(resolve, graceMs));
+        // Reload streams never end by themselves; a graceful shutdown would wait for them.
+        devReload?.close();
         await Promise.all([
           grpcServer.shutdown(graceMs),
           // Deno's graceful shutdown waits for responses in flight; cut it at the deadline.
@@ -199,7 +232,7 @@ if (import.meta.main) {
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
   Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
   try {
-    starting = startServer(config);
+    starting = startServer(config, { dev: Deno.args.includes("--dev") });
     await starting;
   } catch (error) {
     console.error(error instanceof AppError ? error.message : error);

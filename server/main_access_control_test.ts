@@ -122,6 +122,7 @@ Deno.test({
             await assert.rejects(client.finishUpload(uploadId), refused);
             await assert.rejects(client.cancelUpload(uploadId), refused);
             await assert.rejects(client.downloadResult("0".repeat(32)), refused);
+            await assert.rejects(client.getResult("0".repeat(32)), refused);
           } finally {
             client.close();
           }
@@ -149,7 +150,7 @@ Deno.test({
             const again = await owner.startUpload("c.csv", 0);
             await owner.cancelUpload(again.uploadId);
             assert.equal(server.service.uploadsInProgress, 0);
-            assert.equal((await resultFiles(storageDir)).length, 3);
+            assert.equal((await resultFiles(storageDir)).length, 6, "3 results and their metadata");
           } finally {
             owner.close();
           }
@@ -189,6 +190,7 @@ Deno.test({
           await assert.rejects(client.finishUpload({ uploadId: "0".repeat(32) }), refused);
           await assert.rejects(client.cancelUpload({ uploadId: "0".repeat(32) }), refused);
           await assert.rejects(client.downloadResult({ resultId: "0".repeat(32) }), refused);
+          await assert.rejects(client.getResult({ resultId: "0".repeat(32) }), refused);
           assert.equal(server.service.uploadsInProgress, 0);
           assert.deepEqual(await resultFiles(storageDir), []);
         });

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sales.proto.
  */
 export const file_sales: GenFile = /*@__PURE__*/
-  fileDesc("CgtzYWxlcy5wcm90bxIIc2FsZXMudjEiLwoNVXBsb2FkUmVxdWVzdBIMCgRkYXRhGAEgASgMEhAKCGZpbGVuYW1lGAIgASgJIq4BCg5VcGxvYWRSZXNwb25zZRIRCglyZXN1bHRfaWQYASABKAkSFAoMZG93bmxvYWRfdXJsGAIgASgJEgwKBHJvd3MYAyABKAQSEAoIYmFkX3Jvd3MYBCABKAQSEwoLZGVwYXJ0bWVudHMYBSABKAQSEwoLZWxhcHNlZF9zZWMYBiABKAESKQoPYmFkX3Jvd19zYW1wbGVzGAcgAygLMhAuc2FsZXMudjEuQmFkUm93IjMKBkJhZFJvdxIMCgRsaW5lGAEgASgEEg4KBnJlYXNvbhgCIAEoCRILCgNyYXcYAyABKAkiJAoPRG93bmxvYWRSZXF1ZXN0EhEKCXJlc3VsdF9pZBgBIAEoCSIgChBEb3dubG9hZFJlc3BvbnNlEgwKBGRhdGEYASABKAwiLQoLVXBsb2FkQ2h1bmsSDAoEZGF0YRgBIAEoDBIQCghmaWxlbmFtZRgCIAEoCSI0ChJTdGFydFVwbG9hZFJlcXVlc3QSEAoIZmlsZW5hbWUYASABKAkSDAoEc2l6ZRgCIAEoBCI8ChNTdGFydFVwbG9hZFJlc3BvbnNlEhEKCXVwbG9hZF9pZBgBIAEoCRISCgpjaHVua19zaXplGAIgASgNIkYKE0FwcGVuZFVwbG9hZFJlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJEg4KBm9mZnNldBgCIAEoBBIMCgRkYXRhGAMgASgMIlAKFEFwcGVuZFVwbG9hZFJlc3BvbnNlEhgKEGNvbW1pdHRlZF9vZmZzZXQYASABKAQSDAoEcm93cxgCIAEoBBIQCghiYWRfcm93cxgDIAEoBCIoChNGaW5pc2hVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSIoChNDYW5jZWxVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSIWChRDYW5jZWxVcGxvYWRSZXNwb25zZTKQBAoMU2FsZXNTZXJ2aWNlEj4KCVVwbG9hZENTVhIXLnNhbGVzLnYxLlVwbG9hZFJlcXVlc3QaGC5zYWxlcy52MS5VcGxvYWRSZXNwb25zZRJHCg5Eb3dubG9hZFJlc3VsdBIZLnNhbGVzLnYxLkRvd25sb2FkUmVxdWVzdBoaLnNhbGVzLnYxLkRvd25sb2FkUmVzcG9uc2USRAoPVXBsb2FkQ1NWU3RyZWFtEhUuc2FsZXMudjEuVXBsb2FkQ2h1bmsaGC5zYWxlcy52MS5VcGxvYWRSZXNwb25zZSgBEkoKC1N0YXJ0VXBsb2FkEhwuc2FsZXMudjEuU3RhcnRVcGxvYWRSZXF1ZXN0Gh0uc2FsZXMudjEuU3RhcnRVcGxvYWRSZXNwb25zZRJNCgxBcHBlbmRVcGxvYWQSHS5zYWxlcy52MS5BcHBlbmRVcGxvYWRSZXF1ZXN0Gh4uc2FsZXMudjEuQXBwZW5kVXBsb2FkUmVzcG9uc2USRwoMRmluaXNoVXBsb2FkEh0uc2FsZXMudjEuRmluaXNoVXBsb2FkUmVxdWVzdBoYLnNhbGVzLnYxLlVwbG9hZFJlc3BvbnNlEk0KDENhbmNlbFVwbG9hZBIdLnNhbGVzLnYxLkNhbmNlbFVwbG9hZFJlcXVlc3QaHi5zYWxlcy52MS5DYW5jZWxVcGxvYWRSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("CgtzYWxlcy5wcm90bxIIc2FsZXMudjEiLwoNVXBsb2FkUmVxdWVzdBIMCgRkYXRhGAEgASgMEhAKCGZpbGVuYW1lGAIgASgJIq4BCg5VcGxvYWRSZXNwb25zZRIRCglyZXN1bHRfaWQYASABKAkSFAoMZG93bmxvYWRfdXJsGAIgASgJEgwKBHJvd3MYAyABKAQSEAoIYmFkX3Jvd3MYBCABKAQSEwoLZGVwYXJ0bWVudHMYBSABKAQSEwoLZWxhcHNlZF9zZWMYBiABKAESKQoPYmFkX3Jvd19zYW1wbGVzGAcgAygLMhAuc2FsZXMudjEuQmFkUm93IjMKBkJhZFJvdxIMCgRsaW5lGAEgASgEEg4KBnJlYXNvbhgCIAEoCRILCgNyYXcYAyABKAkiJAoPRG93bmxvYWRSZXF1ZXN0EhEKCXJlc3VsdF9pZBgBIAEoCSIgChBEb3dubG9hZFJlc3BvbnNlEgwKBGRhdGEYASABKAwiLQoLVXBsb2FkQ2h1bmsSDAoEZGF0YRgBIAEoDBIQCghmaWxlbmFtZRgCIAEoCSI0ChJTdGFydFVwbG9hZFJlcXVlc3QSEAoIZmlsZW5hbWUYASABKAkSDAoEc2l6ZRgCIAEoBCI8ChNTdGFydFVwbG9hZFJlc3BvbnNlEhEKCXVwbG9hZF9pZBgBIAEoCRISCgpjaHVua19zaXplGAIgASgNIkYKE0FwcGVuZFVwbG9hZFJlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJEg4KBm9mZnNldBgCIAEoBBIMCgRkYXRhGAMgASgMIlAKFEFwcGVuZFVwbG9hZFJlc3BvbnNlEhgKEGNvbW1pdHRlZF9vZmZzZXQYASABKAQSDAoEcm93cxgCIAEoBBIQCghiYWRfcm93cxgDIAEoBCIoChNGaW5pc2hVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSIoChNDYW5jZWxVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSIWChRDYW5jZWxVcGxvYWRSZXNwb25zZSIlChBHZXRSZXN1bHRSZXF1ZXN0EhEKCXJlc3VsdF9pZBgBIAEoCSKHAgoRR2V0UmVzdWx0UmVzcG9uc2USEQoJcmVzdWx0X2lkGAEgASgJEhQKDGRvd25sb2FkX3VybBgCIAEoCRIQCghmaWxlbmFtZRgDIAEoCRIZChFkb3dubG9hZF9maWxlbmFtZRgEIAEoCRIMCgRyb3dzGAUgASgEEhAKCGJhZF9yb3dzGAYgASgEEhMKC2RlcGFydG1lbnRzGAcgASgEEikKD2JhZF9yb3dfc2FtcGxlcxgIIAMoCzIQLnNhbGVzLnYxLkJhZFJvdxISCgpjcmVhdGVkX2F0GAkgASgJEhIKCnNpemVfYnl0ZXMYCiABKAQSFAoMaGFzX21ldGFkYXRhGAsgASgIMtYECgxTYWxlc1NlcnZpY2USPgoJVXBsb2FkQ1NWEhcuc2FsZXMudjEuVXBsb2FkUmVxdWVzdBoYLnNhbGVzLnYxLlVwbG9hZFJlc3BvbnNlEkcKDkRvd25sb2FkUmVzdWx0Ehkuc2FsZXMudjEuRG93bmxvYWRSZXF1ZXN0Ghouc2FsZXMudjEuRG93bmxvYWRSZXNwb25zZRJECg9VcGxvYWRDU1ZTdHJlYW0SFS5zYWxlcy52MS5VcGxvYWRDaHVuaxoYLnNhbGVzLnYxLlVwbG9hZFJlc3BvbnNlKAESSgoLU3RhcnRVcGxvYWQSHC5zYWxlcy52MS5TdGFydFVwbG9hZFJlcXVlc3QaHS5zYWxlcy52MS5TdGFydFVwbG9hZFJlc3BvbnNlEk0KDEFwcGVuZFVwbG9hZBIdLnNhbGVzLnYxLkFwcGVuZFVwbG9hZFJlcXVlc3QaHi5zYWxlcy52MS5BcHBlbmRVcGxvYWRSZXNwb25zZRJHCgxGaW5pc2hVcGxvYWQSHS5zYWxlcy52MS5GaW5pc2hVcGxvYWRSZXF1ZXN0Ghguc2FsZXMudjEuVXBsb2FkUmVzcG9uc2USTQoMQ2FuY2VsVXBsb2FkEh0uc2FsZXMudjEuQ2FuY2VsVXBsb2FkUmVxdWVzdBoeLnNhbGVzLnYxLkNhbmNlbFVwbG9hZFJlc3BvbnNlEkQKCUdldFJlc3VsdBIaLnNhbGVzLnYxLkdldFJlc3VsdFJlcXVlc3QaGy5zYWxlcy52MS5HZXRSZXN1bHRSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message sales.v1.UploadRequest
@@ -331,6 +331,106 @@ export const CancelUploadResponseSchema: GenMessage<CancelUploadResponse> = /*@_
   messageDesc(file_sales, 12);
 
 /**
+ * @generated from message sales.v1.GetResultRequest
+ */
+export type GetResultRequest = Message<"sales.v1.GetResultRequest"> & {
+  /**
+   * @generated from field: string result_id = 1;
+   */
+  resultId: string;
+};
+
+/**
+ * Describes the message sales.v1.GetResultRequest.
+ * Use `create(GetResultRequestSchema)` to create a new message.
+ */
+export const GetResultRequestSchema: GenMessage<GetResultRequest> = /*@__PURE__*/
+  messageDesc(file_sales, 13);
+
+/**
+ * @generated from message sales.v1.GetResultResponse
+ */
+export type GetResultResponse = Message<"sales.v1.GetResultResponse"> & {
+  /**
+   * @generated from field: string result_id = 1;
+   */
+  resultId: string;
+
+  /**
+   * A fresh URL of the result CSV on the result server; signed and valid for
+   * DOWNLOAD_URL_TTL_SEC from now when SALES_URL_SECRET is set.
+   *
+   * @generated from field: string download_url = 2;
+   */
+  downloadUrl: string;
+
+  /**
+   * The uploaded file's name as the client gave it; empty when it gave none.
+   *
+   * @generated from field: string filename = 3;
+   */
+  filename: string;
+
+  /**
+   * The name downloads get: `<filename without .csv/.gz>.result.csv`, or `<result_id>.csv`.
+   *
+   * @generated from field: string download_filename = 4;
+   */
+  downloadFilename: string;
+
+  /**
+   * @generated from field: uint64 rows = 5;
+   */
+  rows: bigint;
+
+  /**
+   * @generated from field: uint64 bad_rows = 6;
+   */
+  badRows: bigint;
+
+  /**
+   * @generated from field: uint64 departments = 7;
+   */
+  departments: bigint;
+
+  /**
+   * The first bad rows in file order (at most 20).
+   *
+   * @generated from field: repeated sales.v1.BadRow bad_row_samples = 8;
+   */
+  badRowSamples: BadRow[];
+
+  /**
+   * When the result was stored, RFC 3339 in UTC.
+   *
+   * @generated from field: string created_at = 9;
+   */
+  createdAt: string;
+
+  /**
+   * Bytes of the result CSV.
+   *
+   * @generated from field: uint64 size_bytes = 10;
+   */
+  sizeBytes: bigint;
+
+  /**
+   * False for a result stored before the service kept metadata: filename is then empty, the
+   * counts are 0 and created_at is the file's modification time.
+   *
+   * @generated from field: bool has_metadata = 11;
+   */
+  hasMetadata: boolean;
+};
+
+/**
+ * Describes the message sales.v1.GetResultResponse.
+ * Use `create(GetResultResponseSchema)` to create a new message.
+ */
+export const GetResultResponseSchema: GenMessage<GetResultResponse> = /*@__PURE__*/
+  messageDesc(file_sales, 14);
+
+/**
  * @generated from service sales.v1.SalesService
  */
 export const SalesService: GenService<{
@@ -367,6 +467,18 @@ export const SalesService: GenService<{
   /**
    * Resumable chunked upload, for clients without client streaming (browsers over gRPC-Web).
    *
+   * An upload lives in the memory of the replica that answered StartUpload, so behind several
+   * replicas all four calls of one upload must reach that replica. The client generates a
+   * routing key (any random string) before StartUpload and sends it in the `x-upload-id` header
+   * on all four calls; the proxy hashes that header (Envoy: route hash_policy with a RING_HASH
+   * cluster; nginx: `hash $http_x_upload_id consistent`). A header, because a proxy routes on
+   * headers and never reads the protobuf body, and a key chosen by the client, because the
+   * upload id does not exist yet when StartUpload is routed. Consistent hashing needs no
+   * per-replica configuration; when replicas come or go, only the uploads whose keys move fail.
+   * Upload ids name their replica (`<32 hex>.<replica id>`): a call that reaches another replica
+   * gets NOT_FOUND saying the upload is not on this replica, unlike an expired or cancelled one.
+   * Without the header, uploads work against a single server.
+   *
    * @generated from rpc sales.v1.SalesService.StartUpload
    */
   startUpload: {
@@ -397,6 +509,18 @@ export const SalesService: GenService<{
     methodKind: "unary";
     input: typeof CancelUploadRequestSchema;
     output: typeof CancelUploadResponseSchema;
+  },
+  /**
+   * Describes a stored result: its counts, the uploaded file's name, and a fresh download_url
+   * (signed anew when the server signs URLs, so an expired link can be renewed). NOT_FOUND for an
+   * unknown or deleted result, INVALID_ARGUMENT for a malformed id.
+   *
+   * @generated from rpc sales.v1.SalesService.GetResult
+   */
+  getResult: {
+    methodKind: "unary";
+    input: typeof GetResultRequestSchema;
+    output: typeof GetResultResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_sales, 0);

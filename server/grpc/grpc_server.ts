@@ -1,8 +1,8 @@
 /**
  * Serves {@linkcode SalesService} over native gRPC with grpc-js, plus the standard
- * `grpc.health.v1.Health` service. This folder is the only code that knows grpc-js: handlers turn
- * wire messages into the service's plain types (uint64 strings into numbers and back) and errors
- * into statuses through {@linkcode toGrpcStatus}.
+ * `grpc.health.v1.Health` service and server reflection (`reflection.ts`). This folder is the only
+ * code that knows grpc-js: handlers turn wire messages into the service's plain types (uint64
+ * strings into numbers and back) and errors into statuses through {@linkcode toGrpcStatus}.
  *
  * Every call first passes the call guard (`call_guard.ts`): the token is checked and each request
  * message's room in the memory budget is reserved before grpc-js reads the message. Connections
@@ -13,19 +13,23 @@
  */
 
 import * as grpc from "@grpc/grpc-js";
-import { HealthImplementation } from "grpc-health-check";
+import { HealthImplementation, protoPath as HEALTH_PROTO_PATH } from "grpc-health-check";
 import { isIP } from "node:net";
 import { constants as http2Constants } from "node:http2";
 import { AppError, Status } from "../errors.ts";
 import { createTokenCheck } from "../service/auth.ts";
 import type { BufferBudget } from "../service/buffer_budget.ts";
+import { REQUEST_ID_HEADER, resolveRequestId } from "../service/request_id.ts";
 import type { CallContext, SalesService, UploadChunk, UploadResponse } from "../service/types.ts";
 import { createCallGuard, markUndecodable } from "./call_guard.ts";
 import { type ErrorLogger, toGrpcStatus } from "./grpc_status.ts";
+import { addReflection } from "./reflection.ts";
 import {
+  SALES_PROTO_PATH,
   SALES_SERVICE_NAME,
   salesServiceDefinition,
   type WireAppendUploadResponse,
+  type WireGetResultResponse,
   type WireUploadChunk,
   type WireUploadResponse,
 } from "./sales_proto.ts";
@@ -110,11 +114,15 @@ export async function startGrpcServer(
     salesHandlers(service, logError, unanswered),
   );
   const health = new HealthImplementation({ "": "SERVING", [SALES_SERVICE_NAME]: "SERVING" });
-  // The health service registers itself; its definition gets the same decoding as ours.
-  health.addToServer({
+  // The health and reflection services register themselves; their definitions get the same
+  // decoding as ours.
+  const markedServer = {
     addService: (definition, implementation) =>
       server.addService(markUndecodable(definition), implementation),
-  } as Pick<grpc.Server, "addService"> as grpc.Server);
+  } as Pick<grpc.Server, "addService"> as grpc.Server;
+  health.addToServer(markedServer);
+  // Open without the token, like health: it describes the API, which the .proto publishes anyway.
+  addReflection(markedServer, [SALES_PROTO_PATH, HEALTH_PROTO_PATH]);
 
   const host = options.host ?? "127.0.0.1";
   const address = `${host.includes(":") ? `[${host}]` : host}:${options.port ?? 50051}`;
@@ -204,21 +212,28 @@ function salesHandlers(
    * then the call is in `unanswered`, where a shutdown may answer it first; the later answer is dropped.
    */
   const respond = <T>(
-    call: { readonly cancelled: boolean },
+    call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerReadableStream<unknown, unknown>,
     method: string,
     callback: Callback<T>,
-    work: () => Promise<T>,
+    work: (ctx: CallContext) => Promise<T>,
   ) => {
+    const ctx = contextOf(call);
     let answered = false;
     const answer: Callback<T> = (error, value) => {
       if (answered) return;
       answered = true;
       unanswered.delete(cut);
+      // The request id goes out in the response headers, whatever the outcome.
+      if (!call.cancelled) {
+        const metadata = new grpc.Metadata();
+        metadata.set(REQUEST_ID_HEADER, ctx.requestId!);
+        call.sendMetadata(metadata);
+      }
       callback(error, value);
     };
     const cut = (status: Partial<grpc.StatusObject>) => answer(status);
     unanswered.add(cut);
-    Promise.try(work).then(
+    Promise.try(() => work(ctx)).then(
       (response) => answer(null, response),
       // Once the call has ended (cancelled, or refused by the call guard), its request stream fails
       // with whatever error the runtime gives; nobody hears the answer, so it is not an error.
@@ -231,10 +246,10 @@ function salesHandlers(
       call: grpc.ServerUnaryCall<WireUploadChunk, WireUploadResponse>,
       callback: Callback<WireUploadResponse>,
     ) {
-      respond(call, "UploadCSV", callback, async () => {
+      respond(call, "UploadCSV", callback, async (ctx) => {
         const response = await service.uploadCsv(
           { data: plainBytes(call.request.data), filename: call.request.filename },
-          contextOf(call),
+          ctx,
         );
         return toWireUploadResponse(response);
       });
@@ -244,8 +259,7 @@ function salesHandlers(
       call: grpc.ServerReadableStream<WireUploadChunk, WireUploadResponse>,
       callback: Callback<WireUploadResponse>,
     ) {
-      respond(call, "UploadCSVStream", callback, async () => {
-        const ctx = contextOf(call);
+      respond(call, "UploadCSVStream", callback, async (ctx) => {
         return toWireUploadResponse(await service.uploadCsvStream(chunksOf(call), ctx));
       });
     },
@@ -258,8 +272,29 @@ function salesHandlers(
         call,
         "DownloadResult",
         callback,
-        () => service.downloadResult({ resultId: call.request.resultId }, contextOf(call)),
+        (ctx) => service.downloadResult({ resultId: call.request.resultId }, ctx),
       );
+    },
+
+    GetResult(
+      call: grpc.ServerUnaryCall<{ resultId: string }, WireGetResultResponse>,
+      callback: Callback<WireGetResultResponse>,
+    ) {
+      respond(call, "GetResult", callback, async (ctx) => {
+        const result = await service.getResult({ resultId: call.request.resultId }, ctx);
+        return {
+          ...result,
+          rows: String(result.rows),
+          badRows: String(result.badRows),
+          departments: String(result.departments),
+          badRowSamples: result.badRowSamples.map((sample) => ({
+            ...sample,
+            line: String(sample.line),
+          })),
+          createdAt: result.createdAt.toISOString(),
+          sizeBytes: String(result.sizeBytes),
+        };
+      });
     },
 
     StartUpload(
@@ -269,10 +304,10 @@ function salesHandlers(
       >,
       callback: Callback<{ uploadId: string; chunkSize: number }>,
     ) {
-      respond(call, "StartUpload", callback, () =>
+      respond(call, "StartUpload", callback, (ctx) =>
         service.startUpload(
           { filename: call.request.filename, size: toSafeNumber(call.request.size, "size") },
-          contextOf(call),
+          ctx,
         ));
     },
 
@@ -283,14 +318,14 @@ function salesHandlers(
       >,
       callback: Callback<WireAppendUploadResponse>,
     ) {
-      respond(call, "AppendUpload", callback, async () => {
+      respond(call, "AppendUpload", callback, async (ctx) => {
         const progress = await service.appendUpload(
           {
             uploadId: call.request.uploadId,
             offset: toSafeNumber(call.request.offset, "offset"),
             data: plainBytes(call.request.data),
           },
-          contextOf(call),
+          ctx,
         );
         return {
           committedOffset: String(progress.committedOffset),
@@ -308,9 +343,9 @@ function salesHandlers(
         call,
         "FinishUpload",
         callback,
-        async () =>
+        async (ctx) =>
           toWireUploadResponse(
-            await service.finishUpload({ uploadId: call.request.uploadId }, contextOf(call)),
+            await service.finishUpload({ uploadId: call.request.uploadId }, ctx),
           ),
       );
     },
@@ -323,7 +358,7 @@ function salesHandlers(
         call,
         "CancelUpload",
         callback,
-        () => service.cancelUpload({ uploadId: call.request.uploadId }, contextOf(call)),
+        (ctx) => service.cancelUpload({ uploadId: call.request.uploadId }, ctx),
       );
     },
   };
@@ -335,7 +370,7 @@ function salesHandlers(
  */
 const CALL_ENDED = new AppError(Status.CANCELLED, "The call ended");
 
-/** The transport-free view of a call: cancellation and metadata. */
+/** The transport-free view of a call: cancellation, metadata, and its resolved request id. */
 function contextOf(
   call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerReadableStream<unknown, unknown>,
 ): CallContext {
@@ -352,6 +387,8 @@ function contextOf(
       return value === undefined ? undefined : String(value);
     },
     peer: peerOf(call.getPeer()),
+    transport: "grpc",
+    requestId: resolveRequestId(call.metadata.get(REQUEST_ID_HEADER)[0]?.toString()),
   };
 }
 

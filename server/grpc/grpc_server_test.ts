@@ -5,11 +5,15 @@
 
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
-import { loadConfig } from "../config.ts";
+import { defaultReplicaId, loadConfig } from "../config.ts";
 import { AppError, Status } from "../errors.ts";
 import { type RunningServer, startServer } from "../main.ts";
 import * as http2 from "node:http2";
 import { SalesClient } from "./sales_client.ts";
+import { startGrpcServer } from "./grpc_server.ts";
+import { DownloadUrls } from "../service/download_url.ts";
+import { createSalesService } from "../service/sales_service.ts";
+import { ResultStore } from "../storage/result_store.ts";
 import { framed, rawCall, uploadRequest } from "./testdata/raw_grpc.ts";
 import { loopbackEnv } from "../testdata/loopback_env.ts";
 
@@ -203,7 +207,7 @@ Deno.test({
       );
     });
 
-    assert.equal((await s.resultFiles()).length, 3);
+    assert.equal((await s.resultFiles()).length, 6, "3 results, each with its metadata");
     assert.equal(s.server.service.uploadsInProgress, 0);
   },
 });
@@ -307,7 +311,7 @@ Deno.test({
     // The server goes on serving.
     const response = await s.client.uploadStream(chunksOf(bytes, 65536), "next.csv");
     assert.equal(response.rows, 20_003);
-    assert.equal((await s.resultFiles()).length, 1);
+    assert.equal((await s.resultFiles()).length, 2, "the result and its metadata");
   },
 });
 
@@ -324,7 +328,7 @@ Deno.test({
     assert.equal(response.rows, 5003);
     const { chunkSize } = await s.client.startUpload("c.csv", 0);
     assert.equal(chunkSize, 63 * 1024);
-    assert.equal((await s.resultFiles()).length, 1);
+    assert.equal((await s.resultFiles()).length, 2, "the result and its metadata");
   },
 });
 
@@ -439,14 +443,18 @@ Deno.test({
         resultId = response.resultId;
         expected = decoder.decode(await s.client.downloadResult(resultId));
       }
-      // What a crash in the middle of a write leaves behind.
-      await Deno.writeTextFile(`${dir}/results/.tmp-${"f".repeat(32)}`, "Department Name,Total");
+      // What a crash in the middle of a write leaves behind: a temp file named by this replica
+      // (both servers here take the default REPLICA_ID, this process's).
+      await Deno.writeTextFile(
+        `${dir}/results/.tmp-${"f".repeat(32)}-${defaultReplicaId()}`,
+        "Department Name,Total",
+      );
       {
         await using s = await startTestServer({}, dir);
         assert.equal(decoder.decode(await s.client.downloadResult(resultId)), expected);
         const response = await fetch(s.resultsUrl(`/results/${resultId}.csv`));
         assert.equal(await response.text(), expected);
-        assert.deepEqual(await s.resultFiles(), [`${resultId}.csv`]);
+        assert.deepEqual(await s.resultFiles(), [`${resultId}.csv`, `${resultId}.json`]);
       }
     } finally {
       await Deno.remove(dir, { recursive: true });
@@ -480,7 +488,7 @@ Deno.test({
     const response = await upload;
     assert.equal(response.rows, 20_003);
     await shutdown;
-    assert.equal((await s.resultFiles()).length, 1);
+    assert.equal((await s.resultFiles()).length, 2, "the result and its metadata");
     const late = new SalesClient(`127.0.0.1:${s.server.grpc.port}`);
     try {
       await assert.rejects(
@@ -539,5 +547,101 @@ Deno.test({
       session.destroy();
     }
     assert.equal(s.server.service.uploadsInProgress, 0);
+  },
+});
+
+Deno.test({
+  name: "startGrpcServer GetResult describes a result and renews its signed URL, behind the token",
+  ...integration,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "grpc_get_result_test_" });
+    let clock = Date.parse("2026-01-01T00:00:00Z");
+    const downloadUrls = new DownloadUrls({
+      publicResultsUrl: "http://localhost:8080",
+      secret: "a long random secret",
+      ttlSec: 60,
+      now: () => clock,
+    });
+    const store = await ResultStore.open(dir);
+    const service = createSalesService({
+      store,
+      publicResultsUrl: "http://localhost:8080",
+      downloadUrls,
+    });
+    const server = await startGrpcServer(service, { port: 0, apiToken: "t0ken" });
+    const address = `127.0.0.1:${server.port}`;
+    const client = new SalesClient(address, { metadata: { authorization: "Bearer t0ken" } });
+    const anonymous = new SalesClient(address);
+    try {
+      const csv =
+        "Department Name,Date,Number of Sales\nToys,2024-01-02,3\nToys,bad,4\nGarden,2024-01-03,5\n";
+      const uploaded = await client.uploadStream([encoder.encode(csv)], "ventes été.csv");
+      const described = await client.getResult(uploaded.resultId);
+      assert.deepEqual(
+        { ...described, createdAt: undefined },
+        {
+          resultId: uploaded.resultId,
+          downloadUrl: uploaded.downloadUrl,
+          filename: "ventes été.csv",
+          downloadFilename: "ventes été.result.csv",
+          rows: 3,
+          badRows: 1,
+          departments: 2,
+          badRowSamples: uploaded.badRowSamples,
+          createdAt: undefined,
+          sizeBytes: (await store.read(uploaded.resultId)).length,
+          hasMetadata: true,
+        },
+      );
+      assert.ok(Math.abs(described.createdAt.getTime() - Date.now()) < 60_000);
+
+      // Two minutes later the first link has expired; GetResult signs a new one.
+      clock += 120_000;
+      const params = (url: string) => new URL(url).searchParams;
+      assert.match(
+        downloadUrls.verify(uploaded.resultId, params(uploaded.downloadUrl))!,
+        /expired/,
+      );
+      const renewed = await client.getResult(uploaded.resultId);
+      assert.notEqual(renewed.downloadUrl, uploaded.downloadUrl);
+      assert.equal(downloadUrls.verify(uploaded.resultId, params(renewed.downloadUrl)), undefined);
+      assert.equal(Number(params(renewed.downloadUrl).get("exp")), clock / 1000 + 60);
+
+      // A result stored before metadata was kept is still described, with defaults.
+      const olderCsv = "Department Name,Total Number of Sales\nToys,7\n";
+      const older = await store.save(olderCsv);
+      assert.deepEqual(
+        { ...(await client.getResult(older)), downloadUrl: "", createdAt: undefined },
+        {
+          resultId: older,
+          downloadUrl: "",
+          filename: "",
+          downloadFilename: `${older}.csv`,
+          rows: 0,
+          badRows: 0,
+          departments: 0,
+          badRowSamples: [],
+          createdAt: undefined,
+          sizeBytes: encoder.encode(olderCsv).length,
+          hasMetadata: false,
+        },
+      );
+
+      await assert.rejects(client.getResult("f".repeat(32)), isAppError(Status.NOT_FOUND));
+      await assert.rejects(
+        client.getResult("../../etc/passwd"),
+        isAppError(Status.INVALID_ARGUMENT, /Malformed result id/),
+      );
+      await assert.rejects(
+        anonymous.getResult(uploaded.resultId),
+        isAppError(Status.UNAUTHENTICATED),
+      );
+    } finally {
+      client.close();
+      anonymous.close();
+      await server.shutdown(100);
+      service.close();
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });

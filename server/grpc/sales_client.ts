@@ -15,11 +15,12 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
-import type { UploadResponse } from "../service/types.ts";
+import type { ResultDescription, UploadResponse } from "../service/types.ts";
 import { fromGrpcError } from "./grpc_status.ts";
 import {
   salesClientConstructor,
   type WireAppendUploadResponse,
+  type WireGetResultResponse,
   type WireUploadResponse,
 } from "./sales_proto.ts";
 
@@ -31,11 +32,39 @@ export interface SalesClientOptions {
   channelOptions?: grpc.ChannelOptions;
 }
 
+/**
+ * The header that carries a chunked upload's routing key. Behind several replicas the proxy
+ * hashes it (Envoy `hash_policy`, nginx `hash ... consistent`), so all four calls of one upload
+ * reach the replica that holds it; a single server ignores it.
+ */
+export const ROUTING_HEADER = "x-upload-id";
+
+/** A fresh routing key for one chunked upload: random, so uploads spread over the replicas. */
+export function newRoutingKey(): string {
+  return crypto.randomUUID();
+}
+
 /** Options of {@linkcode SalesClient.uploadStream}. */
 export interface UploadStreamOptions {
   /** Called after each chunk is handed to the connection, with the bytes handed over so far. */
   onProgress?: (bytesSent: number) => void;
+  /** Called once, when the connection is up and the call has started sending. */
+  onOpen?: () => void;
+  /**
+   * The most bytes of the upload handed to the connection but not yet written to its socket;
+   * past it, the next chunk is taken only once the socket has caught up.
+   * @default {MAX_UNSENT_BYTES}
+   */
+  maxUnsentBytes?: number;
 }
+
+/**
+ * How far an upload may run ahead of its socket. Deno 2.9's `node:http2` completes a stream's
+ * writes at once, whatever the peer's flow-control window, so grpc-js never reports backpressure
+ * and a stalled server would let a sender buffer the whole file. 2 MiB on top of the server's
+ * 4 MiB window keeps loopback uploads at full speed (1, 2 and 4 MiB measured alike).
+ */
+export const MAX_UNSENT_BYTES = 2 * 1024 * 1024;
 
 // deno-lint-ignore no-explicit-any
 type RawMethod = (...args: any[]) => any;
@@ -87,6 +116,10 @@ export class SalesClient {
     // Settles once the call is over, successfully or not: stop sending then.
     let over = false;
     const callOver = response.then(() => {}, () => {}).finally(() => over = true);
+    const opened = options.onOpen === undefined
+      ? undefined
+      : this.#whenReady(callOver).then((ready) => ready && !over && options.onOpen?.());
+    const socket = new SocketProgress(call, options.maxUnsentBytes ?? MAX_UNSENT_BYTES);
     try {
       let bytesSent = 0;
       let first = true;
@@ -99,9 +132,11 @@ export class SalesClient {
         if (!flowing) {
           await Promise.race([new Promise((resolve) => call.once("drain", resolve)), callOver]);
         }
+        await socket.caughtUp(data.length, () => over);
       }
       if (first) call.write({ data: new Uint8Array(0), filename });
       call.end();
+      await opened;
     } catch (error) {
       call.cancel();
       await callOver;
@@ -122,13 +157,17 @@ export class SalesClient {
     chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     filename: string,
     size: number,
+    options: UploadStreamOptions & { routingKey?: string } = {},
   ): Promise<UploadResponse> {
-    const { uploadId } = await this.startUpload(filename, size);
+    // One key for the four calls: behind a hashing proxy they all reach the same replica.
+    const routingKey = options.routingKey ?? newRoutingKey();
+    const { uploadId } = await this.startUpload(filename, size, routingKey);
     let offset = 0;
     for await (const chunk of chunks) {
-      offset = (await this.appendUpload(uploadId, offset, chunk)).committedOffset;
+      offset = (await this.appendUpload(uploadId, offset, chunk, routingKey)).committedOffset;
+      options.onProgress?.(offset);
     }
-    return await this.finishUpload(uploadId);
+    return await this.finishUpload(uploadId, routingKey);
   }
 
   /** Sends a whole file in one `UploadCSV` message. */
@@ -143,9 +182,34 @@ export class SalesClient {
     return (await this.#unary<{ data: Uint8Array }>("DownloadResult", { resultId })).data;
   }
 
-  /** Starts a resumable chunked upload. */
-  startUpload(filename: string, size: number): Promise<{ uploadId: string; chunkSize: number }> {
-    return this.#unary("StartUpload", { filename, size: String(size) });
+  /**
+   * Describes a stored result (counts, the uploaded file's name) with a fresh `downloadUrl`,
+   * signed anew when the server signs URLs: the way to renew a link that expired.
+   */
+  async getResult(resultId: string): Promise<ResultDescription> {
+    const wire = await this.#unary<WireGetResultResponse>("GetResult", { resultId });
+    return {
+      ...wire,
+      rows: Number(wire.rows),
+      badRows: Number(wire.badRows),
+      departments: Number(wire.departments),
+      badRowSamples: wire.badRowSamples.map((sample) => ({ ...sample, line: Number(sample.line) })),
+      createdAt: new Date(wire.createdAt),
+      sizeBytes: Number(wire.sizeBytes),
+    };
+  }
+
+  /**
+   * Starts a resumable chunked upload. Pass the same `routingKey` (sent as
+   * {@linkcode ROUTING_HEADER}) to the upload's other calls when a proxy spreads calls over
+   * replicas.
+   */
+  startUpload(
+    filename: string,
+    size: number,
+    routingKey?: string,
+  ): Promise<{ uploadId: string; chunkSize: number }> {
+    return this.#unary("StartUpload", { filename, size: String(size) }, routingKey);
   }
 
   /** Sends the bytes at `offset` of a chunked upload. */
@@ -153,12 +217,13 @@ export class SalesClient {
     uploadId: string,
     offset: number,
     data: Uint8Array,
+    routingKey?: string,
   ): Promise<{ committedOffset: number; rows: number; badRows: number }> {
     const progress = await this.#unary<WireAppendUploadResponse>("AppendUpload", {
       uploadId,
       offset: String(offset),
       data,
-    });
+    }, routingKey);
     return {
       committedOffset: Number(progress.committedOffset),
       rows: Number(progress.rows),
@@ -167,15 +232,36 @@ export class SalesClient {
   }
 
   /** Ends a chunked upload and returns its result (the same one when repeated). */
-  async finishUpload(uploadId: string): Promise<UploadResponse> {
+  async finishUpload(uploadId: string, routingKey?: string): Promise<UploadResponse> {
     return fromWireUploadResponse(
-      await this.#unary<WireUploadResponse>("FinishUpload", { uploadId }),
+      await this.#unary<WireUploadResponse>("FinishUpload", { uploadId }, routingKey),
     );
   }
 
   /** Abandons a chunked upload. */
-  async cancelUpload(uploadId: string): Promise<void> {
-    await this.#unary("CancelUpload", { uploadId });
+  async cancelUpload(uploadId: string, routingKey?: string): Promise<void> {
+    await this.#unary("CancelUpload", { uploadId }, routingKey);
+  }
+
+  /** Resolves true once the channel is connected, or false if `until` settles first. */
+  #whenReady(until: Promise<void>): Promise<boolean> {
+    const channel = this.raw.getChannel();
+    let settled = false;
+    return new Promise((resolve) => {
+      const check = () => {
+        if (settled) return resolve(false);
+        const state = channel.getConnectivityState(true);
+        if (state === grpc.connectivityState.READY) return resolve(true);
+        if (state === grpc.connectivityState.SHUTDOWN) return resolve(false);
+        // No deadline (no timer): the next change of state, or the channel's close, calls back.
+        channel.watchConnectivityState(state, Infinity, check);
+      };
+      until.then(() => {
+        settled = true;
+        resolve(false);
+      });
+      check();
+    });
   }
 
   /** The serving status from `grpc.health.v1.Health/Check` (`""` is the whole server). */
@@ -194,14 +280,84 @@ export class SalesClient {
     this.raw.close();
   }
 
-  #unary<T>(method: string, request: unknown): Promise<T> {
+  #unary<T>(method: string, request: unknown, routingKey?: string): Promise<T> {
+    let metadata = this.#metadata;
+    if (routingKey !== undefined) {
+      metadata = this.#metadata.clone();
+      metadata.set(ROUTING_HEADER, routingKey);
+    }
     return new Promise((resolve, reject) => {
-      this.raw[method](request, this.#metadata, (error: Error | null, value: T) => {
+      this.raw[method](request, metadata, (error: Error | null, value: T) => {
         if (error) reject(fromGrpcError(error));
         else resolve(value);
       });
     });
   }
+}
+
+/** The part of a `node:http2` stream that tells how far the connection's socket has written. */
+interface Http2StreamLike {
+  session?: { socket?: { bytesWritten?: number } } | null;
+}
+
+/**
+ * Holds an upload back while its bytes wait in the HTTP/2 session instead of the socket: counts
+ * the bytes handed to the call against the growth of the socket's `bytesWritten` since the
+ * socket was found. Other calls on the same connection only make the estimate lower.
+ */
+class SocketProgress {
+  #stream: Http2StreamLike | undefined;
+  #handed = 0;
+  #writtenAtStart = 0;
+
+  constructor(readonly call: unknown, readonly maxUnsentBytes: number) {}
+
+  /** Counts `bytes` as handed over, then waits while too many are unsent or until `over()`. */
+  async caughtUp(bytes: number, over: () => boolean): Promise<void> {
+    if (this.#stream === undefined) {
+      // Until the connection is up the call holds its messages and grpc-js's own backpressure
+      // works; the bytes handed before the socket is found are not counted.
+      this.#stream = findHttp2Stream(this.call);
+      this.#writtenAtStart = this.#written();
+      return;
+    }
+    this.#handed += bytes;
+    let pause = 1;
+    while (this.#handed - (this.#written() - this.#writtenAtStart) > this.maxUnsentBytes) {
+      if (over()) return;
+      // No event announces that the socket wrote more: poll, backing off to 16 ms.
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      pause = Math.min(pause * 2, 16);
+    }
+  }
+
+  #written(): number {
+    return this.#stream?.session?.socket?.bytesWritten ?? Infinity;
+  }
+}
+
+/**
+ * The `node:http2` stream under a grpc-js call, found through grpc-js's call layers
+ * (interceptors, resolving, retrying, load-balancing, subchannel call), or undefined while the
+ * call has not reached a connection or if grpc-js arranges its layers otherwise.
+ */
+function findHttp2Stream(call: unknown): Http2StreamLike | undefined {
+  let layers: unknown[] = [call];
+  for (let depth = 0; depth < 10 && layers.length > 0; depth++) {
+    const next: unknown[] = [];
+    for (const layer of layers) {
+      if (typeof layer !== "object" || layer === null) continue;
+      const fields = layer as Record<string, unknown>;
+      const stream = fields.http2Stream as Http2StreamLike | undefined;
+      if (typeof stream?.session?.socket?.bytesWritten === "number") return stream;
+      next.push(fields.call, fields.nextCall, fields.child);
+      if (Array.isArray(fields.underlyingCalls)) {
+        for (const underlying of fields.underlyingCalls) next.push(underlying?.call);
+      }
+    }
+    layers = next;
+  }
+  return undefined;
 }
 
 /** An `UploadResponse` from the wire in the service's plain types. */

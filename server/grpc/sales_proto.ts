@@ -36,6 +36,21 @@ export interface WireUploadResponse {
   badRowSamples: { line: string; reason: string; raw: string }[];
 }
 
+/** `GetResultResponse` on the wire. */
+export interface WireGetResultResponse {
+  resultId: string;
+  downloadUrl: string;
+  filename: string;
+  downloadFilename: string;
+  rows: string;
+  badRows: string;
+  departments: string;
+  badRowSamples: { line: string; reason: string; raw: string }[];
+  createdAt: string;
+  sizeBytes: string;
+  hasMetadata: boolean;
+}
+
 /** `UploadRequest` and `UploadChunk` on the wire. */
 export interface WireUploadChunk {
   data: Uint8Array;

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { AppError, Status } from "../errors.ts";
 import { withAuth } from "./auth.ts";
-import type { CallContext, SalesService, UploadChunk, UploadResponse } from "./types.ts";
+import type {
+  CallContext,
+  ResultDescription,
+  SalesService,
+  UploadChunk,
+  UploadResponse,
+} from "./types.ts";
 
 const TOKEN = "s3cret-T0ken";
 
@@ -20,6 +26,15 @@ const RESPONSE: UploadResponse = {
   departments: 1,
   elapsedSec: 0,
   badRowSamples: [],
+};
+
+const DESCRIPTION: ResultDescription = {
+  ...RESPONSE,
+  filename: "a.csv",
+  downloadFilename: "a.result.csv",
+  createdAt: new Date(0),
+  sizeBytes: 40,
+  hasMetadata: true,
 };
 
 /** A service that records which methods ran and how many stream chunks it read. */
@@ -42,6 +57,7 @@ function recordingService() {
         Promise.resolve({ committedOffset: 0, rows: 0, badRows: 0 })),
     finishUpload: () => (calls.push("finishUpload"), Promise.resolve(RESPONSE)),
     cancelUpload: () => (calls.push("cancelUpload"), Promise.resolve({})),
+    getResult: () => (calls.push("getResult"), Promise.resolve(DESCRIPTION)),
   };
   return { service, calls, chunksRead: () => chunksRead };
 }
@@ -62,6 +78,7 @@ function callEach(service: SalesService, ctx: CallContext): [string, Promise<unk
     ],
     ["finishUpload", service.finishUpload({ uploadId: "u" }, ctx)],
     ["cancelUpload", service.cancelUpload({ uploadId: "u" }, ctx)],
+    ["getResult", service.getResult({ resultId: RESPONSE.resultId }, ctx)],
   ];
 }
 
@@ -117,6 +134,7 @@ Deno.test("withAuth passes calls with the right token through to the service", a
       "appendUpload",
       "finishUpload",
       "cancelUpload",
+      "getResult",
     ]);
   }
   assert.equal(chunksRead(), 3);

@@ -6,34 +6,84 @@
  * Offsets make retries safe. An append at the committed offset is aggregated. An append below it
  * that repeats one of the last committed chunks byte for byte (a retry after a lost reply) is
  * acknowledged without counting it twice. Anything else is `FAILED_PRECONDITION` naming the
- * committed offset, so the client knows where to resume. Uploads idle for longer than the timeout
- * expire and free their memory; a finished upload keeps its response until then, so a repeated
- * `FinishUpload` returns the same result.
+ * committed offset, so the client knows where to resume.
+ *
+ * Uploads expire and free their memory (and their client's slot) when no bytes were committed for
+ * longer than the idle timeout, and in any case at the end of their maximum lifetime. Only
+ * committed bytes count as activity: an empty, repeated or refused append, or any other call,
+ * would otherwise let a client hold an upload for ever at no cost. A finished upload keeps its
+ * response for an idle timeout after it was stored, so a repeated `FinishUpload` returns the same
+ * result.
+ *
+ * An upload lives in the memory of the replica that answered `StartUpload`, so its id names that
+ * replica: `<32 hex>.<REPLICA_ID>`. The proxy must route all four calls of an upload to that
+ * replica (clients send one `x-upload-id` header on all four, which the proxy hashes). When it does
+ * not, the call gets `NOT_FOUND` saying the upload is on another replica, which a client can tell
+ * from an expired or cancelled upload (those keep their own messages).
  *
  * @module
  */
 
 import { AppError, Status, toAppError } from "../errors.ts";
-import { newRandomId, parseRandomId } from "../storage/result_id.ts";
+import { newRandomId } from "../storage/result_id.ts";
 import type { UploadRun } from "./upload_run.ts";
 import type { UploadResponse } from "./types.ts";
 
 /** Options of {@linkcode ChunkedUploads}. */
 export interface ChunkedUploadsOptions {
-  /** Milliseconds without a call after which an upload expires. @default {900000} */
+  /** Milliseconds without committed bytes after which an upload expires. @default {900000} */
   idleTimeoutMs?: number;
+  /** Milliseconds after `StartUpload` at which an upload expires, however active. @default {86400000} */
+  maxLifetimeMs?: number;
   /** Chunk size suggested to clients in `StartUploadResponse`. @default {4194304} */
   chunkSize?: number;
-  /** Starts the aggregation of a new upload. */
-  openRun: (filename: string) => UploadRun;
+  /**
+   * Starts the aggregation of a new upload for `client` (as {@linkcode ChunkedUploads.start} got
+   * it); throws to refuse it.
+   */
+  openRun: (filename: string, client: string) => UploadRun;
   /** Stores the result of a run whose input is complete. */
   finishRun: (run: UploadRun) => Promise<UploadResponse>;
-  /** Releases the run of an upload dropped before it finished (cancelled, expired, failed). */
-  discardRun?: (run: UploadRun) => void;
+  /**
+   * Releases the run of an upload dropped before it finished (cancelled, expired, failed), with
+   * why it ended: `CANCELLED` for a cancelled upload, else the error its next call gets.
+   */
+  discardRun?: (run: UploadRun, reason: AppError) => void;
   /** Millisecond clock; tests pass a fake one and call {@linkcode ChunkedUploads.expireIdle}. @default {performance.now} */
   now?: () => number;
   /** Whether to expire idle uploads on a timer; off for tests that drive the clock. @default {true} */
   sweep?: boolean;
+  /**
+   * This replica's name (`REPLICA_ID`), put into every upload id it issues so that a call routed
+   * to the wrong replica is told so. @default {undefined} (ids without a replica, 32 hex only)
+   */
+  replicaId?: string;
+}
+
+/**
+ * An upload id: 32 lowercase hex characters (128 random bits), then `.` and the id of the replica
+ * that holds the upload. Ids from a server without a replica id are the 32 hex characters alone.
+ */
+const UPLOAD_ID = /^([0-9a-f]{32})(?:\.([A-Za-z0-9][A-Za-z0-9._-]{0,62}))?$/;
+
+/** A well-formed upload id and the replica it names, if any. */
+export interface ParsedUploadId {
+  uploadId: string;
+  replicaId: string | undefined;
+}
+
+/** Parses an upload id, or throws `AppError(INVALID_ARGUMENT)` naming the expected shape. */
+export function parseUploadId(value: string): ParsedUploadId {
+  const match = UPLOAD_ID.exec(value);
+  if (match === null) {
+    throw new AppError(
+      Status.INVALID_ARGUMENT,
+      `Malformed upload id ${
+        JSON.stringify(value.slice(0, 100))
+      }: expected 32 lowercase hex characters, optionally followed by "." and a replica id`,
+    );
+  }
+  return { uploadId: value, replicaId: match[2] };
 }
 
 /** Progress of an upload, as `AppendUploadResponse` reports it. */
@@ -65,7 +115,10 @@ interface Upload {
   rows: number;
   badRows: number;
   recentChunks: CommittedChunk[];
+  /** When bytes were last committed (or the upload started, or its result was stored). */
   lastActivity: number;
+  /** When the upload started; it expires `maxLifetimeMs` later whatever it does. */
+  startedAt: number;
   /** Set by the first FinishUpload: no new bytes after that. */
   sealed: boolean;
   /** Set while the result is being stored. */
@@ -80,23 +133,29 @@ export class ChunkedUploads {
   /** Why a gone upload is gone: the error its next call gets. Oldest first. */
   readonly #tombstones = new Map<string, AppError>();
   readonly #idleTimeoutMs: number;
+  readonly #maxLifetimeMs: number;
   readonly #chunkSize: number;
-  readonly #openRun: (filename: string) => UploadRun;
+  readonly #openRun: (filename: string, client: string) => UploadRun;
   readonly #finishRun: (run: UploadRun) => Promise<UploadResponse>;
-  readonly #discardRun: (run: UploadRun) => void;
+  readonly #discardRun: (run: UploadRun, reason: AppError) => void;
   readonly #now: () => number;
   readonly #sweepTimer: ReturnType<typeof setInterval> | undefined;
+  readonly #replicaId: string | undefined;
 
   constructor(options: ChunkedUploadsOptions) {
+    this.#replicaId = options.replicaId;
     this.#idleTimeoutMs = options.idleTimeoutMs ?? 900_000;
+    this.#maxLifetimeMs = options.maxLifetimeMs ?? 86_400_000;
     this.#chunkSize = options.chunkSize ?? 4 * 1024 * 1024;
     this.#openRun = options.openRun;
     this.#finishRun = options.finishRun;
     this.#discardRun = options.discardRun ?? (() => {});
     this.#now = options.now ?? (() => performance.now());
     if (options.sweep ?? true) {
-      // A quarter of the timeout keeps expiry within 25% late at a negligible cost.
-      const period = Math.min(Math.max(this.#idleTimeoutMs / 4, 10), 15_000);
+      // A quarter of the shorter limit keeps expiry within 25% late at a negligible cost; a call
+      // to an upload past its limits finds it gone at once anyway (see #get).
+      const shorter = Math.min(this.#idleTimeoutMs, this.#maxLifetimeMs);
+      const period = Math.min(Math.max(shorter / 4, 10), 15_000);
       const timer = setInterval(() => this.expireIdle(), period);
       Deno.unrefTimer(timer);
       this.#sweepTimer = timer;
@@ -108,18 +167,26 @@ export class ChunkedUploads {
     return this.#uploads.size;
   }
 
-  /** Starts an upload of `declaredSize` bytes (0: unknown). */
-  start(filename: string, declaredSize: number): { uploadId: string; chunkSize: number } {
-    const uploadId = newRandomId();
+  /** Starts an upload of `declaredSize` bytes (0: unknown) for `client` (an address). */
+  start(
+    filename: string,
+    declaredSize: number,
+    client = "unknown",
+  ): { uploadId: string; chunkSize: number } {
+    const uploadId = this.#replicaId === undefined
+      ? newRandomId()
+      : `${newRandomId()}.${this.#replicaId}`;
+    const now = this.#now();
     this.#uploads.set(uploadId, {
       uploadId,
       declaredSize,
-      run: this.#openRun(filename),
+      run: this.#openRun(filename, client),
       committedOffset: 0,
       rows: 0,
       badRows: 0,
       recentChunks: [],
-      lastActivity: this.#now(),
+      lastActivity: now,
+      startedAt: now,
       sealed: false,
       finishing: undefined,
       response: undefined,
@@ -130,7 +197,6 @@ export class ChunkedUploads {
   /** Aggregates `data` found at byte `offset` of the file, or acknowledges a retry. */
   async append(uploadId: string, offset: number, data: Uint8Array): Promise<AppendProgress> {
     const upload = this.#get(uploadId);
-    upload.lastActivity = this.#now();
     if (
       offset < upload.committedOffset || (offset === upload.committedOffset && data.length === 0)
     ) {
@@ -155,8 +221,14 @@ export class ChunkedUploads {
     // WebCrypto hashes on another thread, so the digest costs this thread nothing while it
     // aggregates the same bytes (with node:crypto it was a fifth of a chunked upload's CPU).
     const digest = digestOf(data);
+    // push() takes the bytes before it returns and its promise is only backpressure (gzip is
+    // inflated on another thread), so the offset moves now: a retry arriving meanwhile is a repeat.
+    const pushed = upload.run.push(data);
+    upload.recentChunks.push({ offset, length: data.length, digest });
+    if (upload.recentChunks.length > RECENT_CHUNKS) upload.recentChunks.shift();
+    upload.committedOffset = end;
     try {
-      upload.run.push(data);
+      await pushed;
     } catch (error) {
       // The aggregator may be mid-record: the upload cannot continue.
       this.#remove(
@@ -169,9 +241,8 @@ export class ChunkedUploads {
       );
       throw error;
     }
-    upload.recentChunks.push({ offset, length: data.length, digest });
-    if (upload.recentChunks.length > RECENT_CHUNKS) upload.recentChunks.shift();
-    upload.committedOffset = end;
+    // Only here: committed bytes are the one activity that cannot be repeated for free.
+    upload.lastActivity = this.#now();
     upload.rows = upload.run.rows;
     upload.badRows = upload.run.badRows;
     const progress = progressOf(upload);
@@ -184,7 +255,6 @@ export class ChunkedUploads {
   /** Stores the result; calling it again for the same upload returns the same response. */
   finish(uploadId: string): Promise<UploadResponse> {
     const upload = this.#get(uploadId);
-    upload.lastActivity = this.#now();
     if (upload.response !== undefined) return Promise.resolve(upload.response);
     if (upload.finishing !== undefined) return upload.finishing;
     if (upload.declaredSize > 0 && upload.committedOffset !== upload.declaredSize) {
@@ -201,6 +271,9 @@ export class ChunkedUploads {
       (response) => {
         upload.response = response;
         upload.run = undefined;
+        // The response is kept for a full idle timeout from now, for a repeated FinishUpload. This
+        // happens once per upload, so it cannot keep one alive.
+        upload.lastActivity = this.#now();
         return response;
       },
       (error) => {
@@ -213,41 +286,45 @@ export class ChunkedUploads {
         throw error;
       },
     ).finally(() => {
-      // On a storage failure `run` stays: its input is complete, so a later FinishUpload may try again.
+      // On a storage failure `run` stays: its input is complete, so a later FinishUpload may try
+      // again until the upload expires.
       upload.finishing = undefined;
-      upload.lastActivity = this.#now();
     });
     return upload.finishing;
   }
 
   /** Drops an upload and its state; cancelling a gone upload again is not an error. */
   cancel(uploadId: string): void {
-    const tombstone = this.#tombstones.get(parseRandomId(uploadId, "upload"));
-    if (tombstone !== undefined) return;
-    const upload = this.#get(uploadId);
+    const id = this.#checkReplica(uploadId);
+    if (this.#tombstones.has(id)) return;
+    const upload = this.#uploads.get(id);
+    if (upload === undefined) throw this.#unknown(id);
+    const expiry = this.#expiryOf(upload, this.#now());
+    if (expiry !== undefined) return this.#remove(upload, expiry);
     if (upload.finishing !== undefined) {
       throw new AppError(
         Status.FAILED_PRECONDITION,
         `Cannot cancel upload ${uploadId}: its result is being stored`,
       );
     }
-    this.#remove(upload, new AppError(Status.NOT_FOUND, `Upload ${uploadId} was cancelled`));
+    this.#remove(
+      upload,
+      new AppError(Status.NOT_FOUND, `Upload ${uploadId} was cancelled`),
+      new AppError(Status.CANCELLED, "The client cancelled the upload"),
+    );
   }
 
-  /** Expires uploads idle for longer than the timeout; returns how many. */
+  /**
+   * Expires uploads without committed bytes for longer than the idle timeout, and uploads past
+   * their maximum lifetime; returns how many.
+   */
   expireIdle(): number {
     const now = this.#now();
     let expired = 0;
     for (const upload of this.#uploads.values()) {
-      if (upload.finishing === undefined && now - upload.lastActivity > this.#idleTimeoutMs) {
-        const seconds = Math.round(this.#idleTimeoutMs / 100) / 10;
-        this.#remove(
-          upload,
-          new AppError(
-            Status.NOT_FOUND,
-            `Upload ${upload.uploadId} expired after ${seconds} s without activity`,
-          ),
-        );
+      const reason = this.#expiryOf(upload, now);
+      if (reason !== undefined) {
+        this.#remove(upload, reason);
         expired++;
       }
     }
@@ -262,21 +339,83 @@ export class ChunkedUploads {
   }
 
   #get(uploadId: string): Upload {
-    const upload = this.#uploads.get(parseRandomId(uploadId, "upload"));
-    if (upload !== undefined) return upload;
-    throw this.#tombstones.get(uploadId) ??
-      new AppError(Status.NOT_FOUND, `Upload ${uploadId} not found`);
+    const upload = this.#uploads.get(this.#checkReplica(uploadId));
+    if (upload !== undefined) {
+      // Between two sweeps, a call still finds an upload past its limits gone.
+      const reason = this.#expiryOf(upload, this.#now());
+      if (reason === undefined) return upload;
+      this.#remove(upload, reason);
+      throw reason;
+    }
+    throw this.#tombstones.get(uploadId) ?? this.#unknown(uploadId);
   }
 
-  #remove(upload: Upload, reason: AppError): void {
+  /** Returns the well-formed `uploadId`, or throws NOT_FOUND when another replica holds it. */
+  #checkReplica(uploadId: string): string {
+    const { replicaId } = parseUploadId(uploadId);
+    if (replicaId !== undefined && replicaId !== this.#replicaId) {
+      // A routing problem, not a gone upload: say where it is, so that the operator can look at
+      // the proxy's hashing and the client at the header it sends.
+      throw new AppError(
+        Status.NOT_FOUND,
+        `Upload ${uploadId} is not on this replica (${
+          this.#replicaId ?? "unnamed"
+        }): replica ${replicaId} holds it, and the proxy sent this call elsewhere (that replica stopped, or the client does not send one x-upload-id header on all four calls of the upload)`,
+      );
+    }
+    return uploadId;
+  }
+
+  /** The error for an id this replica issued (or cannot place) but does not know. */
+  #unknown(uploadId: string): AppError {
+    if (this.#replicaId !== undefined && parseUploadId(uploadId).replicaId === this.#replicaId) {
+      // Ours, yet neither held nor remembered as gone: issued before this replica restarted.
+      return new AppError(
+        Status.NOT_FOUND,
+        `Upload ${uploadId} not found on replica ${this.#replicaId}: it was lost when the replica restarted, or its state was dropped long ago`,
+      );
+    }
+    return new AppError(Status.NOT_FOUND, `Upload ${uploadId} not found`);
+  }
+
+  /** Why `upload` must go at `now`, or undefined while it may stay. */
+  #expiryOf(upload: Upload, now: number): AppError | undefined {
+    // Storing a result is the server's own work: let it end, the next sweep removes the upload.
+    if (upload.finishing !== undefined) return undefined;
+    if (now - upload.startedAt > this.#maxLifetimeMs) {
+      return new AppError(
+        Status.NOT_FOUND,
+        `Upload ${upload.uploadId} passed its maximum lifetime of ${
+          secondsOf(this.#maxLifetimeMs)
+        } s (UPLOAD_MAX_LIFETIME_SEC) and was dropped`,
+      );
+    }
+    if (now - upload.lastActivity > this.#idleTimeoutMs) {
+      return new AppError(
+        Status.NOT_FOUND,
+        `Upload ${upload.uploadId} expired after ${
+          secondsOf(this.#idleTimeoutMs)
+        } s without activity`,
+      );
+    }
+    return undefined;
+  }
+
+  /** Drops `upload`: later calls get `reason`; its run is discarded with `outcome`. */
+  #remove(upload: Upload, reason: AppError, outcome = reason): void {
     this.#uploads.delete(upload.uploadId);
-    if (upload.run !== undefined) this.#discardRun(upload.run);
+    if (upload.run !== undefined) this.#discardRun(upload.run, outcome);
     upload.run = undefined;
     this.#tombstones.set(upload.uploadId, reason);
     if (this.#tombstones.size > MAX_TOMBSTONES) {
       this.#tombstones.delete(this.#tombstones.keys().next().value!);
     }
   }
+}
+
+/** Milliseconds as seconds with at most one decimal, for messages. */
+function secondsOf(ms: number): number {
+  return Math.round(ms / 100) / 10;
 }
 
 function progressOf(upload: Upload): AppendProgress {

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
-import { gzipSync } from "fflate";
+import { gzipSync } from "node:zlib";
 import { formatResultCsv } from "../aggregate/result_csv.ts";
 import { SalesAggregator } from "../aggregate/sales_aggregator.ts";
 import type { SalesInputOptions } from "../aggregate/sales_input.ts";
 import { AppError, Status } from "../errors.ts";
 import { ResultStore } from "../storage/result_store.ts";
+import { ClientAddresses } from "./client_address.ts";
 import { createSalesService } from "./sales_service.ts";
 import type { CallContext, UploadChunk } from "./types.ts";
 
@@ -47,6 +48,15 @@ function context(controller = new AbortController()): CallContext {
   return { signal: controller.signal, header: () => undefined };
 }
 
+/** A call from `peer`, with an `x-forwarded-for` header when given. */
+function from(peer: string, forwardedFor?: string): CallContext {
+  return {
+    signal: new AbortController().signal,
+    header: (name) => (name === "x-forwarded-for" ? forwardedFor : undefined),
+    peer,
+  };
+}
+
 function isAppError(code: Status, pattern?: RegExp) {
   return (error: unknown) =>
     error instanceof AppError && error.code === code &&
@@ -54,7 +64,14 @@ function isAppError(code: Status, pattern?: RegExp) {
 }
 
 async function setUp(
-  options: { inputOptions?: SalesInputOptions; idleTimeoutSec?: number } = {},
+  options: {
+    inputOptions?: SalesInputOptions;
+    idleTimeoutSec?: number;
+    maxLifetimeSec?: number;
+    maxUploadsPerClient?: number;
+    maxConcurrentUploads?: number;
+    trustedProxies?: string[];
+  } = {},
 ) {
   const dir = await Deno.makeTempDir({ prefix: "sales_service_test_" });
   const store = await ResultStore.open(dir);
@@ -63,6 +80,10 @@ async function setUp(
     store,
     publicResultsUrl: "http://results.test",
     uploadIdleTimeoutSec: options.idleTimeoutSec ?? 60,
+    uploadMaxLifetimeSec: options.maxLifetimeSec,
+    maxUploadsPerClient: options.maxUploadsPerClient,
+    maxConcurrentUploads: options.maxConcurrentUploads,
+    clientAddresses: new ClientAddresses(options.trustedProxies),
     chunkSize: 1024,
     inputOptions: options.inputOptions,
     now: () => clock,
@@ -180,7 +201,8 @@ Deno.test("createSalesService chunked upload matches the aggregate command", asy
     { filename: "c.csv", size: bytes.length },
     context(),
   );
-  assert.match(uploadId, /^[0-9a-f]{32}$/);
+  // Random hex, then the replica holding it (the store's replica id).
+  assert.match(uploadId, /^[0-9a-f]{32}\.local$/);
   assert.equal(chunkSize, 1024);
   let offset = 0;
   for (const data of chunksOf(bytes, 333)) {
@@ -264,7 +286,7 @@ Deno.test("createSalesService finishUpload returns the same result when repeated
   const later = await t.service.finishUpload({ uploadId }, context());
   assert.deepEqual(concurrent, first);
   assert.deepEqual(later, first);
-  assert.equal((await t.resultFiles()).length, 1);
+  assert.equal((await t.resultFiles()).length, 2, "one result and its metadata");
   // A retry of the last chunk is still acknowledged; new bytes are not accepted.
   const retry = await t.service.appendUpload({ uploadId, offset: 0, data: bytes }, context());
   assert.equal(retry.committedOffset, bytes.length);
@@ -414,4 +436,272 @@ Deno.test("createSalesService finishUpload refuses an input that fails at its en
       assert.deepEqual(await s.resultFiles(), []);
     });
   }
+});
+
+Deno.test("createSalesService restarts a chunked upload's idle timer only on committed bytes", async (t) => {
+  const row = encoder.encode("Toys,2024-01-01,1\n");
+  type Service = Awaited<ReturnType<typeof setUp>>["service"];
+  // Each call is made every 15 s after the last committed bytes; none may keep the upload alive.
+  const cases: {
+    name: string;
+    finished?: boolean;
+    call: (service: Service, uploadId: string) => Promise<unknown>;
+    code?: Status;
+  }[] = [
+    {
+      name: "an empty append",
+      call: (service, uploadId) =>
+        service.appendUpload({ uploadId, offset: row.length, data: new Uint8Array() }, context()),
+    },
+    {
+      name: "a repeated append",
+      call: (service, uploadId) =>
+        service.appendUpload({ uploadId, offset: 0, data: row }, context()),
+    },
+    {
+      name: "an append at a wrong offset",
+      call: (service, uploadId) =>
+        service.appendUpload({ uploadId, offset: 3, data: row }, context()),
+      code: Status.FAILED_PRECONDITION,
+    },
+    {
+      name: "an append past the declared size",
+      call: (service, uploadId) =>
+        service.appendUpload(
+          { uploadId, offset: row.length, data: encoder.encode("x".repeat(100)) },
+          context(),
+        ),
+      code: Status.OUT_OF_RANGE,
+    },
+    {
+      name: "a refused FinishUpload",
+      call: (service, uploadId) => service.finishUpload({ uploadId }, context()),
+      code: Status.FAILED_PRECONDITION,
+    },
+    {
+      name: "an append after FinishUpload",
+      finished: true,
+      call: (service, uploadId) =>
+        service.appendUpload({ uploadId, offset: row.length * 2, data: row }, context()),
+      code: Status.FAILED_PRECONDITION,
+    },
+    {
+      name: "a repeated FinishUpload",
+      finished: true,
+      call: (service, uploadId) => service.finishUpload({ uploadId }, context()),
+    },
+  ];
+  for (const { name, finished, call, code } of cases) {
+    await t.step(name, async () => {
+      await using s = await setUp({ idleTimeoutSec: 60 });
+      const { uploadId } = await s.service.startUpload(
+        { filename: "h.csv", size: row.length * 2 },
+        context(),
+      );
+      await s.service.appendUpload({ uploadId, offset: 0, data: row }, context());
+      if (finished) {
+        await s.service.appendUpload({ uploadId, offset: row.length, data: row }, context());
+        await s.service.finishUpload({ uploadId }, context());
+      }
+      for (let elapsed = 15_000; elapsed <= 60_000; elapsed += 15_000) {
+        s.advance(15_000);
+        const outcome = await call(s.service, uploadId).then(() => undefined, (error) => error);
+        if (code === undefined) assert.equal(outcome, undefined);
+        else assert.ok(isAppError(code)(outcome), `${elapsed} ms: ${outcome}`);
+      }
+      assert.equal(s.service.expireIdleUploads(), 0, "60 s after the last bytes, not yet expired");
+      s.advance(1000);
+      assert.equal(s.service.expireIdleUploads(), 1);
+      assert.equal(s.service.uploadsInProgress, 0);
+      await assert.rejects(
+        call(s.service, uploadId),
+        isAppError(Status.NOT_FOUND, /expired after 60 s without activity/),
+      );
+    });
+  }
+});
+
+Deno.test("createSalesService drops a chunked upload at its maximum lifetime however active", async () => {
+  await using t = await setUp({ idleTimeoutSec: 60, maxLifetimeSec: 100 });
+  const row = encoder.encode("Toys,2024-01-01,1\n");
+  const swept = await t.service.startUpload({ filename: "s.csv", size: 0 }, from("192.0.2.1"));
+  const called = await t.service.startUpload({ filename: "c.csv", size: 0 }, from("192.0.2.1"));
+  let offset = 0;
+  for (let elapsed = 30_000; elapsed <= 90_000; elapsed += 30_000) {
+    t.advance(30_000);
+    for (const { uploadId } of [swept, called]) {
+      await t.service.appendUpload({ uploadId, offset, data: row }, context());
+    }
+    offset += row.length;
+  }
+  assert.equal(t.service.expireIdleUploads(), 0);
+  t.advance(10_001);
+  // Between sweeps, a call finds the upload gone as well.
+  await assert.rejects(
+    t.service.appendUpload({ uploadId: called.uploadId, offset, data: row }, context()),
+    isAppError(
+      Status.NOT_FOUND,
+      /^Upload [0-9a-f]{32}\.local passed its maximum lifetime of 100 s \(UPLOAD_MAX_LIFETIME_SEC\)/,
+    ),
+  );
+  assert.equal(t.service.expireIdleUploads(), 1);
+  assert.equal(t.service.uploadsInProgress, 0);
+  assert.equal(t.service.uploadsInProgressFor("192.0.2.1"), 0);
+  for (const { uploadId } of [swept, called]) {
+    await assert.rejects(
+      t.service.finishUpload({ uploadId }, context()),
+      isAppError(Status.NOT_FOUND, /maximum lifetime/),
+    );
+  }
+  assert.deepEqual(await t.resultFiles(), []);
+});
+
+Deno.test("createSalesService limits the uploads in progress of each client", async () => {
+  await using t = await setUp({ maxUploadsPerClient: 2, trustedProxies: ["10.0.0.0/8"] });
+  const csv = { data: encoder.encode("Toys,2024-01-01,1\n"), filename: "u.csv" };
+  const client = "192.0.2.1";
+  await t.service.startUpload({ filename: "1.csv", size: 0 }, from(`${client}:40000`));
+  // Behind a trusted proxy, the forwarded address is the client.
+  await t.service.startUpload({ filename: "2.csv", size: 0 }, from("10.0.0.1:8080", client));
+  assert.equal(t.service.uploadsInProgressFor(client), 2);
+  const overLimit = isAppError(
+    Status.RESOURCE_EXHAUSTED,
+    /^Too many uploads in progress for 192\.0\.2\.1 \(the limit is 2\): MAX_UPLOADS_PER_CLIENT reached/,
+  );
+  const refusals = [
+    () => t.service.startUpload({ filename: "3.csv", size: 0 }, from(`${client}:40001`)),
+    () => t.service.uploadCsv(csv, from(client)),
+    () => t.service.uploadCsvStream(streamOf(csv.data, 4), from(client)),
+    // A header from an untrusted peer is not believed: the client is still its own address.
+    () => t.service.startUpload({ filename: "4.csv", size: 0 }, from(client, "198.51.100.9")),
+    () => t.service.startUpload({ filename: "5.csv", size: 0 }, from(`[::ffff:${client}]:1`)),
+  ];
+  for (const refused of refusals) {
+    const error = await refused().then(() => assert.fail("not refused"), (error) => error);
+    assert.ok(overLimit(error), String(error));
+    assert.equal((error as AppError).retryAfterMs, 2000);
+  }
+  // Other clients are not affected, even through the same proxy.
+  assert.equal((await t.service.uploadCsv(csv, from("192.0.2.2"))).rows, 1);
+  assert.equal((await t.service.uploadCsv(csv, from("10.0.0.1", "198.51.100.9"))).rows, 1);
+  await t.service.startUpload({ filename: "6.csv", size: 0 }, from("2001:db8::1"));
+  assert.equal(t.service.uploadsInProgressFor("2001:db8::1"), 1);
+  assert.equal(t.service.uploadsInProgressFor(client), 2);
+  assert.equal(t.service.uploadsInProgress, 3);
+});
+
+Deno.test("createSalesService frees a client's upload slot however the upload ends", async (t) => {
+  const client = "192.0.2.1";
+  const row = encoder.encode("Toys,2024-01-01,1\n");
+  type Setup = Awaited<ReturnType<typeof setUp>>;
+  const cases: { name: string; end: (s: Setup, uploadId: string) => Promise<unknown> }[] = [
+    {
+      name: "finished",
+      end: async (s, uploadId) => {
+        await s.service.appendUpload({ uploadId, offset: 0, data: row }, context());
+        await s.service.finishUpload({ uploadId }, context());
+      },
+    },
+    { name: "cancelled", end: (s, uploadId) => s.service.cancelUpload({ uploadId }, context()) },
+    {
+      name: "expired",
+      end: (s) => Promise.resolve(s.advance(61_000)),
+    },
+    {
+      name: "past its maximum lifetime",
+      end: async (s, uploadId) => {
+        for (let i = 0; i < 3; i++) {
+          s.advance(40_000);
+          await s.service.appendUpload(
+            { uploadId, offset: i * row.length, data: row },
+            context(),
+          );
+        }
+        // 151 s after StartUpload, 31 s after the last bytes.
+        s.advance(31_000);
+      },
+    },
+    {
+      name: "refused by the aggregator",
+      end: async (s, uploadId) => {
+        const rows = encoder.encode("A,2024-01-01,1\nB,2024-01-01,1\nC,2024-01-01,1\n");
+        await s.service.appendUpload({ uploadId, offset: 0, data: rows }, context()).catch(
+          () => {},
+        );
+      },
+    },
+  ];
+  for (const { name, end } of cases) {
+    await t.step(name, async () => {
+      await using s = await setUp({
+        maxUploadsPerClient: 1,
+        idleTimeoutSec: 60,
+        maxLifetimeSec: 150,
+        inputOptions: { maxDepartments: 2 },
+      });
+      const { uploadId } = await s.service.startUpload(
+        { filename: "a.csv", size: 0 },
+        from(client),
+      );
+      await assert.rejects(
+        s.service.startUpload({ filename: "b.csv", size: 0 }, from(client)),
+        isAppError(Status.RESOURCE_EXHAUSTED, /MAX_UPLOADS_PER_CLIENT/),
+      );
+      await end(s, uploadId);
+      s.service.expireIdleUploads();
+      assert.equal(s.service.uploadsInProgressFor(client), 0);
+      await s.service.startUpload({ filename: "c.csv", size: 0 }, from(client));
+      assert.equal(s.service.uploadsInProgressFor(client), 1);
+    });
+  }
+});
+
+Deno.test("createSalesService counts a streaming call against its client while it is in flight", async () => {
+  await using t = await setUp({ maxUploadsPerClient: 1 });
+  const client = "192.0.2.1";
+  const more = Promise.withResolvers<void>();
+  async function* chunks(): AsyncIterable<UploadChunk> {
+    yield { data: encoder.encode("Toys,2024-01-01,1\n"), filename: "s.csv" };
+    await more.promise;
+    yield { data: encoder.encode("Toys,2024-01-02,2\n"), filename: "" };
+  }
+  const streaming = t.service.uploadCsvStream(chunks(), from(client));
+  for (let turn = 0; turn < 1000 && t.service.uploadsInProgressFor(client) === 0; turn++) {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+  assert.equal(t.service.uploadsInProgressFor(client), 1, "the stream holds a slot");
+  await assert.rejects(
+    t.service.startUpload({ filename: "b.csv", size: 0 }, from(client)),
+    isAppError(Status.RESOURCE_EXHAUSTED, /MAX_UPLOADS_PER_CLIENT/),
+  );
+  more.resolve();
+  assert.equal((await streaming).rows, 2);
+  assert.equal(t.service.uploadsInProgressFor(client), 0);
+
+  // A stream that breaks frees its slot too.
+  async function* broken(): AsyncIterable<UploadChunk> {
+    yield { data: encoder.encode("Toys,2024-01-01,1\n"), filename: "s.csv" };
+    throw new AppError(Status.CANCELLED, "The client went away");
+  }
+  await assert.rejects(
+    t.service.uploadCsvStream(broken(), from(client)),
+    isAppError(Status.CANCELLED),
+  );
+  assert.equal(t.service.uploadsInProgressFor(client), 0);
+  assert.equal(t.service.uploadsInProgress, 0);
+});
+
+Deno.test("createSalesService names MAX_CONCURRENT_UPLOADS when the server is full", async () => {
+  await using t = await setUp({ maxConcurrentUploads: 1, maxUploadsPerClient: 5 });
+  await t.service.startUpload({ filename: "a.csv", size: 0 }, from("192.0.2.1"));
+  const error = await t.service.startUpload({ filename: "b.csv", size: 0 }, from("192.0.2.2"))
+    .then(() => assert.fail("not refused"), (error) => error);
+  assert.ok(
+    isAppError(
+      Status.RESOURCE_EXHAUSTED,
+      /^Too many uploads in progress \(the limit is 1\): MAX_CONCURRENT_UPLOADS reached/,
+    )(error),
+    String(error),
+  );
+  assert.equal((error as AppError).retryAfterMs, 2000);
 });

@@ -27,6 +27,27 @@ export interface UploadResponse {
   badRowSamples: BadRow[];
 }
 
+/** A stored result as `GetResult` describes it. */
+export interface ResultDescription {
+  resultId: string;
+  /** A fresh download URL: signed anew, with a new expiry, when URLs are signed. */
+  downloadUrl: string;
+  /** The uploaded file's name as the client gave it; empty when unknown. */
+  filename: string;
+  /** The name downloads get: `<original name>.result.csv`, or `<result id>.csv`. */
+  downloadFilename: string;
+  rows: number;
+  badRows: number;
+  departments: number;
+  badRowSamples: BadRow[];
+  /** When the result was stored (for a result without metadata, its file's modification time). */
+  createdAt: Date;
+  /** Bytes of the result CSV. */
+  sizeBytes: number;
+  /** False for a result stored before metadata was kept: name and counts are then empty. */
+  hasMetadata: boolean;
+}
+
 /** One piece of a streamed upload; `filename` is set on the first chunk. */
 export interface UploadChunk {
   data: Uint8Array;
@@ -44,6 +65,13 @@ export interface CallContext {
    * transport cannot tell (in-process tests). Per-client limits start from it.
    */
   peer?: string;
+  /** The transport the call came by (`grpc`, `grpc-web`), for metrics and logs. @default {"unknown"} */
+  transport?: string;
+  /**
+   * The call's `x-request-id`, as the transport resolved and echoed it (`request_id.ts`).
+   * @default {the header's, resolved by the service}
+   */
+  requestId?: string;
 }
 
 /** SalesService: one implementation, adapted by `server/grpc/` and `server/web/`. */
@@ -61,4 +89,5 @@ export interface SalesService {
   ): Promise<{ committedOffset: number; rows: number; badRows: number }>;
   finishUpload(request: { uploadId: string }, ctx: CallContext): Promise<UploadResponse>;
   cancelUpload(request: { uploadId: string }, ctx: CallContext): Promise<Record<never, never>>;
+  getResult(request: { resultId: string }, ctx: CallContext): Promise<ResultDescription>;
 }

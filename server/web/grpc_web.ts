@@ -38,6 +38,7 @@ import {
 import { SalesService as SalesServiceDesc } from "../gen/sales_pb.ts";
 import { createTokenCheck } from "../service/auth.ts";
 import type { BufferBudget } from "../service/buffer_budget.ts";
+import { REQUEST_ID_HEADER, resolveRequestId } from "../service/request_id.ts";
 import type { CallContext, SalesService, UploadChunk, UploadResponse } from "../service/types.ts";
 import { gzipCompression } from "./gzip_compression.ts";
 import { Base64DecodeStream, Base64EncodeStream } from "./grpc_web_text.ts";
@@ -84,7 +85,12 @@ const CORS_ALLOWED_HEADERS = [
   "x-request-id",
 ].join(", ");
 /** Response headers a cross-origin script may read: without these it sees no gRPC status. */
-const CORS_EXPOSED_HEADERS = ["grpc-status", "grpc-message", "grpc-status-details-bin"].join(", ");
+const CORS_EXPOSED_HEADERS = [
+  "grpc-status",
+  "grpc-message",
+  "grpc-status-details-bin",
+  REQUEST_ID_HEADER,
+].join(", ");
 
 /** Methods an RPC path answers, for `Allow` headers. */
 export const RPC_METHODS = "POST, OPTIONS";
@@ -281,43 +287,42 @@ export function createSalesServiceImpl(
     uploadCSV: (request, ctx) =>
       call(
         ctx,
-        () =>
-          service.uploadCsv({ data: request.data, filename: request.filename }, toCallContext(ctx)),
+        (callCtx) => service.uploadCsv({ data: request.data, filename: request.filename }, callCtx),
         toUploadResponseInit,
       ),
     uploadCSVStream: (requests, ctx) =>
       call(
         ctx,
-        () => service.uploadCsvStream(toUploadChunks(requests), toCallContext(ctx)),
+        (callCtx) => service.uploadCsvStream(toUploadChunks(requests), callCtx),
         toUploadResponseInit,
       ),
     downloadResult: (request, ctx) =>
       call(
         ctx,
-        () => service.downloadResult({ resultId: request.resultId }, toCallContext(ctx)),
+        (callCtx) => service.downloadResult({ resultId: request.resultId }, callCtx),
         (r) => r,
       ),
     startUpload: (request, ctx) =>
       call(
         ctx,
-        () =>
+        (callCtx) =>
           service.startUpload(
             { filename: request.filename, size: toSafeNumber(request.size, "size") },
-            toCallContext(ctx),
+            callCtx,
           ),
         (response) => response,
       ),
     appendUpload: (request, ctx) =>
       call(
         ctx,
-        () =>
+        (callCtx) =>
           service.appendUpload(
             {
               uploadId: request.uploadId,
               offset: toSafeNumber(request.offset, "offset"),
               data: request.data,
             },
-            toCallContext(ctx),
+            callCtx,
           ),
         (response) => ({
           committedOffset: BigInt(response.committedOffset),
@@ -328,28 +333,50 @@ export function createSalesServiceImpl(
     finishUpload: (request, ctx) =>
       call(
         ctx,
-        () => service.finishUpload({ uploadId: request.uploadId }, toCallContext(ctx)),
+        (callCtx) => service.finishUpload({ uploadId: request.uploadId }, callCtx),
         toUploadResponseInit,
       ),
     cancelUpload: (request, ctx) =>
       call(
         ctx,
-        () => service.cancelUpload({ uploadId: request.uploadId }, toCallContext(ctx)),
+        (callCtx) => service.cancelUpload({ uploadId: request.uploadId }, callCtx),
         () => ({}),
+      ),
+    getResult: (request, ctx) =>
+      call(
+        ctx,
+        (callCtx) => service.getResult({ resultId: request.resultId }, callCtx),
+        (result) => ({
+          ...result,
+          rows: BigInt(result.rows),
+          badRows: BigInt(result.badRows),
+          departments: BigInt(result.departments),
+          badRowSamples: result.badRowSamples.map((sample) => ({
+            ...sample,
+            line: BigInt(sample.line),
+          })),
+          createdAt: result.createdAt.toISOString(),
+          sizeBytes: BigInt(result.sizeBytes),
+        }),
       ),
   };
 }
 
-/** Runs a service call and maps its failure to a ConnectError, the one place this transport does. */
+/**
+ * Runs a service call and maps its failure to a ConnectError, the one place this transport does.
+ * The call's request id goes in the response headers first, so every outcome carries it.
+ */
 async function call<T, R>(
   ctx: HandlerContext,
-  run: () => Promise<T>,
+  run: (callCtx: CallContext) => Promise<T>,
   convert: (value: T) => R,
 ): Promise<R> {
+  const callCtx = toCallContext(ctx);
+  ctx.responseHeader.set(REQUEST_ID_HEADER, callCtx.requestId!);
   try {
     // A deadline that passed while the request was read: answer it without doing the work.
     throwIfDeadlineExceeded(ctx);
-    return convert(await run());
+    return convert(await run(callCtx));
   } catch (error) {
     // The service sees only an aborted signal and says CANCELLED; the reason tells a deadline.
     throwIfDeadlineExceeded(ctx);
@@ -370,6 +397,8 @@ function toCallContext(ctx: HandlerContext): CallContext {
     signal: ctx.signal,
     header: (name) => ctx.requestHeader.get(name) ?? undefined,
     peer: ctx.values.get(PEER),
+    transport: "grpc-web",
+    requestId: resolveRequestId(ctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined),
   };
 }
 

@@ -1,13 +1,25 @@
 /**
  * The result file server: `GET`/`HEAD /results/<result id>.csv`, with `ETag` and conditional
- * requests. Only files named by a well-formed id are served; there is no listing and nothing else
- * in the folder is reachable.
+ * requests, and `GET /metrics` when given metrics (`metrics_handler.ts`). Only files named by a
+ * well-formed id are served; there is no listing and nothing else in the folder is reachable.
  *
  * A request is judged in this order: a malformed or missing `Host` 400 and a host outside
  * `allowedHosts` 421 (see {@linkcode createHostCheck}), unknown path 404, method 405 (with `Allow`),
  * malformed file name 400, then,
  * when download URLs are signed, a missing, invalid or expired signature 403 (with the reason as
  * text), and only then an unknown result 404.
+ *
+ * A found result is then answered as RFC 9110 orders the preconditions: `If-Match` (or, without
+ * it, `If-Unmodified-Since`) failing 412, `If-None-Match` (or `If-Modified-Since`) 304, then a
+ * `Range` of one byte range (`bytes=a-b`, `a-`, `-n`) 206 with `Content-Range`, or 416 with
+ * a `Content-Range` giving the size when it starts past the end; an `If-Range` that does not match
+ * (strong ETag, or the exact `Last-Modified`) turns the range into the whole 200, so `curl -C -`
+ * and browsers resume safely. Several ranges in one request get the whole file (200): results are
+ * small enough, and multipart bodies help no client we serve. Every result response has
+ * `Accept-Ranges: bytes` and `Cache-Control: no-store` (a result is private to whoever uploaded
+ * it), and a download is named `<original name>.result.csv` from the result's metadata
+ * (`result_file_name.ts`), or `<result id>.csv` for a result stored without. `HEAD` answers as
+ * `GET` would, without the body.
  *
  * @example
  * ```ts
@@ -28,8 +40,14 @@
 
 import { AppError, httpStatusOf, Status, toAppError } from "../errors.ts";
 import type { DownloadUrls } from "../service/download_url.ts";
+import { contentDisposition } from "../storage/result_file_name.ts";
 import type { ResultStore } from "../storage/result_store.ts";
 import { createHostCheck, plainText } from "./host_check.ts";
+import {
+  createMetricsHandler,
+  METRICS_PATH,
+  type MetricsHandlerOptions,
+} from "./metrics_handler.ts";
 
 /** Options of {@linkcode createResultsHandler}. */
 export interface ResultsHandlerOptions {
@@ -45,6 +63,13 @@ export interface ResultsHandlerOptions {
   allowedHosts?: readonly string[];
   /** Called with unexpected errors before a generic 500 is sent. @default {console.error} */
   logError?: (message: string, error: unknown) => void;
+  /**
+   * Serves `GET /metrics` (after the `Host` check) with these, behind their token when it has one.
+   * @default {undefined} (no `/metrics`: 404)
+   */
+  metrics?: Omit<MetricsHandlerOptions, "logError">;
+  /** Called when a result cannot be read for a reason other than not existing. @default {nothing} */
+  onStorageError?: () => void;
 }
 
 const PREFIX = "/results/";
@@ -57,12 +82,14 @@ export function createResultsHandler(
   const { store } = options;
   const logError = options.logError ?? ((message, error) => console.error(message, error));
   const checkHost = createHostCheck({ allowedHosts: options.allowedHosts });
+  const metrics = options.metrics && createMetricsHandler({ ...options.metrics, logError });
 
   return async (request, info) => {
     // Routing and the signature read the request target only, never a URL built from Host.
     const target = checkHost(request, info);
     if (target instanceof Response) return target;
     const { path: pathname, searchParams } = target;
+    if (pathname === METRICS_PATH && metrics !== undefined) return metrics(request);
     if (!pathname.startsWith(PREFIX) || pathname === PREFIX) {
       return plainText(404, "Not found");
     }
@@ -85,32 +112,172 @@ export function createResultsHandler(
     } catch (error) {
       const appError = toAppError(error);
       if (appError.code === Status.NOT_FOUND) return plainText(404, "Result not found");
+      options.onStorageError?.();
       logError(`Cannot serve result ${resultId}:`, appError.cause ?? appError);
       return plainText(httpStatusOf(appError.code), safeMessage(appError));
     }
 
     // Results never change once written, so id and size identify the bytes; this survives restarts.
     const etag = `"${resultId}-${opened.size.toString(16)}"`;
+    const { file, size, modified } = opened;
     const headers = new Headers({
-      "Cache-Control": "private, no-cache",
+      "Accept-Ranges": "bytes",
+      // A result is private to whoever uploaded it: no cache, shared or not, may keep a copy.
+      "Cache-Control": "no-store",
       "ETag": etag,
-      "Last-Modified": opened.modified.toUTCString(),
+      "Last-Modified": modified.toUTCString(),
     });
-    if (notModified(request.headers, etag, opened.modified)) {
-      opened.file.close();
+    if (!preconditionsHold(request.headers, etag, modified)) {
+      file.close();
+      return plainText(412, "Precondition failed: the result does not match If-Match", {
+        ...Object.fromEntries(headers),
+      });
+    }
+    if (notModified(request.headers, etag, modified)) {
+      file.close();
       return new Response(null, { status: 304, headers });
     }
-    headers.set("Content-Type", "text/csv; charset=utf-8");
-    headers.set("Content-Disposition", `attachment; filename="${resultId}.csv"`);
-    headers.set("Content-Length", String(opened.size));
-    headers.set("X-Content-Type-Options", "nosniff");
-    if (request.method === "HEAD") {
-      opened.file.close();
-      return new Response(null, { status: 200, headers });
+    const range = ifRangeHolds(request.headers, etag, modified)
+      ? parseRange(request.headers.get("Range"), size)
+      : undefined;
+    if (range === "unsatisfiable") {
+      file.close();
+      return plainText(416, `Range not satisfiable: the result has ${size} bytes`, {
+        ...Object.fromEntries(headers),
+        "Content-Range": `bytes */${size}`,
+      });
     }
-    return new Response(opened.file.readable, { status: 200, headers });
+    let meta;
+    try {
+      meta = await store.readMeta(resultId);
+    } catch (error) {
+      file.close();
+      throw error;
+    }
+    headers.set("Content-Type", "text/csv; charset=utf-8");
+    headers.set("Content-Disposition", contentDisposition(meta?.filename ?? "", resultId));
+    headers.set("X-Content-Type-Options", "nosniff");
+    const status = range === undefined ? 200 : 206;
+    if (range === undefined) {
+      headers.set("Content-Length", String(size));
+    } else {
+      headers.set("Content-Length", String(range.end - range.start + 1));
+      headers.set("Content-Range", `bytes ${range.start}-${range.end}/${size}`);
+    }
+    if (request.method === "HEAD") {
+      file.close();
+      return new Response(null, { status, headers });
+    }
+    const body = range === undefined
+      ? file.readable
+      : fileSlice(file, range.start, range.end - range.start + 1);
+    return new Response(body, { status, headers });
   };
 }
+
+/**
+ * RFC 9110 sections 13.1.1 and 13.1.4: `If-Match` (strong comparison: a weak tag never matches)
+ * or, without it, `If-Unmodified-Since`. False means 412.
+ */
+function preconditionsHold(headers: Headers, etag: string, modified: Date): boolean {
+  const ifMatch = headers.get("If-Match");
+  if (ifMatch !== null) {
+    if (ifMatch.trim() === "*") return true;
+    return ifMatch.split(",").some((tag) => tag.trim() === etag);
+  }
+  const ifUnmodifiedSince = headers.get("If-Unmodified-Since");
+  if (ifUnmodifiedSince !== null) {
+    const since = Date.parse(ifUnmodifiedSince);
+    // An invalid date is ignored, as the RFC asks.
+    return Number.isNaN(since) || Math.floor(modified.getTime() / 1000) * 1000 <= since;
+  }
+  return true;
+}
+
+/**
+ * RFC 9110 section 13.1.5: a `Range` counts only when `If-Range`, if any, names this very
+ * representation: the same strong ETag, or exactly its `Last-Modified` date.
+ */
+function ifRangeHolds(headers: Headers, etag: string, modified: Date): boolean {
+  const ifRange = headers.get("If-Range");
+  if (ifRange === null) return true;
+  const value = ifRange.trim();
+  if (value.startsWith('"') || value.startsWith("W/")) return value === etag;
+  const date = Date.parse(value);
+  return !Number.isNaN(date) && date === Math.floor(modified.getTime() / 1000) * 1000;
+}
+
+/** One byte range, both ends included. */
+interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/**
+ * The single byte range `header` asks for within `size` bytes (RFC 9110 section 14.1.2), or
+ * `"unsatisfiable"` (416), or undefined to send the whole file: no header, another unit, a
+ * malformed header (the RFC lets a server ignore it), several ranges, or an empty file.
+ */
+export function parseRange(
+  header: string | null,
+  size: number,
+): ByteRange | "unsatisfiable" | undefined {
+  if (header === null || size === 0) return undefined;
+  const match = /^\s*bytes\s*=\s*(.*)$/i.exec(header);
+  if (match === null) return undefined;
+  const specs = match[1].split(",").map((spec) => spec.trim()).filter((spec) => spec !== "");
+  if (specs.length !== 1) return undefined;
+  // 15 digits keep every value exact as a number, and far past any result's size.
+  const spec = /^(\d{0,15})\s*-\s*(\d{0,15})$/.exec(specs[0]);
+  if (spec === null || (spec[1] === "" && spec[2] === "")) return undefined;
+  if (spec[1] === "") {
+    const suffix = Number(spec[2]);
+    if (suffix === 0) return "unsatisfiable";
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(spec[1]);
+  const last = spec[2] === "" ? Infinity : Number(spec[2]);
+  if (last < start) return undefined;
+  if (start >= size) return "unsatisfiable";
+  return { start, end: Math.min(last, size - 1) };
+}
+
+/** `length` bytes of `file` from `start`, closing the file at the end or on cancel. */
+function fileSlice(file: Deno.FsFile, start: number, length: number): ReadableStream<Uint8Array> {
+  let left = length;
+  let positioned = false;
+  let closed = false;
+  const close = () => {
+    if (!closed) file.close();
+    closed = true;
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        if (!positioned) {
+          await file.seek(start, Deno.SeekMode.Start);
+          positioned = true;
+        }
+        const chunk = new Uint8Array(Math.min(left, SLICE_CHUNK_BYTES));
+        const read = await file.read(chunk);
+        if (read === null) throw new Error("The result file ended before the range did");
+        left -= read;
+        controller.enqueue(chunk.subarray(0, read));
+        if (left === 0) {
+          close();
+          controller.close();
+        }
+      } catch (error) {
+        close();
+        controller.error(error);
+      }
+    },
+    cancel: close,
+  });
+}
+
+/** Bytes read from the file per piece of a range's body. */
+const SLICE_CHUNK_BYTES = 64 * 1024;
 
 /** RFC 9110 section 13.1: If-None-Match (weak comparison) wins over If-Modified-Since. */
 function notModified(headers: Headers, etag: string, modified: Date): boolean {

@@ -267,3 +267,274 @@ Deno.test("createResultsHandler checks the signature before saying whether a res
   assert.equal(malformed.status, 400);
   await malformed.body?.cancel();
 });
+
+const CSV_BYTES = new TextEncoder().encode(CSV);
+const META = { rows: 3, badRows: 0, departments: 2, badRowSamples: [] };
+
+/** A handler over a store holding one result uploaded as `filename`. */
+async function withNamedResult(
+  filename: string | undefined,
+  fn: (get: (init?: RequestInit) => Promise<Response>, resultId: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "results_handler_test_" });
+  try {
+    const store = await ResultStore.open(dir);
+    const resultId = await store.save(
+      CSV,
+      filename === undefined ? undefined : { filename, ...META },
+    );
+    const handler = createResultsHandler({ store, logError: () => {} });
+    await fn(
+      (init) => handler(new Request(`http://localhost:8080/results/${resultId}.csv`, init)),
+      resultId,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("createResultsHandler names downloads after the uploaded file, safely", async (t) => {
+  const cases: { name: string; filename: string | undefined; expected: (id: string) => string }[] =
+    [
+      {
+        name: "plain",
+        filename: "sales.csv",
+        expected: () => 'attachment; filename="sales.result.csv"',
+      },
+      { name: "gzip", filename: "x.csv.gz", expected: () => 'attachment; filename="x.result.csv"' },
+      {
+        name: "other extension",
+        filename: "Q1.TXT",
+        expected: () => 'attachment; filename="Q1.TXT.result.csv"',
+      },
+      {
+        name: "non-ASCII",
+        filename: "ventes d'été €.csv",
+        expected: () =>
+          `attachment; filename="ventes d'_t_ _.result.csv"; ` +
+          `filename*=UTF-8''ventes%20d%27%C3%A9t%C3%A9%20%E2%82%AC.result.csv`,
+      },
+      {
+        name: "quotes, control characters and folders",
+        filename: 'C:\\Users\\x\\..\\"evil"\r\nSet-Cookie: a=b\x00.csv',
+        expected: () => 'attachment; filename="_evil_Set-Cookie_ a=b.result.csv"',
+      },
+      {
+        name: "path traversal",
+        filename: "../../etc/passwd",
+        expected: () => 'attachment; filename="passwd.result.csv"',
+      },
+      { name: "dots only", filename: "..", expected: (id) => `attachment; filename="${id}.csv"` },
+      { name: "empty", filename: "", expected: (id) => `attachment; filename="${id}.csv"` },
+      {
+        name: "no metadata (older results)",
+        filename: undefined,
+        expected: (id) => `attachment; filename="${id}.csv"`,
+      },
+    ];
+  for (const c of cases) {
+    await t.step(c.name, () =>
+      withNamedResult(c.filename, async (get, resultId) => {
+        for (const method of ["GET", "HEAD"]) {
+          const response = await get({ method });
+          assert.equal(response.status, 200);
+          assert.equal(response.headers.get("Content-Disposition"), c.expected(resultId));
+          if (method === "GET") assert.equal(await response.text(), CSV);
+        }
+      }));
+  }
+});
+
+Deno.test("createResultsHandler sends no-store and Accept-Ranges on every result response", async () => {
+  await withNamedResult("sales.csv", async (get) => {
+    const etag = (await get({ method: "HEAD" })).headers.get("ETag")!;
+    const requests: [RequestInit, number][] = [
+      [{}, 200],
+      [{ method: "HEAD" }, 200],
+      [{ headers: { Range: "bytes=0-3" } }, 206],
+      [{ headers: { Range: "bytes=9999-" } }, 416],
+      [{ headers: { "If-None-Match": etag } }, 304],
+      [{ headers: { "If-Match": '"other"' } }, 412],
+    ];
+    for (const [init, status] of requests) {
+      const response = await get(init);
+      await response.body?.cancel();
+      assert.equal(response.status, status, JSON.stringify(init));
+      assert.equal(response.headers.get("Cache-Control"), "no-store", JSON.stringify(init));
+      assert.equal(response.headers.get("Accept-Ranges"), "bytes", JSON.stringify(init));
+    }
+  });
+});
+
+Deno.test("createResultsHandler answers single byte ranges with 206 and Content-Range", async (t) => {
+  const size = CSV_BYTES.length;
+  const cases: [string, number, number][] = [
+    ["bytes=0-9", 0, 9],
+    ["bytes=10-", 10, size - 1],
+    ["bytes=-5", size - 5, size - 1],
+    ["bytes=-100000", 0, size - 1],
+    ["bytes=5-100000", 5, size - 1],
+    [`bytes=${size - 1}-${size - 1}`, size - 1, size - 1],
+    ["BYTES = 3 - 4", 3, 4],
+  ];
+  await withNamedResult("sales.csv", async (get) => {
+    for (const [range, start, end] of cases) {
+      await t.step(range, async () => {
+        for (const method of ["GET", "HEAD"]) {
+          const response = await get({ method, headers: { Range: range } });
+          assert.equal(response.status, 206);
+          assert.equal(response.headers.get("Content-Range"), `bytes ${start}-${end}/${size}`);
+          assert.equal(response.headers.get("Content-Length"), String(end - start + 1));
+          assert.equal(
+            response.headers.get("Content-Disposition"),
+            'attachment; filename="sales.result.csv"',
+          );
+          if (method === "GET") {
+            assert.deepEqual(
+              new Uint8Array(await response.arrayBuffer()),
+              CSV_BYTES.subarray(start, end + 1),
+            );
+          } else {
+            assert.equal(response.body, null);
+          }
+        }
+      });
+    }
+  });
+});
+
+Deno.test("createResultsHandler answers 416 for ranges past the end, and 200 for what it ignores", async (t) => {
+  const size = CSV_BYTES.length;
+  await withNamedResult("sales.csv", async (get) => {
+    for (const range of [`bytes=${size}-`, `bytes=${size + 10}-${size + 20}`, "bytes=-0"]) {
+      await t.step(range, async () => {
+        for (const method of ["GET", "HEAD"]) {
+          const response = await get({ method, headers: { Range: range } });
+          await response.body?.cancel();
+          assert.equal(response.status, 416);
+          assert.equal(response.headers.get("Content-Range"), `bytes */${size}`);
+        }
+      });
+    }
+    // Several ranges, other units and malformed headers get the whole file.
+    for (const range of ["bytes=0-1,4-5", "items=0-1", "bytes=5-2", "bytes=x-", "bytes=-", "0-1"]) {
+      await t.step(range, async () => {
+        const response = await get({ headers: { Range: range } });
+        assert.equal(response.status, 200);
+        assert.equal(response.headers.get("Content-Range"), null);
+        assert.equal(await response.text(), CSV);
+      });
+    }
+  });
+});
+
+Deno.test("createResultsHandler honours a range only when If-Range matches", async () => {
+  await withNamedResult("sales.csv", async (get) => {
+    const head = await get({ method: "HEAD" });
+    const etag = head.headers.get("ETag")!;
+    const lastModified = head.headers.get("Last-Modified")!;
+    const ranged = async (ifRange: string) => {
+      const response = await get({ headers: { Range: "bytes=4-", "If-Range": ifRange } });
+      return [response.status, await response.text()];
+    };
+    assert.deepEqual(await ranged(etag), [206, CSV.slice(4)]);
+    assert.deepEqual(await ranged(lastModified), [206, CSV.slice(4)]);
+    // Another version, a weak tag (never good enough for ranges) or another date: the whole file.
+    assert.deepEqual(await ranged('"0123-4"'), [200, CSV]);
+    assert.deepEqual(await ranged(`W/${etag}`), [200, CSV]);
+    assert.deepEqual(await ranged(new Date(0).toUTCString()), [200, CSV]);
+  });
+});
+
+Deno.test("createResultsHandler answers If-Match and If-Unmodified-Since with 412 when they fail", async () => {
+  await withNamedResult("sales.csv", async (get) => {
+    const head = await get({ method: "HEAD" });
+    const etag = head.headers.get("ETag")!;
+    const status = async (headers: Record<string, string>, method = "GET") => {
+      const response = await get({ method, headers });
+      await response.body?.cancel();
+      return response.status;
+    };
+    assert.equal(await status({ "If-Match": etag }), 200);
+    assert.equal(await status({ "If-Match": `"a", ${etag}` }), 200);
+    assert.equal(await status({ "If-Match": "*" }), 200);
+    assert.equal(await status({ "If-Match": etag, Range: "bytes=0-0" }), 206);
+    assert.equal(await status({ "If-Match": '"0123-4"' }), 412);
+    assert.equal(await status({ "If-Match": '"0123-4"' }, "HEAD"), 412);
+    // If-Match compares strongly: a weak tag never matches.
+    assert.equal(await status({ "If-Match": `W/${etag}` }), 412);
+    // A failed If-Match wins over a range and over If-None-Match.
+    assert.equal(
+      await status({ "If-Match": '"x"', Range: "bytes=0-0", "If-None-Match": etag }),
+      412,
+    );
+    assert.equal(await status({ "If-Unmodified-Since": new Date(0).toUTCString() }), 412);
+    assert.equal(
+      await status({ "If-Unmodified-Since": new Date(Date.now() + 60_000).toUTCString() }),
+      200,
+    );
+  });
+});
+
+/** Whether a curl binary is at hand for the interoperability test. */
+const CURL = (() => {
+  try {
+    return new Deno.Command("curl", { args: ["--version"], stdout: "null" }).outputSync().success;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "createResultsHandler lets curl -C - resume a download over a real socket",
+  ignore: !CURL,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "results_handler_curl_test_" });
+    const store = await ResultStore.open(dir);
+    const lines = ["Department Name,Total Number of Sales"];
+    for (let i = 0; i < 20_000; i++) lines.push(`Dept ${i},${i * 7}`);
+    const csv = new TextEncoder().encode(lines.join("\n") + "\n");
+    const resultId = await store.save(new TextDecoder().decode(csv), {
+      filename: "big.csv",
+      ...META,
+    });
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      createResultsHandler({ store }),
+    );
+    const url = `http://127.0.0.1:${server.addr.port}/results/${resultId}.csv`;
+    const curl = async (...args: string[]) => {
+      const output = await new Deno.Command("curl", {
+        args: ["--silent", "--show-error", ...args, url],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+      return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
+    };
+    try {
+      const out = `${dir}/download.csv`;
+      // What an interrupted download leaves: the first part of the file.
+      await Deno.writeFile(out, csv.subarray(0, 100_000));
+      const resumed = await curl("-C", "-", "-o", out, "--write-out", "%{http_code}");
+      assert.equal(resumed.code, 0, resumed.stderr);
+      assert.equal(resumed.stdout, "206", "only the rest was sent");
+      assert.deepEqual(await Deno.readFile(out), csv);
+      // Resuming a download that is complete is a no-op, not an error.
+      const again = await curl("-C", "-", "-o", out);
+      assert.equal(again.code, 0, again.stderr);
+      assert.deepEqual(await Deno.readFile(out), csv);
+      // curl -J names the file from Content-Disposition.
+      const named = await new Deno.Command("curl", {
+        args: ["--silent", "--show-error", "-O", "-J", url],
+        cwd: dir,
+        stderr: "piped",
+      }).output();
+      assert.equal(named.code, 0, new TextDecoder().decode(named.stderr));
+      assert.deepEqual(await Deno.readFile(`${dir}/big.result.csv`), csv);
+    } finally {
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -84,6 +84,21 @@ export function createFakeSalesService(
       }
       return Promise.resolve({ data: new TextEncoder().encode(FAKE_RESULT_CSV) });
     },
+    getResult(request, ctx) {
+      record("getResult", ctx);
+      if (request.resultId !== FAKE_RESULT_ID) {
+        throw new AppError(Status.NOT_FOUND, `Result ${request.resultId} not found`);
+      }
+      const { elapsedSec: _, ...counts } = response(3);
+      return Promise.resolve({
+        ...counts,
+        filename: "sales.csv",
+        downloadFilename: "sales.result.csv",
+        createdAt: new Date(0),
+        sizeBytes: new TextEncoder().encode(FAKE_RESULT_CSV).length,
+        hasMetadata: true,
+      });
+    },
     startUpload(_request, ctx) {
       record("startUpload", ctx);
       const uploadId = `upload-${nextUpload++}`;
