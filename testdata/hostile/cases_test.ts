@@ -204,14 +204,17 @@ async function bystanderUpload(s: TestServer): Promise<void> {
   );
 }
 
-/** No upload state, no temp file, and no result the test did not see stored. */
+/** No upload state, no temp file, and no result the test did not see stored (CSV and metadata). */
 async function assertNothingLeft(s: TestServer): Promise<void> {
   await eventually(() => s.server.service.uploadsInProgress === 0, "no upload in progress");
   const files: string[] = [];
   for await (const entry of Deno.readDir(`${s.storageDir}/results`)) {
     files.push(entry.name);
   }
-  assert.deepEqual(files.sort(), [...s.stored].map((id) => `${id}.csv`).sort());
+  assert.deepEqual(
+    files.sort(),
+    [...s.stored].flatMap((id) => [`${id}.csv`, `${id}.json`]).sort(),
+  );
 }
 
 const uploadCases = HOSTILE_CASES.filter((c): c is UploadCase => c.kind === "upload");
@@ -365,7 +368,7 @@ Deno.test({
       chunk: new Blob([tooBig]),
     }).then(() => assert.fail("accepted over gRPC-Web"), (error) => error);
     assert.equal(statusName(webError.code), "RESOURCE_EXHAUSTED");
-    assert.match(webError.rawMessage, /larger than configured readMaxBytes 65536/);
+    assert.match(webError.rawMessage, /larger than MAX_MESSAGE_BYTES \(65536 bytes\)/);
     // Nothing of the refused messages was counted: the upload resumes at offset 0.
     const row = encoder.encode("Toys,2024-01-01,3\n");
     assert.equal((await s.client.appendUpload(uploadId, 0, row)).committedOffset, row.length);
