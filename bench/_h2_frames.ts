@@ -14,6 +14,8 @@
  * @module
  */
 
+import { concatBytes } from "../server/testdata/bytes.ts";
+
 /** The client connection preface (RFC 9113 section 3.4). */
 export const PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
@@ -183,15 +185,4 @@ export class RawH2Connection {
     this.close();
     return { seconds: (performance.now() - this.#opened) / 1000, goaway: this.goaway };
   }
-}
-
-/** The bytes of `parts`, one after the other, in a new array. */
-export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }

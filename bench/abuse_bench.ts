@@ -53,8 +53,8 @@ import {
   unaryCall,
   type WireProtocol,
 } from "./_grpc_h2.ts";
+import { concatBytes } from "../server/testdata/bytes.ts";
 import {
-  concatBytes,
   Flag,
   frame,
   FrameType,

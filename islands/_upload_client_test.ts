@@ -51,6 +51,22 @@ function setup(
   return { client, log };
 }
 
+/**
+ * The faults of the retry tests, by the number of the append: the 2nd request never arrives, the
+ * 4th arrives and is committed but its reply is lost; the others are sent.
+ */
+async function loseSecondRequestAndFourthReply(
+  append: number,
+  send: () => Promise<Response>,
+): Promise<Response> {
+  if (append === 2) throw new TypeError("Failed to fetch"); // request never arrived
+  if (append === 4) {
+    await send(); // the server committed, but the reply is lost
+    return new Response("bad gateway", { status: 502 });
+  }
+  return send();
+}
+
 async function committedBytes(chunks: Uint8Array<ArrayBuffer>[] | undefined): Promise<Uint8Array> {
   return new Uint8Array(await new Blob(chunks ?? []).arrayBuffer());
 }
@@ -87,15 +103,9 @@ Deno.test("uploadFile handles chunks whose length needs a multi-byte varint", as
 
 Deno.test("uploadFile retries a lost request and a lost reply at the same offset", async () => {
   let appends = 0;
-  const { client, log } = setup(async (path, send) => {
+  const { client, log } = setup((path, send) => {
     if (!path.endsWith("/AppendUpload")) return send();
-    appends++;
-    if (appends === 2) throw new TypeError("Failed to fetch"); // request never arrived
-    if (appends === 4) {
-      await send(); // the server committed, but the reply is lost
-      return new Response("bad gateway", { status: 502 });
-    }
-    return send();
+    return loseSecondRequestAndFourthReply(++appends, send);
   });
   const file = csvBlob(40);
   const progress: UploadProgress[] = [];
@@ -297,13 +307,7 @@ Deno.test("uploadFile repeats a lost compressed chunk byte for byte at the same 
     if (message.uploadId !== "upload-2") return send(); // the link's measure
     const key = `${message.offset}`;
     bodies.set(key, [...bodies.get(key) ?? [], message.data]);
-    appends++;
-    if (appends === 2) throw new TypeError("Failed to fetch"); // request never arrived
-    if (appends === 4) {
-      await send(); // the server committed, but the reply is lost
-      return new Response("bad gateway", { status: 502 });
-    }
-    return send();
+    return loseSecondRequestAndFourthReply(++appends, send);
   }, 1_500);
   const file = csvBlob(1_000);
   // Slow deflating: members are still being made when the retries happen.

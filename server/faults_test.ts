@@ -17,6 +17,7 @@ import { AppError, Status } from "./errors.ts";
 import { SalesClient } from "./grpc/sales_client.ts";
 import { type RunningServer, startServer } from "./main.ts";
 import { loopbackEnv } from "./testdata/loopback_env.ts";
+import { chunksOf } from "./testdata/bytes.ts";
 import { mulberry32 } from "./testdata/mulberry32.ts";
 
 const encoder = new TextEncoder();
@@ -72,12 +73,6 @@ async function aggregateCommandResult(bytes: Uint8Array): Promise<string> {
 async function gzip(bytes: Uint8Array<ArrayBuffer>): Promise<Uint8Array> {
   const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream("gzip"));
   return new Uint8Array(await new Response(stream).arrayBuffer());
-}
-
-function chunksOf(bytes: Uint8Array, size: number): Uint8Array[] {
-  const chunks: Uint8Array[] = [];
-  for (let i = 0; i < bytes.length; i += size) chunks.push(bytes.subarray(i, i + size));
-  return chunks;
 }
 
 /** Checks that a rejection is an AppError with `code` (any of `code`) and a matching message. */

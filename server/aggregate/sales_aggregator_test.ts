@@ -7,6 +7,7 @@ import {
   SalesAggregator,
   type SalesAggregatorOptions,
 } from "./sales_aggregator.ts";
+import { concatBytes } from "../testdata/bytes.ts";
 import { compareCodePoints, referenceAggregate, type ReferenceResult } from "./_reference.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -22,13 +23,7 @@ function bytesOf(...parts: (string | number[] | Uint8Array)[]): Uint8Array {
   const arrays = parts.map((p) =>
     typeof p === "string" ? encoder.encode(p) : p instanceof Uint8Array ? p : Uint8Array.from(p)
   );
-  const out = new Uint8Array(arrays.reduce((n, a) => n + a.length, 0));
-  let offset = 0;
-  for (const a of arrays) {
-    out.set(a, offset);
-    offset += a.length;
-  }
-  return out;
+  return concatBytes(arrays);
 }
 
 /**

@@ -1,12 +1,15 @@
 /**
- * What `deno task aggregate` and `deno task upload` share with their users: the wording of the
- * failures both can meet, the CSV check before any work, and the human summary printed on a
- * terminal in place of the JSON line that scripts read.
+ * What `deno task aggregate`, `upload` and `download` share with their users: the wording of the
+ * failures they can meet, the CSV check before any work, the status line redrawn on a terminal
+ * while they work, and the human summary printed on a terminal in place of the JSON line that
+ * scripts read.
  *
  * @module
  */
 
 import { csvRefusal, SNIFF_BYTES } from "../aggregate/looks_like_csv.ts";
+import { AppError, Status } from "../errors.ts";
+import type { LineOutput } from "./_cli_args.ts";
 
 /** A bad row as both commands print it. */
 export interface SummaryBadRow {
@@ -84,6 +87,89 @@ export async function checkInputFile(
     }
   }
   return { size };
+}
+
+/** Where a command that calls the service writes; tests pass their own. */
+export interface ServiceCommandIo {
+  /** One line on stdout (the JSON line or the summary, or the help). */
+  stdout: (line: string) => void;
+  /** Text on stderr as it is: the status line redraws itself, so line breaks are the caller's. */
+  stderr: (text: string) => void;
+  /** Whether stderr is a terminal, so progress makes sense. */
+  stderrIsTerminal: boolean;
+  /**
+   * Whether stdout is a terminal: then a summary for people replaces the JSON line.
+   * @default {false}
+   */
+  stdoutIsTerminal?: boolean;
+}
+
+/** `io` as whole lines: each line on stderr gets its line break. */
+export function lineOutput(io: ServiceCommandIo): LineOutput {
+  return { stdout: io.stdout, stderr: (line) => io.stderr(`${line}\n`) };
+}
+
+/** The process's own stdout and stderr. */
+export const processIo: ServiceCommandIo = {
+  stdout: (line) => console.log(line),
+  stderr: (text) => Deno.stderr.writeSync(new TextEncoder().encode(text)),
+  stderrIsTerminal: Deno.stderr.isTerminal(),
+  stdoutIsTerminal: Deno.stdout.isTerminal(),
+};
+
+/** The name of a gRPC status code: `UNAVAILABLE`. */
+export function statusName(code: Status): string | undefined {
+  return Object.entries(Status).find(([, value]) => value === code)?.[0];
+}
+
+/**
+ * A failed call to the service at `address`, worded for the user: how to start a service that
+ * cannot be reached, and what to do about a missing or refused `SALES_API_TOKEN`.
+ */
+export function describeCallError(error: AppError, address: string, tokenSent: boolean): string {
+  const status = statusName(error.code);
+  if (error.code === Status.UNAVAILABLE) {
+    // grpc-js's own text ("No connection established. Last error: ...") helps nobody here.
+    return `Cannot reach the service at ${address}. Is it running? Start it with \`deno task start\`.`;
+  }
+  if (error.code === Status.UNAUTHENTICATED) {
+    return tokenSent
+      ? `The sales service at ${address} refused SALES_API_TOKEN: ${error.message}; check that it matches the server's token (${status})`
+      : `The sales service at ${address} requires an access token: set SALES_API_TOKEN in the environment to the server's token (${status})`;
+  }
+  return `${error.message} (${status})`;
+}
+
+/** One line on stderr redrawn in place: what a command is doing, while it does it. */
+export class StatusLine {
+  #drawn = false;
+
+  constructor(readonly write: (text: string) => void) {}
+
+  /** Replaces the line with `line`. */
+  draw(line: string): void {
+    this.#drawn = true;
+    this.write(`\r${line}\x1b[K`);
+  }
+
+  /** Leaves the line as it stands and moves on to the next. */
+  end(): void {
+    this.write("\n");
+  }
+
+  /** Clears the line so an error message starts on a fresh one. */
+  abandon(): void {
+    if (this.#drawn) this.write("\r\x1b[K");
+  }
+}
+
+/** `[#########---------------------]  30%`: `fraction` (0 to 1) as a bar 30 characters wide. */
+export function progressBar(fraction: number): string {
+  const width = 30;
+  const filled = Math.round(fraction * width);
+  return `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${
+    (fraction * 100).toFixed(0).padStart(3)
+  }%`;
 }
 
 /** `text` with control characters (C0, DEL, C1) shown as `\n`, `\t`, `\x00`-style escapes. */

@@ -9,11 +9,11 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { aggregateFileParallel } from "../aggregate/parallel_aggregate.ts";
 import { resultCsvChunks } from "../aggregate/result_csv.ts";
 import type { AggregateResult } from "../aggregate/sales_aggregator.ts";
 import { aggregateInputFile } from "../aggregate/sales_input.ts";
+import { parseCommandLine, startCommand } from "./_cli_args.ts";
 import { checkInputFile, formatSummary, reasonOf } from "./_cli_output.ts";
 
 const USAGE = `Usage: deno task aggregate <in.csv> [options]
@@ -49,23 +49,13 @@ export interface AggregateArgs {
  * meant for the user.
  */
 export function parseAggregateArgs(args: string[]): AggregateArgs | "help" {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        out: { type: "string", short: "o" },
-        threads: { type: "string", short: "t" },
-        json: { type: "boolean", default: false },
-        force: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (error) {
-    throw new Error(`${(error as Error).message}\n\n${USAGE}`);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandLine(args, {
+    out: { type: "string", short: "o" },
+    threads: { type: "string", short: "t" },
+    json: { type: "boolean", default: false },
+    force: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h" },
+  }, USAGE);
   if (values.help) return "help";
   if (positionals.length > 1) throw new Error(`Unexpected argument ${positionals[1]}\n${USAGE}`);
   const input = positionals[0];
@@ -110,17 +100,9 @@ const defaultIo: AggregateIo = {
 
 /** Runs the command; returns the process exit code. */
 export async function main(args: string[], io: AggregateIo = defaultIo): Promise<number> {
-  let parsed: AggregateArgs | "help";
-  try {
-    parsed = parseAggregateArgs(args);
-  } catch (error) {
-    io.stderr((error as Error).message);
-    return 2;
-  }
-  if (parsed === "help") {
-    io.stdout(USAGE);
-    return 0;
-  }
+  const start = startCommand(args, { parse: parseAggregateArgs, usage: USAGE, out: io });
+  if ("exitCode" in start) return start.exitCode;
+  const parsed = start.args;
   const checked = await checkInputFile(parsed.input, {
     force: parsed.force,
     action: "aggregate it",

@@ -1,21 +1,12 @@
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import { gzipSync } from "node:zlib";
+import { runDeno } from "../testdata/run_deno.ts";
 import { type AggregateArgs, defaultOutputPath, main, parseAggregateArgs } from "./aggregate.ts";
 
 const script = new URL("./aggregate.ts", import.meta.url).pathname;
 
-async function runCli(...args: string[]) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-write", script, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+function runCli(...args: string[]) {
+  return runDeno(["run", "--allow-read", "--allow-write", script, ...args]);
 }
 
 Deno.test("aggregate CLI writes the result beside the input and prints one JSON line", async () => {

@@ -15,13 +15,23 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
-import { AppError, Status } from "../errors.ts";
+import { AppError } from "../errors.ts";
 import { SalesClient } from "../grpc/sales_client.ts";
 import type { ResultDescription } from "../service/types.ts";
 import { fileNameFromDisposition } from "../storage/result_file_name.ts";
 import { isResultId } from "../storage/result_id.ts";
-import { formatCount, formatSeconds, reasonOf } from "./_cli_output.ts";
+import { parseCommandLine, type ServiceEnv, startCommand } from "./_cli_args.ts";
+import {
+  describeCallError,
+  formatCount,
+  formatSeconds,
+  lineOutput,
+  processIo,
+  progressBar,
+  reasonOf,
+  type ServiceCommandIo,
+  StatusLine,
+} from "./_cli_output.ts";
 
 const USAGE = `Usage: deno task download <result_id|url> [options]
 
@@ -62,22 +72,12 @@ export interface DownloadArgs {
  * the usage included, is meant for the user.
  */
 export function parseDownloadArgs(args: string[]): DownloadArgs | "help" {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        out: { type: "string", short: "o" },
-        addr: { type: "string", default: "localhost:50051" },
-        json: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (error) {
-    throw new Error(`${(error as Error).message}\n\n${USAGE}`);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandLine(args, {
+    out: { type: "string", short: "o" },
+    addr: { type: "string", default: "localhost:50051" },
+    json: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  }, USAGE);
   if (values.help) return "help";
   if (positionals.length > 1) throw new Error(`Unexpected argument ${positionals[1]}\n\n${USAGE}`);
   const given = positionals[0];
@@ -102,27 +102,10 @@ export function parseDownloadArgs(args: string[]): DownloadArgs | "help" {
 }
 
 /** Where the command writes; tests pass their own. */
-export interface DownloadIo {
-  stdout: (line: string) => void;
-  stderr: (text: string) => void;
-  /** Whether stderr is a terminal, so progress makes sense. */
-  stderrIsTerminal: boolean;
-  /** Whether stdout is a terminal: then a summary for people replaces the JSON line. */
-  stdoutIsTerminal: boolean;
-}
+export type DownloadIo = ServiceCommandIo;
 
-const defaultIo: DownloadIo = {
-  stdout: (line) => console.log(line),
-  stderr: (text) => Deno.stderr.writeSync(new TextEncoder().encode(text)),
-  stderrIsTerminal: Deno.stderr.isTerminal(),
-  stdoutIsTerminal: Deno.stdout.isTerminal(),
-};
-
-/** The environment variables the command reads. */
-export interface DownloadEnv {
-  /** Sent as `authorization: Bearer <token>` to `GetResult` when set and not empty. */
-  SALES_API_TOKEN?: string;
-}
+/** The environment variables the command reads: `SALES_API_TOKEN` is sent to `GetResult`. */
+export type DownloadEnv = ServiceEnv;
 
 /** A failure worded for the user, with the exit code to give. */
 class DownloadFailure extends Error {
@@ -140,25 +123,17 @@ interface Saved {
 /** Runs the command; returns the process exit code. */
 export async function main(
   args: string[],
-  io: DownloadIo = defaultIo,
+  io: DownloadIo = processIo,
   env: DownloadEnv = {},
 ): Promise<number> {
-  let parsed: DownloadArgs | "help";
-  try {
-    parsed = parseDownloadArgs(args);
-  } catch (error) {
-    io.stderr(`${(error as Error).message}\n`);
-    return 2;
-  }
-  if (parsed === "help") {
-    io.stdout(USAGE);
-    return 0;
-  }
-  const token = env.SALES_API_TOKEN?.trim() || undefined;
-  if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) {
-    io.stderr("error: SALES_API_TOKEN must contain only visible ASCII characters\n");
-    return 2;
-  }
+  const start = startCommand(args, {
+    parse: parseDownloadArgs,
+    usage: USAGE,
+    out: lineOutput(io),
+    env,
+  });
+  if ("exitCode" in start) return start.exitCode;
+  const { args: parsed, token } = start;
 
   const started = performance.now();
   const progress = io.stderrIsTerminal ? new ProgressBar(io.stderr) : undefined;
@@ -200,7 +175,9 @@ export async function main(
     progress?.abandon();
     const message = error instanceof DownloadFailure
       ? error.message
-      : describeError(error, parsed, token !== undefined);
+      : error instanceof AppError
+      ? describeCallError(error, parsed.address, token !== undefined)
+      : reasonOf(error);
     io.stderr(`error: ${message}\n`);
     return 1;
   }
@@ -377,63 +354,44 @@ function summary(saved: Saved, seconds: number, description?: ResultDescription)
   return lines.join("\n");
 }
 
-function describeError(error: unknown, args: DownloadArgs, tokenSent: boolean): string {
-  if (error instanceof AppError) {
-    const status = Object.entries(Status).find(([, code]) => code === error.code)?.[0];
-    if (error.code === Status.UNAVAILABLE) {
-      return `Cannot reach the service at ${args.address}. Is it running? Start it with \`deno task start\`.`;
-    }
-    if (error.code === Status.UNAUTHENTICATED) {
-      return tokenSent
-        ? `The sales service at ${args.address} refused SALES_API_TOKEN: ${error.message}; check that it matches the server's token (${status})`
-        : `The sales service at ${args.address} requires an access token: set SALES_API_TOKEN in the environment to the server's token (${status})`;
-    }
-    return `${error.message} (${status})`;
-  }
-  return reasonOf(error);
-}
-
 /** One status line on stderr: what is happening, then a bar of bytes saved. */
 class ProgressBar {
   #total: number | undefined;
   #startBytes = 0;
   #started = performance.now();
   #lastDraw = 0;
-  #drawn = false;
+  #line: StatusLine;
 
-  constructor(readonly write: (text: string) => void) {}
+  constructor(write: (text: string) => void) {
+    this.#line = new StatusLine(write);
+  }
 
   status(text: string): void {
-    this.#draw(text);
+    this.#line.draw(text);
   }
 
   start(bytes: number, total: number | undefined): void {
     this.#total = total;
     this.#startBytes = bytes;
     this.#started = performance.now();
-    this.#draw(this.#bar(bytes));
+    this.#line.draw(this.#bar(bytes));
   }
 
   update(bytes: number): void {
     const now = performance.now();
     if (now - this.#lastDraw < 100 && bytes !== this.#total) return;
     this.#lastDraw = now;
-    this.#draw(this.#bar(bytes));
+    this.#line.draw(this.#bar(bytes));
   }
 
   /** Leaves the finished bar on its own line. */
   done(bytes: number): void {
-    this.#draw(this.#bar(bytes));
-    this.write("\n");
+    this.#line.draw(this.#bar(bytes));
+    this.#line.end();
   }
 
   abandon(): void {
-    if (this.#drawn) this.write("\r\x1b[K");
-  }
-
-  #draw(line: string): void {
-    this.#drawn = true;
-    this.write(`\r${line}\x1b[K`);
+    this.#line.abandon();
   }
 
   #bar(bytes: number): string {
@@ -441,12 +399,8 @@ class ProgressBar {
     const rate = seconds > 0 ? (bytes - this.#startBytes) / seconds : 0;
     const speed = `${(rate / 1e6).toFixed(1)} MB/s`;
     if (this.#total === undefined || this.#total === 0) return `${size(bytes)}  ${speed}`;
-    const fraction = Math.min(bytes / this.#total, 1);
-    const width = 30;
-    const filled = Math.round(fraction * width);
-    return `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${
-      (fraction * 100).toFixed(0).padStart(3)
-    }%  ${size(bytes)} / ${size(this.#total)}  ${speed}`;
+    const bar = progressBar(Math.min(bytes / this.#total, 1));
+    return `${bar}  ${size(bytes)} / ${size(this.#total)}  ${speed}`;
   }
 }
 
@@ -456,5 +410,5 @@ function size(bytes: number): string {
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args, defaultIo, { SALES_API_TOKEN: Deno.env.get("SALES_API_TOKEN") }));
+  Deno.exit(await main(Deno.args, processIo, { SALES_API_TOKEN: Deno.env.get("SALES_API_TOKEN") }));
 }

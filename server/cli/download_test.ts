@@ -3,6 +3,7 @@ import { loadConfig } from "../config.ts";
 import { SalesClient } from "../grpc/sales_client.ts";
 import { startServer } from "../main.ts";
 import { loopbackEnv } from "../testdata/loopback_env.ts";
+import { runDeno } from "../testdata/run_deno.ts";
 import { type DownloadIo, main, parseDownloadArgs } from "./download.ts";
 
 const DOWNLOAD = new URL("./download.ts", import.meta.url).pathname;
@@ -109,13 +110,9 @@ Deno.test("parseDownloadArgs tells ids from URLs and refuses anything else", () 
 Deno.test({
   name: "download --help exits 0 with the usage, every option and two examples",
   async fn() {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", DOWNLOAD, "--help"],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const output = await runDeno(["run", "--allow-all", DOWNLOAD, "--help"]);
     assert.equal(output.code, 0);
-    const text = new TextDecoder().decode(output.stdout);
+    const text = output.stdout;
     for (const option of ["--out", "--addr", "--json", "--help", "SALES_API_TOKEN"]) {
       assert.ok(text.includes(option), option);
     }

@@ -6,8 +6,8 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { writeSalesCsv } from "../../bench/generate_sales_csv.ts";
+import { parseCommandLine, startCommand } from "./_cli_args.ts";
 
 const USAGE = `Usage: deno task sample [--rows N] [--out file]
 
@@ -30,41 +30,38 @@ export interface SampleArgs {
   out: string;
 }
 
-/** Parses the arguments; throws an Error meant for the user, or returns "help". */
+/**
+ * Parses the arguments; throws an Error whose message, the usage included, is meant for the user,
+ * or returns "help".
+ */
 export function parseSampleArgs(args: string[]): SampleArgs | "help" {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      rows: { type: "string", default: "10000" },
-      out: { type: "string", short: "o", default: "sample.csv" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    allowPositionals: true,
-  });
+  const { values, positionals } = parseCommandLine(args, {
+    rows: { type: "string", default: "10000" },
+    out: { type: "string", short: "o", default: "sample.csv" },
+    help: { type: "boolean", short: "h", default: false },
+  }, USAGE);
   if (values.help) return "help";
-  if (positionals.length > 0) throw new Error(`Unexpected argument ${positionals[0]}`);
+  if (positionals.length > 0) throw new Error(`Unexpected argument ${positionals[0]}\n\n${USAGE}`);
   const rows = /^\d+$/.test(values.rows) ? Number(values.rows) : NaN;
   // Past 2^31 rows the file would pass 60 GB: surely a typo.
   if (!(rows >= 1 && rows <= 2 ** 31)) {
-    throw new Error(`--rows must be a whole number from 1 to ${2 ** 31}, got ${values.rows}`);
+    throw new Error(
+      `--rows must be a whole number from 1 to ${2 ** 31}, got ${values.rows}\n\n${USAGE}`,
+    );
   }
-  if (values.out === "") throw new Error("--out needs a file name");
+  if (values.out === "") throw new Error(`--out needs a file name\n\n${USAGE}`);
   return { rows, out: values.out };
 }
 
 /** Runs the command; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
-  let parsed: SampleArgs | "help";
-  try {
-    parsed = parseSampleArgs(args);
-  } catch (error) {
-    console.error(`${(error as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (parsed === "help") {
-    console.log(USAGE);
-    return 0;
-  }
+  const start = startCommand(args, {
+    parse: parseSampleArgs,
+    usage: USAGE,
+    out: { stdout: (line) => console.log(line), stderr: (line) => console.error(line) },
+  });
+  if ("exitCode" in start) return start.exitCode;
+  const parsed = start.args;
   const expected = await writeSalesCsv(parsed.out, { rows: parsed.rows });
   const size = expected.bytes < 1e6
     ? `${(expected.bytes / 1e3).toFixed(1)} KB`

@@ -25,12 +25,23 @@
 
 import { basename } from "node:path";
 import { Readable } from "node:stream";
-import { parseArgs } from "node:util";
 import { createGzip } from "node:zlib";
 import { AppError, Status } from "../errors.ts";
 import { SalesClient } from "../grpc/sales_client.ts";
 import type { UploadResponse } from "../service/types.ts";
-import { cannotRead, checkInputFile, formatSummary } from "./_cli_output.ts";
+import { parseCommandLine, type ServiceEnv, startCommand } from "./_cli_args.ts";
+import {
+  cannotRead,
+  checkInputFile,
+  describeCallError,
+  formatSummary,
+  lineOutput,
+  processIo,
+  progressBar,
+  type ServiceCommandIo,
+  StatusLine,
+  statusName,
+} from "./_cli_output.ts";
 
 const USAGE = `Usage: deno task upload <file.csv> [options]
 
@@ -94,25 +105,15 @@ export const GZIP_LEVEL = 2;
  * the usage included, is meant for the user.
  */
 export function parseUploadArgs(args: string[]): UploadArgs | "help" {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        addr: { type: "string", default: "localhost:50051" },
-        out: { type: "string", short: "o" },
-        "no-compress": { type: "boolean", default: false },
-        chunked: { type: "boolean", default: false },
-        json: { type: "boolean", default: false },
-        force: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (error) {
-    throw new Error(`${(error as Error).message}\n\n${USAGE}`);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandLine(args, {
+    addr: { type: "string", default: "localhost:50051" },
+    out: { type: "string", short: "o" },
+    "no-compress": { type: "boolean", default: false },
+    chunked: { type: "boolean", default: false },
+    json: { type: "boolean", default: false },
+    force: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  }, USAGE);
   if (values.help) return "help";
   if (positionals.length > 1) throw new Error(`Unexpected argument ${positionals[1]}\n\n${USAGE}`);
   const input = positionals[0];
@@ -134,55 +135,25 @@ export function parseUploadArgs(args: string[]): UploadArgs | "help" {
 }
 
 /** Where the command writes; tests pass their own. */
-export interface UploadIo {
-  stdout: (line: string) => void;
-  stderr: (text: string) => void;
-  /** Whether stderr is a terminal, so progress makes sense. */
-  stderrIsTerminal: boolean;
-  /**
-   * Whether stdout is a terminal: then a summary for people replaces the JSON line.
-   * @default {false}
-   */
-  stdoutIsTerminal?: boolean;
-}
-
-const defaultIo: UploadIo = {
-  stdout: (line) => console.log(line),
-  stderr: (text) => Deno.stderr.writeSync(new TextEncoder().encode(text)),
-  stderrIsTerminal: Deno.stderr.isTerminal(),
-  stdoutIsTerminal: Deno.stdout.isTerminal(),
-};
+export type UploadIo = ServiceCommandIo;
 
 /** The environment variables the command reads. */
-export interface UploadEnv {
-  /** Sent as `authorization: Bearer <token>` when set and not empty. */
-  SALES_API_TOKEN?: string;
-}
+export type UploadEnv = ServiceEnv;
 
 /** Runs the command; returns the process exit code. */
 export async function main(
   args: string[],
-  io: UploadIo = defaultIo,
+  io: UploadIo = processIo,
   env: UploadEnv = {},
 ): Promise<number> {
-  let parsed: UploadArgs | "help";
-  try {
-    parsed = parseUploadArgs(args);
-  } catch (error) {
-    io.stderr(`${(error as Error).message}\n`);
-    return 2;
-  }
-  if (parsed === "help") {
-    io.stdout(USAGE);
-    return 0;
-  }
-
-  const token = env.SALES_API_TOKEN?.trim() || undefined;
-  if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) {
-    // It travels in a header: grpc-js would refuse it with a less helpful message.
-    io.stderr("error: SALES_API_TOKEN must contain only visible ASCII characters\n");
-    return 2;
-  }
+  const start = startCommand(args, {
+    parse: parseUploadArgs,
+    usage: USAGE,
+    out: lineOutput(io),
+    env,
+  });
+  if ("exitCode" in start) return start.exitCode;
+  const { args: parsed, token } = start;
 
   const checked = await checkInputFile(parsed.input, { force: parsed.force, action: "send it" });
   if (checked.problem !== undefined) {
@@ -373,19 +344,12 @@ function toJson(response: UploadResponse, output: string | undefined): Record<st
 
 function describe(error: unknown, args: UploadArgs, tokenSent: boolean, opened: boolean): string {
   if (error instanceof AppError) {
-    const status = Object.entries(Status).find(([, code]) => code === error.code)?.[0];
-    if (error.code === Status.UNAVAILABLE) {
-      // grpc-js's own text ("No connection established. Last error: ...") helps nobody here.
-      return opened
-        ? `Lost the connection to the service at ${args.address}: ${error.message} (${status})`
-        : `Cannot reach the service at ${args.address}. Is it running? Start it with \`deno task start\`.`;
+    if (error.code === Status.UNAVAILABLE && opened) {
+      return `Lost the connection to the service at ${args.address}: ${error.message} (${
+        statusName(error.code)
+      })`;
     }
-    if (error.code === Status.UNAUTHENTICATED) {
-      return tokenSent
-        ? `The sales service at ${args.address} refused SALES_API_TOKEN: ${error.message}; check that it matches the server's token (${status})`
-        : `The sales service at ${args.address} requires an access token: set SALES_API_TOKEN in the environment to the server's token (${status})`;
-    }
-    return `${error.message} (${status})`;
+    return describeCallError(error, args.address, tokenSent);
   }
   if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.PermissionDenied) {
     return cannotRead(args.input, error);
@@ -401,17 +365,19 @@ function describe(error: unknown, args: UploadArgs, tokenSent: boolean, opened: 
 class ProgressBar {
   #started = performance.now();
   #lastDraw = 0;
-  #drawn = false;
+  #line: StatusLine;
 
   constructor(
     readonly total: number,
-    readonly write: (text: string) => void,
+    write: (text: string) => void,
     readonly address: string,
-  ) {}
+  ) {
+    this.#line = new StatusLine(write);
+  }
 
   /** Shown until the call is open. */
   connecting(): void {
-    this.#draw(`Connecting to ${this.address}…`);
+    this.#line.draw(`Connecting to ${this.address}…`);
   }
 
   update(bytes: number): void {
@@ -419,40 +385,31 @@ class ProgressBar {
     if (this.#lastDraw === 0) this.#started = now;
     if (now - this.#lastDraw < 100 && bytes < this.total) return;
     this.#lastDraw = now;
-    this.#draw(this.#bar(bytes, now));
+    this.#line.draw(this.#bar(bytes, now));
   }
 
   /** Every byte is sent: the service is finishing the totals. */
   computing(bytes: number): void {
-    this.#draw(`${this.#bar(bytes, performance.now())}  Computing totals…`);
+    this.#line.draw(`${this.#bar(bytes, performance.now())}  Computing totals…`);
   }
 
   /** Leaves the finished bar on its own line. */
   done(): void {
-    this.#draw(this.#bar(this.total, performance.now()));
-    this.write("\n");
+    this.#line.draw(this.#bar(this.total, performance.now()));
+    this.#line.end();
   }
 
   /** Ends the line so an error message starts on a fresh one. */
   abandon(): void {
-    if (this.#drawn) this.write("\r\x1b[K");
-  }
-
-  #draw(line: string): void {
-    this.#drawn = true;
-    this.write(`\r${line}\x1b[K`);
+    this.#line.abandon();
   }
 
   #bar(bytes: number, now: number): string {
     const seconds = (now - this.#started) / 1000;
     const rate = seconds > 0 ? bytes / seconds : 0;
     const fraction = this.total > 0 ? Math.min(bytes / this.total, 1) : 1;
-    const width = 30;
-    const filled = Math.round(fraction * width);
     const eta = rate > 0 ? (this.total - bytes) / rate : Infinity;
-    return `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${
-      (fraction * 100).toFixed(0).padStart(3)
-    }%` +
+    return progressBar(fraction) +
       `  ${megabytes(bytes)} / ${megabytes(this.total)}  ${(rate / 1e6).toFixed(1)} MB/s` +
       `  ETA ${formatDuration(eta)}`;
   }
@@ -469,5 +426,5 @@ function formatDuration(seconds: number): string {
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args, defaultIo, { SALES_API_TOKEN: Deno.env.get("SALES_API_TOKEN") }));
+  Deno.exit(await main(Deno.args, processIo, { SALES_API_TOKEN: Deno.env.get("SALES_API_TOKEN") }));
 }

@@ -11,6 +11,7 @@ import {
   type UploadIo,
 } from "./upload.ts";
 import { loopbackEnv } from "../testdata/loopback_env.ts";
+import { runDeno } from "../testdata/run_deno.ts";
 
 const SAMPLE = new URL("../../testdata/sample.csv", import.meta.url).pathname;
 const UPLOAD = new URL("./upload.ts", import.meta.url).pathname;
@@ -260,22 +261,14 @@ Deno.test({
   name: "upload.ts exits non-zero with a usage message and zero with JSON on stdout",
   ...integration,
   async fn() {
-    const usage = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", UPLOAD],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const usage = await runDeno(["run", "-A", UPLOAD]);
     assert.equal(usage.code, 2);
-    assert.match(new TextDecoder().decode(usage.stderr), /Usage: deno task upload/);
+    assert.match(usage.stderr, /Usage: deno task upload/);
 
     await withServer(async (address) => {
-      const run = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", UPLOAD, SAMPLE, "--addr", address],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      assert.equal(run.code, 0, new TextDecoder().decode(run.stderr));
-      const lines = new TextDecoder().decode(run.stdout).trimEnd().split("\n");
+      const run = await runDeno(["run", "-A", UPLOAD, SAMPLE, "--addr", address]);
+      assert.equal(run.code, 0, run.stderr);
+      const lines = run.stdout.trimEnd().split("\n");
       assert.equal(lines.length, 1);
       assert.ok(JSON.parse(lines[0]).rows > 0);
     });
@@ -334,28 +327,23 @@ Deno.test({
     const token = "env-t0ken";
     await withServer(async (address) => {
       const run = (env: Record<string, string>) =>
-        new Deno.Command(Deno.execPath(), {
-          args: [
-            "run",
-            "--allow-net",
-            "--allow-read",
-            "--allow-env",
-            "--allow-sys",
-            UPLOAD,
-            SAMPLE,
-            "--addr",
-            address,
-          ],
-          env,
-          stdout: "piped",
-          stderr: "piped",
-        }).output();
+        runDeno([
+          "run",
+          "--allow-net",
+          "--allow-read",
+          "--allow-env",
+          "--allow-sys",
+          UPLOAD,
+          SAMPLE,
+          "--addr",
+          address,
+        ], { env });
       const refused = await run({ SALES_API_TOKEN: "" });
       assert.equal(refused.code, 1);
-      assert.match(new TextDecoder().decode(refused.stderr), /\(UNAUTHENTICATED\)/);
+      assert.match(refused.stderr, /\(UNAUTHENTICATED\)/);
       const accepted = await run({ SALES_API_TOKEN: token });
-      assert.equal(accepted.code, 0, new TextDecoder().decode(accepted.stderr));
-      assert.ok(JSON.parse(new TextDecoder().decode(accepted.stdout)).rows > 0);
+      assert.equal(accepted.code, 0, accepted.stderr);
+      assert.ok(JSON.parse(accepted.stdout).rows > 0);
     }, { SALES_API_TOKEN: token });
   },
 });
@@ -444,18 +432,14 @@ Deno.test("upload.ts and aggregate.ts --help exit 0 with every option and two ex
       [AGGREGATE, ["--out", "--threads", "--json", "--force", "--help"]],
     ] as const
   ) {
-    const help = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", script, "--help"],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const help = await runDeno(["run", "-A", script, "--help"]);
     assert.equal(help.code, 0);
-    const text = new TextDecoder().decode(help.stdout);
+    const text = help.stdout;
     assert.match(text, /^Usage: deno task (upload|aggregate) /);
     for (const option of options) assert.ok(text.includes(option), `${script}: ${option}`);
     const examples = text.split("Examples:\n")[1]?.trimEnd().split("\n") ?? [];
     assert.equal(examples.length, 2, text);
-    assert.equal(new TextDecoder().decode(help.stderr), "");
+    assert.equal(help.stderr, "");
   }
 });
 
@@ -484,13 +468,9 @@ Deno.test("upload.ts and aggregate.ts word the same failures the same way", asyn
       await t.step(name, async () => {
         const said = [];
         for (const script of [UPLOAD, AGGREGATE]) {
-          const run = await new Deno.Command(Deno.execPath(), {
-            args: ["run", "-A", script, path],
-            stdout: "piped",
-            stderr: "piped",
-          }).output();
+          const run = await runDeno(["run", "-A", script, path]);
           assert.equal(run.code, 1);
-          said.push(new TextDecoder().decode(run.stderr).trimEnd());
+          said.push(run.stderr.trimEnd());
         }
         assert.match(said[0], words);
         // The same, but for the verb in the --force hint.

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import { Status } from "../errors.ts";
-import { loopbackEnv } from "../testdata/loopback_env.ts";
+import { startServerChild } from "../testdata/server_child.ts";
 import { lengthPrefix, rawCall } from "./testdata/raw_grpc.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -43,34 +43,13 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const storageDir = await Deno.makeTempDir({ prefix: "call_guard_memory_" });
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-net",
-        "--allow-read",
-        "--allow-write",
-        "--allow-env",
-        "--allow-sys",
-        MAIN,
-      ],
-      env: { ...loopbackEnv(storageDir), SALES_API_TOKEN: "memory-test-token" },
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const stderr = new Response(child.stderr).text();
-    const stdout = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    await using child = await startServerChild(MAIN, {
+      env: { SALES_API_TOKEN: "memory-test-token" },
+      storagePrefix: "call_guard_memory_",
+    });
     const session: { current?: http2.ClientHttp2Session } = {};
     try {
-      let output = "";
-      let port = 0;
-      while (port === 0) {
-        const { value, done } = await stdout.read();
-        if (done) assert.fail(`server exited before listening:\n${output}\n${await stderr}`);
-        output += value;
-        port = Number(/\[gRPC\] Listening on [^\n]*:(\d+)\n/.exec(output)?.[1] ?? 0);
-      }
-      session.current = http2.connect(`http://127.0.0.1:${port}`);
+      session.current = http2.connect(`http://127.0.0.1:${child.grpcPort}`);
       session.current.on("error", () => {});
       // Warm up the connection and the handler code, so the baseline includes them.
       const warm = rawCall(session.current, "/sales.v1.SalesService/UploadCSV");
@@ -109,11 +88,6 @@ Deno.test({
       assert.ok(grown < 30 * MIB, `peak RSS grew by ${(grown / MIB).toFixed(1)} MiB`);
     } finally {
       session.current?.destroy();
-      child.kill("SIGTERM");
-      await child.status;
-      await stdout.cancel().catch(() => {});
-      await stderr.catch(() => "");
-      await Deno.remove(storageDir, { recursive: true });
     }
   },
 });

@@ -11,11 +11,10 @@ import { type RunningServer, startServer } from "../main.ts";
 import * as http2 from "node:http2";
 import { SalesClient } from "./sales_client.ts";
 import { startGrpcServer } from "./grpc_server.ts";
-import { DownloadUrls } from "../service/download_url.ts";
-import { createSalesService } from "../service/sales_service.ts";
-import { ResultStore } from "../storage/result_store.ts";
 import { framed, rawCall, uploadRequest } from "./testdata/raw_grpc.ts";
+import { chunksOf } from "../testdata/bytes.ts";
 import { loopbackEnv } from "../testdata/loopback_env.ts";
+import { SIGNED_URL_TTL_SEC, startSignedSalesService } from "../testdata/signed_sales_service.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -34,12 +33,6 @@ function generatedCsv(rows: number): string {
   }
   lines.push("Toys,2023-02-29,1", "Toys,2024-01-01,-5", "only,two");
   return lines.join("\n") + "\n";
-}
-
-function chunksOf(bytes: Uint8Array, size: number): Uint8Array[] {
-  const chunks: Uint8Array[] = [];
-  for (let i = 0; i < bytes.length; i += size) chunks.push(bytes.subarray(i, i + size));
-  return chunks;
 }
 
 /** What `deno task aggregate` writes for `csv`: the reference every upload path must match. */
@@ -554,21 +547,9 @@ Deno.test({
   name: "startGrpcServer GetResult describes a result and renews its signed URL, behind the token",
   ...integration,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "grpc_get_result_test_" });
-    let clock = Date.parse("2026-01-01T00:00:00Z");
-    const downloadUrls = new DownloadUrls({
-      publicResultsUrl: "http://localhost:8080",
-      secret: "a long random secret",
-      ttlSec: 60,
-      now: () => clock,
-    });
-    const store = await ResultStore.open(dir);
-    const service = createSalesService({
-      store,
-      publicResultsUrl: "http://localhost:8080",
-      downloadUrls,
-    });
-    const server = await startGrpcServer(service, { port: 0, apiToken: "t0ken" });
+    await using signed = await startSignedSalesService("grpc_get_result_test_");
+    const { store, downloadUrls, clock } = signed;
+    const server = await startGrpcServer(signed.service, { port: 0, apiToken: "t0ken" });
     const address = `127.0.0.1:${server.port}`;
     const client = new SalesClient(address, { metadata: { authorization: "Bearer t0ken" } });
     const anonymous = new SalesClient(address);
@@ -596,7 +577,7 @@ Deno.test({
       assert.ok(Math.abs(described.createdAt.getTime() - Date.now()) < 60_000);
 
       // Two minutes later the first link has expired; GetResult signs a new one.
-      clock += 120_000;
+      clock.now += 120_000;
       const params = (url: string) => new URL(url).searchParams;
       assert.match(
         downloadUrls.verify(uploaded.resultId, params(uploaded.downloadUrl))!,
@@ -605,7 +586,10 @@ Deno.test({
       const renewed = await client.getResult(uploaded.resultId);
       assert.notEqual(renewed.downloadUrl, uploaded.downloadUrl);
       assert.equal(downloadUrls.verify(uploaded.resultId, params(renewed.downloadUrl)), undefined);
-      assert.equal(Number(params(renewed.downloadUrl).get("exp")), clock / 1000 + 60);
+      assert.equal(
+        Number(params(renewed.downloadUrl).get("exp")),
+        clock.now / 1000 + SIGNED_URL_TTL_SEC,
+      );
 
       // A result stored before metadata was kept is still described, with defaults.
       const olderCsv = "Department Name,Total Number of Sales\nToys,7\n";
@@ -640,8 +624,6 @@ Deno.test({
       client.close();
       anonymous.close();
       await server.shutdown(100);
-      service.close();
-      await Deno.remove(dir, { recursive: true });
     }
   },
 });

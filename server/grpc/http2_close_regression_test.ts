@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { SalesClient } from "./sales_client.ts";
-import { loopbackEnv } from "../testdata/loopback_env.ts";
+import { startServerChild } from "../testdata/server_child.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const UNTUNED_SERVER = new URL("./testdata/untuned_server.ts", import.meta.url).pathname;
@@ -39,79 +39,45 @@ function* salesChunks(bytes: number): Generator<Uint8Array> {
 
 /** Runs `entry` as a child server, uploads 4 x 50 MB on one connection, closes it, checks the server. */
 async function assertSurvivesConnectionClose(entry: string): Promise<void> {
-  const storageDir = await Deno.makeTempDir({ prefix: "http2_regression_" });
-  const server = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-sys",
-      entry,
-    ],
-    env: {
-      ...loopbackEnv(storageDir),
-    },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let exited = false;
-  const status = server.status.finally(() => exited = true);
-  const stderr = new Response(server.stderr).text();
-  const stdout = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  await using server = await startServerChild(entry, { storagePrefix: "http2_regression_" });
   const exitReport = async () => {
-    const { code, signal } = await status;
-    return `exit code ${code}, signal ${signal}\n${await stderr}`;
+    const { code, signal } = await server.status;
+    return `exit code ${code}, signal ${signal}\n${await server.stderr}`;
   };
-  try {
-    let output = "";
-    let port = 0;
-    while (port === 0) {
-      const { value, done } = await stdout.read();
-      if (done) assert.fail(`server exited before listening:\n${output}\n${await stderr}`);
-      output += value;
-      port = Number(/\[gRPC\] Listening on [^\n]*:(\d+)\n/.exec(output)?.[1] ?? 0);
-    }
-    const address = `127.0.0.1:${port}`;
+  const address = `127.0.0.1:${server.grpcPort}`;
 
-    // One client, so one HTTP/2 connection, for all four uploads.
-    const client = new SalesClient(address);
-    const resultIds: string[] = [];
-    for (let i = 0; i < 4; i++) {
-      const response = await client.uploadStream(salesChunks(UPLOAD_BYTES), `big-${i}.csv`);
-      assert.ok(response.rows > 1_000_000);
-      resultIds.push(response.resultId);
-    }
-    client.close();
-
-    // The abort came right after the close; give it time to happen before checking.
-    await Promise.race([status, new Promise((resolve) => setTimeout(resolve, 1500))]);
-    if (exited) assert.fail(`server died after the client closed: ${await exitReport()}`);
-
-    const next = new SalesClient(address);
-    try {
-      assert.equal(await next.checkHealth(), "SERVING");
-      const data = await next.downloadResult(resultIds[3]);
-      assert.match(new TextDecoder().decode(data), /^Department Name,Total Number of Sales\n/);
-      const small = await next.uploadStream(salesChunks(100_000), "small.csv");
-      assert.ok(small.rows > 0);
-    } finally {
-      next.close();
-    }
-    if (exited) assert.fail(`server died while serving the next client: ${await exitReport()}`);
-
-    // SIGTERM stops it cleanly.
-    server.kill("SIGTERM");
-    const { code } = await status;
-    assert.equal(code, 0, await stderr);
-  } finally {
-    if (!exited) server.kill("SIGKILL");
-    await status;
-    await stdout.cancel().catch(() => {});
-    await stderr.catch(() => "");
-    await Deno.remove(storageDir, { recursive: true });
+  // One client, so one HTTP/2 connection, for all four uploads.
+  const client = new SalesClient(address);
+  const resultIds: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    const response = await client.uploadStream(salesChunks(UPLOAD_BYTES), `big-${i}.csv`);
+    assert.ok(response.rows > 1_000_000);
+    resultIds.push(response.resultId);
   }
+  client.close();
+
+  // The abort came right after the close; give it time to happen before checking.
+  await Promise.race([server.status, new Promise((resolve) => setTimeout(resolve, 1500))]);
+  if (server.exited) assert.fail(`server died after the client closed: ${await exitReport()}`);
+
+  const next = new SalesClient(address);
+  try {
+    assert.equal(await next.checkHealth(), "SERVING");
+    const data = await next.downloadResult(resultIds[3]);
+    assert.match(new TextDecoder().decode(data), /^Department Name,Total Number of Sales\n/);
+    const small = await next.uploadStream(salesChunks(100_000), "small.csv");
+    assert.ok(small.rows > 0);
+  } finally {
+    next.close();
+  }
+  if (server.exited) {
+    assert.fail(`server died while serving the next client: ${await exitReport()}`);
+  }
+
+  // SIGTERM stops it cleanly.
+  server.kill("SIGTERM");
+  const { code } = await server.status;
+  assert.equal(code, 0, await server.stderr);
 }
 
 Deno.test({

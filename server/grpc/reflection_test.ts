@@ -14,6 +14,7 @@ import {
 import { protoPath as HEALTH_PROTO_PATH, service as healthService } from "grpc-health-check";
 import { createSalesService } from "../service/sales_service.ts";
 import { ResultStore } from "../storage/result_store.ts";
+import { type DenoRun, runDeno } from "../testdata/run_deno.ts";
 import { startGrpcServer } from "./grpc_server.ts";
 import { mapEntryName, reflectedFiles } from "./reflection.ts";
 import { SALES_PROTO_PATH, salesServiceDefinition } from "./sales_proto.ts";
@@ -77,30 +78,16 @@ Deno.test("reflectedFiles serves the .proto's names, fully qualified, with proto
   assert.ok(registry.getService("grpc.health.v1.Health"));
 });
 
-interface BufResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs `buf curl` over plain-text HTTP/2 with the gRPC protocol, the schema from reflection only. */
-async function bufCurl(args: string[]): Promise<BufResult> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", BUF, "curl", "--protocol", "grpc", "--http2-prior-knowledge", ...args],
-    cwd: REPO_ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+function bufCurl(args: string[]): Promise<DenoRun> {
+  return runDeno(
+    ["run", "-A", BUF, "curl", "--protocol", "grpc", "--http2-prior-knowledge", ...args],
+    { cwd: REPO_ROOT },
+  );
 }
 
 /** The one JSON response of a call that must succeed. */
-function responseOf(result: BufResult): Record<string, unknown> {
+function responseOf(result: DenoRun): Record<string, unknown> {
   assert.equal(result.code, 0, result.stderr);
   return JSON.parse(result.stdout);
 }

@@ -5,6 +5,7 @@ import { SalesAggregator } from "../aggregate/sales_aggregator.ts";
 import type { SalesInputOptions } from "../aggregate/sales_input.ts";
 import { AppError, Status } from "../errors.ts";
 import { ResultStore } from "../storage/result_store.ts";
+import { chunksOf } from "../testdata/bytes.ts";
 import { ClientAddresses } from "./client_address.ts";
 import { createSalesService } from "./sales_service.ts";
 import type { CallContext, UploadChunk } from "./types.ts";
@@ -28,12 +29,6 @@ function expectedCsv(csv: string): string {
   const aggregator = new SalesAggregator();
   aggregator.push(encoder.encode(csv));
   return formatResultCsv(aggregator.finish().totals);
-}
-
-function chunksOf(bytes: Uint8Array, size: number): Uint8Array[] {
-  const chunks: Uint8Array[] = [];
-  for (let i = 0; i < bytes.length; i += size) chunks.push(bytes.subarray(i, i + size));
-  return chunks;
 }
 
 async function* streamOf(bytes: Uint8Array, size: number): AsyncIterable<UploadChunk> {

@@ -17,10 +17,8 @@ import {
 } from "../gen/sales_pb.ts";
 import { eventually } from "../grpc/testdata/raw_grpc.ts";
 import { BufferBudget } from "../service/buffer_budget.ts";
-import { DownloadUrls } from "../service/download_url.ts";
-import { createSalesService } from "../service/sales_service.ts";
-import { ResultStore } from "../storage/result_store.ts";
 import type { CallContext, SalesService, UploadChunk } from "../service/types.ts";
+import { startSignedSalesService } from "../testdata/signed_sales_service.ts";
 import { createGrpcWebHandler, isGrpcWebRequest } from "./grpc_web.ts";
 import { RawConnection } from "./testdata/raw_http.ts";
 import {
@@ -733,21 +731,9 @@ Deno.test("createGrpcWebHandler tells the service the peer address of a call ove
 });
 
 Deno.test("createGrpcWebHandler GetResult describes a result and renews its signed URL, behind the token", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "grpc_web_get_result_test_" });
-  let clock = Date.parse("2026-01-01T00:00:00Z");
-  const downloadUrls = new DownloadUrls({
-    publicResultsUrl: "http://localhost:8080",
-    secret: "a long random secret",
-    ttlSec: 60,
-    now: () => clock,
-  });
-  const store = await ResultStore.open(dir);
-  const service = createSalesService({
-    store,
-    publicResultsUrl: "http://localhost:8080",
-    downloadUrls,
-  });
-  const handler = createGrpcWebHandler({ service, apiToken: TOKEN });
+  await using signed = await startSignedSalesService("grpc_web_get_result_test_");
+  const { store, downloadUrls, clock } = signed;
+  const handler = createGrpcWebHandler({ service: signed.service, apiToken: TOKEN });
   const clientWith = (headers: Record<string, string>) =>
     createClient(
       SalesServiceDesc,
@@ -761,44 +747,39 @@ Deno.test("createGrpcWebHandler GetResult describes a result and renews its sign
       }),
     );
   const client = clientWith({ authorization: `Bearer ${TOKEN}` });
-  try {
-    const csv = "Department Name,Date,Number of Sales\nToys,2024-01-02,3\nToys,bad,4\n";
-    const uploaded = await client.uploadCSV({
-      data: new TextEncoder().encode(csv),
-      filename: "q1.csv.gz",
-    });
-    const described = await client.getResult({ resultId: uploaded.resultId });
-    assert.equal(described.resultId, uploaded.resultId);
-    assert.equal(described.downloadUrl, uploaded.downloadUrl);
-    assert.equal(described.filename, "q1.csv.gz");
-    assert.equal(described.downloadFilename, "q1.result.csv");
-    assert.equal(described.rows, 2n);
-    assert.equal(described.badRows, 1n);
-    assert.equal(described.departments, 1n);
-    assert.deepEqual(
-      described.badRowSamples.map(({ line, reason }) => ({ line, reason })),
-      uploaded.badRowSamples.map(({ line, reason }) => ({ line, reason })),
-    );
-    assert.equal(described.sizeBytes, BigInt((await store.read(uploaded.resultId)).length));
-    assert.equal(described.hasMetadata, true);
-    assert.ok(Math.abs(Date.parse(described.createdAt) - Date.now()) < 60_000);
+  const csv = "Department Name,Date,Number of Sales\nToys,2024-01-02,3\nToys,bad,4\n";
+  const uploaded = await client.uploadCSV({
+    data: new TextEncoder().encode(csv),
+    filename: "q1.csv.gz",
+  });
+  const described = await client.getResult({ resultId: uploaded.resultId });
+  assert.equal(described.resultId, uploaded.resultId);
+  assert.equal(described.downloadUrl, uploaded.downloadUrl);
+  assert.equal(described.filename, "q1.csv.gz");
+  assert.equal(described.downloadFilename, "q1.result.csv");
+  assert.equal(described.rows, 2n);
+  assert.equal(described.badRows, 1n);
+  assert.equal(described.departments, 1n);
+  assert.deepEqual(
+    described.badRowSamples.map(({ line, reason }) => ({ line, reason })),
+    uploaded.badRowSamples.map(({ line, reason }) => ({ line, reason })),
+  );
+  assert.equal(described.sizeBytes, BigInt((await store.read(uploaded.resultId)).length));
+  assert.equal(described.hasMetadata, true);
+  assert.ok(Math.abs(Date.parse(described.createdAt) - Date.now()) < 60_000);
 
-    clock += 120_000;
-    const params = (url: string) => new URL(url).searchParams;
-    assert.match(downloadUrls.verify(uploaded.resultId, params(uploaded.downloadUrl))!, /expired/);
-    const renewed = await client.getResult({ resultId: uploaded.resultId });
-    assert.equal(downloadUrls.verify(uploaded.resultId, params(renewed.downloadUrl)), undefined);
+  clock.now += 120_000;
+  const params = (url: string) => new URL(url).searchParams;
+  assert.match(downloadUrls.verify(uploaded.resultId, params(uploaded.downloadUrl))!, /expired/);
+  const renewed = await client.getResult({ resultId: uploaded.resultId });
+  assert.equal(downloadUrls.verify(uploaded.resultId, params(renewed.downloadUrl)), undefined);
 
-    const codeOf = (promise: Promise<unknown>) =>
-      promise.then(() => undefined, (error) => ConnectError.from(error).code);
-    assert.equal(await codeOf(client.getResult({ resultId: "f".repeat(32) })), Code.NotFound);
-    assert.equal(await codeOf(client.getResult({ resultId: "nope" })), Code.InvalidArgument);
-    assert.equal(
-      await codeOf(clientWith({}).getResult({ resultId: uploaded.resultId })),
-      Code.Unauthenticated,
-    );
-  } finally {
-    service.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  const codeOf = (promise: Promise<unknown>) =>
+    promise.then(() => undefined, (error) => ConnectError.from(error).code);
+  assert.equal(await codeOf(client.getResult({ resultId: "f".repeat(32) })), Code.NotFound);
+  assert.equal(await codeOf(client.getResult({ resultId: "nope" })), Code.InvalidArgument);
+  assert.equal(
+    await codeOf(clientWith({}).getResult({ resultId: uploaded.resultId })),
+    Code.Unauthenticated,
+  );
 });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { concatBytes, randomPieces } from "../testdata/bytes.ts";
 import { Base64Decoder, Base64Encoder } from "./grpc_web_text.ts";
 
 /** The slow, obviously correct reference: the platform's btoa over the whole input. */
@@ -14,36 +15,14 @@ function randomBytes(length: number): Uint8Array {
   return bytes;
 }
 
-/** Splits `bytes` at random places (including empty pieces). */
-function randomPieces(bytes: Uint8Array): Uint8Array[] {
-  const pieces = [];
-  let start = 0;
-  while (start < bytes.length) {
-    const size = Math.floor(Math.random() * 9);
-    pieces.push(bytes.subarray(start, start + size));
-    start += size;
-  }
-  return pieces;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
 const ascii = (text: string) => new TextEncoder().encode(text);
 
 Deno.test("Base64Encoder matches btoa for any chunking", () => {
   for (let trial = 0; trial < 300; trial++) {
     const bytes = randomBytes(Math.floor(Math.random() * 40));
     const encoder = new Base64Encoder();
-    const text = concat([
-      ...randomPieces(bytes).map((piece) => encoder.push(piece)),
+    const text = concatBytes([
+      ...randomPieces(bytes, 8).map((piece) => encoder.push(piece)),
       encoder.finish(),
     ]);
     assert.equal(new TextDecoder().decode(text), referenceBase64(bytes), `input ${bytes}`);
@@ -54,8 +33,8 @@ Deno.test("Base64Decoder inverts btoa for any chunking", () => {
   for (let trial = 0; trial < 300; trial++) {
     const bytes = randomBytes(Math.floor(Math.random() * 40));
     const decoder = new Base64Decoder();
-    const pieces = randomPieces(ascii(referenceBase64(bytes)));
-    const decoded = concat([...pieces.map((piece) => decoder.push(piece)), decoder.finish()]);
+    const pieces = randomPieces(ascii(referenceBase64(bytes)), 8);
+    const decoded = concatBytes([...pieces.map((piece) => decoder.push(piece)), decoder.finish()]);
     assert.deepEqual(decoded, bytes);
   }
 });
@@ -64,16 +43,16 @@ Deno.test("Base64Decoder accepts padded segments concatenated mid-stream, as grp
   const messages = [randomBytes(1), randomBytes(5), randomBytes(3), randomBytes(2)];
   const text = messages.map(referenceBase64).join("\r\n");
   const decoder = new Base64Decoder();
-  const decoded = concat([
-    ...randomPieces(ascii(text)).map((p) => decoder.push(p)),
+  const decoded = concatBytes([
+    ...randomPieces(ascii(text), 8).map((p) => decoder.push(p)),
     decoder.finish(),
   ]);
-  assert.deepEqual(decoded, concat(messages));
+  assert.deepEqual(decoded, concatBytes(messages));
 });
 
 Deno.test("Base64Decoder accepts an unpadded tail and url-safe letters", () => {
   const decoder = new Base64Decoder();
-  const decoded = concat([decoder.push(ascii("-_8")), decoder.finish()]);
+  const decoded = concatBytes([decoder.push(ascii("-_8")), decoder.finish()]);
   assert.deepEqual(decoded, new Uint8Array([0xfb, 0xff]));
 });
 

@@ -3,6 +3,7 @@ import { gzipSync } from "node:zlib";
 import { ConnectError } from "@connectrpc/connect";
 import { eventually } from "../grpc/testdata/raw_grpc.ts";
 import { BufferBudget } from "../service/buffer_budget.ts";
+import { concatBytes, randomPieces } from "../testdata/bytes.ts";
 import { RequestEnvelopeStream } from "./request_envelope_stream.ts";
 
 function envelope(message: Uint8Array, flags = 0): Uint8Array {
@@ -11,27 +12,6 @@ function envelope(message: Uint8Array, flags = 0): Uint8Array {
   new DataView(out.buffer).setUint32(1, message.length);
   out.set(message, 5);
   return out;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
-/** `bytes` cut at random places, including empty pieces. */
-function randomChunks(bytes: Uint8Array, random: () => number): Uint8Array[] {
-  const chunks = [];
-  for (let offset = 0; offset < bytes.length;) {
-    const size = Math.floor(random() * 12);
-    chunks.push(bytes.subarray(offset, offset + size));
-    offset += size;
-  }
-  return chunks;
 }
 
 function seeded(seed: number): () => number {
@@ -49,7 +29,7 @@ async function drain(stream: ReadableStream<Uint8Array>, budget: BufferBudget) {
     out.push(piece);
     reservedSeen.push(budget.reserved);
   }
-  return { bytes: concat(out), reservedSeen };
+  return { bytes: concatBytes(out), reservedSeen };
 }
 
 Deno.test("RequestEnvelopeStream passes messages through unchanged, however the body is cut", async () => {
@@ -59,11 +39,11 @@ Deno.test("RequestEnvelopeStream passes messages through unchanged, however the 
       { length: 1 + Math.floor(random() * 4) },
       () => new Uint8Array(Math.floor(random() * 40)).map(() => Math.floor(random() * 256)),
     );
-    const body = concat(messages.map((message) => envelope(message)));
+    const body = concatBytes(messages.map((message) => envelope(message)));
     const budget = new BufferBudget({ maxBytes: 1000 });
     const envelopes = new RequestEnvelopeStream({ budget, readMaxBytes: 1000 });
     const { bytes, reservedSeen } = await drain(
-      ReadableStream.from(randomChunks(body, random)).pipeThrough(envelopes),
+      ReadableStream.from(randomPieces(body, 11, random)).pipeThrough(envelopes),
       budget,
     );
     assert.deepEqual(bytes, body);
@@ -117,7 +97,7 @@ Deno.test("RequestEnvelopeStream inflates gzip messages within the limits, reser
   const budget = new BufferBudget({ maxBytes: 1 << 20 });
   const envelopes = new RequestEnvelopeStream({ budget, readMaxBytes: 1 << 20, gzip: true });
   const { bytes, reservedSeen } = await drain(
-    ReadableStream.from(randomChunks(body, seeded(3))).pipeThrough(envelopes),
+    ReadableStream.from(randomPieces(body, 11, seeded(3))).pipeThrough(envelopes),
     budget,
   );
   assert.deepEqual(bytes, envelope(message));

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { concatBytes } from "../../testdata/bytes.ts";
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -63,7 +65,7 @@ export class RawConnection implements AsyncDisposable {
           parts.push(this.#buffered.slice(0, size));
           this.#buffered = this.#buffered.subarray(size + 2);
         }
-        body = concat(parts);
+        body = concatBytes(parts);
       } else {
         const length = Number(headers.get("content-length") ?? 0);
         while (this.#buffered.length < length) await this.#fill();
@@ -80,7 +82,7 @@ export class RawConnection implements AsyncDisposable {
     const chunk = new Uint8Array(64 * 1024);
     const n = await this.#conn.read(chunk);
     if (n === null) throw new Error("Connection closed before the response was complete");
-    this.#buffered = concat([this.#buffered, chunk.subarray(0, n)]);
+    this.#buffered = concatBytes([this.#buffered, chunk.subarray(0, n)]);
   }
 
   /** Closes the connection (idempotent). */
@@ -112,14 +114,4 @@ function indexOf(bytes: Uint8Array, text: string): number {
     return i;
   }
   return -1;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
