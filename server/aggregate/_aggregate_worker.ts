@@ -2,11 +2,12 @@
  * A worker of `parallel_aggregate.ts`: aggregates byte ranges of a file with its own
  * {@linkcode SalesAggregator}, as if the file started at its first range (see `midFile`).
  *
- * Requests: `{ type: "start", path, start, end, options }` begins a part (dropping any unfinished
- * one: workers are reused from file to file); `{ type: "range", start, end }` continues it with the
- * next bytes; `{ type: "finish" }` ends it. Each range is answered with `{ type: "range",
- * atRecordBoundary }`, `finish` with `{ type: "result", part }` (a {@linkcode PartResult}, its
- * buffers transferred), and any failure with `{ type: "error", message, code }`.
+ * Once loaded, it says `{ type: "ready" }`. Requests: `{ type: "start", path, start, end,
+ * options }` begins a part (dropping any unfinished one: workers are reused from file to file);
+ * `{ type: "range", start, end }` continues it with the next bytes; `{ type: "finish" }` ends it.
+ * Each range is answered with `{ type: "range", atRecordBoundary }`, `finish` with `{ type:
+ * "result", part }` (a {@linkcode PartResult}, its buffers transferred), and any failure with
+ * `{ type: "error", message, code }`.
  *
  * @module
  */
@@ -37,6 +38,9 @@ let queue = Promise.resolve();
 port.onmessage = (event: MessageEvent<Request>) => {
   queue = queue.then(() => handle(event.data));
 };
+// The thread that started this one splits the file only now: how long loading took does not count.
+// (Only in a worker: `deno test --doc` imports this module on a main thread too.)
+if (typeof port.postMessage === "function") port.postMessage({ type: "ready" });
 
 async function handle(request: Request): Promise<void> {
   try {

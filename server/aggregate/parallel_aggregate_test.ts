@@ -125,3 +125,59 @@ Deno.test("aggregateFileParallel reads a small file on one thread and handles no
     assert.equal(result.rows, 1);
   });
 });
+
+Deno.test("aggregateFileParallel splits what is left when a worker is ready, however slow its start", async () => {
+  // Several read chunks (1 MiB each), so that a worker may take its part at any of them.
+  const text = randomCsv(7, 180_000);
+  const size = encoder.encode(text).length;
+  assert.ok(size > 4 * 2 ** 20, `only ${size} bytes`);
+  await withFile(text, async (path) => {
+    const expected = comparable(await aggregateFile(path, options));
+    for (const threads of [2, 3]) {
+      // First, until every worker has said it is ready: then the pool holds ready ones.
+      let ready = 0;
+      const warmUp = await aggregateFileParallel(path, {
+        ...options,
+        threads,
+        minBytesPerThread: 1,
+        workerReady: () => {
+          ready++;
+        },
+      });
+      assert.deepEqual(comparable(warmUp), expected, `${threads} threads, warming up`);
+      const deadline = Date.now() + 10_000;
+      while (ready < threads - 1) {
+        assert.ok(Date.now() < deadline, `only ${ready} of ${threads - 1} workers got ready`);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      for (const delayMs of [0, 1, 3, 10, 30]) {
+        const parts: number[][] = [];
+        const delays: Promise<void>[] = [];
+        const result = await aggregateFileParallel(path, {
+          ...options,
+          threads,
+          minBytesPerThread: 1,
+          workerReady: delayMs === 0 ? undefined : () => {
+            const delay = new Promise<void>((resolve) => setTimeout(resolve, delayMs));
+            delays.push(delay);
+            return delay;
+          },
+          onWorkerPart: (start, end) => parts.push([start, end]),
+        });
+        // A worker ready after the file was read leaves its delay running: no timer may outlive
+        // the test.
+        await Promise.all(delays);
+        const where = `${threads} threads, ready after ${delayMs} ms, parts ${parts.join(" ")}`;
+        assert.deepEqual(comparable(result), expected, where);
+        // Ready at once, each worker takes an equal share of the whole file.
+        if (delayMs === 0) {
+          assert.equal(parts.length, threads - 1, where);
+          for (const [start, end] of parts) {
+            const share = size / threads;
+            assert.ok(Math.abs(end - start - share) < share / 100, where);
+          }
+        }
+      }
+    }
+  });
+});
