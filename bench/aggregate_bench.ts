@@ -1,6 +1,6 @@
 /**
  * Throughput and peak memory of `aggregateFile` on a generated 10-million-row file, against the
- * targets of issue 2: at least 400 MB/s and a peak RSS of at most 80 MB, not growing with the
+ * aggregator's targets: at least 400 MB/s and a peak RSS of at most 80 MB, not growing with the
  * file's size. In the same rounds, as ratios that hold however busy the machine is:
  * - the aggregator against the floor, a plain loop over the same bytes read the same way;
  * - the file's `.gz` copy against the plain file (`aggregateInputFile`, target at least 0.75);

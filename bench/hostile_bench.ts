@@ -1,5 +1,5 @@
 /**
- * Hostile inputs at the sizes issue 6 names, from the corpus in `testdata/hostile/cases.ts`: 200 MB
+ * Hostile inputs at full size, from the corpus in `testdata/hostile/cases.ts`: 200 MB
  * without a line break, an unterminated quote at the start of a 100 MB file, 1,000,000 distinct
  * departments (and one more, refused), and a gzip bomb of 100 GiB of zeros (~100 MB compressed)
  * against MAX_UPLOAD_BYTES=1 GiB. Each is streamed with `UploadCSVStream` to a fresh server child

@@ -1,5 +1,5 @@
 /**
- * Load benchmark (issue 6): 32 concurrent streaming uploads (`UploadCSVStream`, 256 KiB messages as
+ * Load benchmark: 32 concurrent streaming uploads (`UploadCSVStream`, 256 KiB messages as
  * `deno task upload` sends them) plus 32 concurrent chunked uploads (`StartUpload`, `AppendUpload`
  * in 4 MiB chunks, each waiting for the previous acknowledgement as the browser does,
  * `FinishUpload`) of a generated 32 MiB CSV, from this process (one grpc-js client) to a server

@@ -1,5 +1,5 @@
 /**
- * End-to-end upload benchmark for the gRPC service (issue 3): a generated CSV streamed with
+ * End-to-end upload benchmark for the gRPC service: a generated CSV streamed with
  * `UploadCSVStream` from this process (the client, chunked as `deno task upload` does) to a server
  * child process on loopback, timed from the first byte read to the stored result. Targets: at
  * least 200 MB/s on a 1 GiB file, and a server peak RSS (VmHWM from `/proc/<pid>/status`) of at

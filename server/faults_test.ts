@@ -1,5 +1,5 @@
 /**
- * Fault tests (issue 6): a client process killed mid-upload, the server stopped by SIGTERM during
+ * Fault tests: a client process killed mid-upload, the server stopped by SIGTERM during
  * uploads, result storage full or not writable, and chunks replayed, reordered or dropped on the
  * resumable path. Whole servers run on loopback, in-process (`startServer`, when the test needs to
  * see inside) or as `server/main.ts` child processes (signals, restarts), with real grpc-js clients.

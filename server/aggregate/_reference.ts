@@ -1,5 +1,5 @@
 /**
- * A slow, obviously-correct reference for the aggregation rules of issue 2, used only by tests to
+ * A slow, obviously-correct reference for the aggregation rules in docs/csv-rules.md, used only by tests to
  * check `SalesAggregator` on generated data. It reads the whole input at once, splits it into
  * records with a plain RFC 4180 state machine (stray quotes handled as Python's `csv` module does),
  * then judges each record on its own with strings and regular expressions. Written independently
@@ -233,7 +233,7 @@ export function compareCodePoints(a: string, b: string): number {
   return x.length - y.length;
 }
 
-/** Aggregates a whole CSV file held in memory, slowly and simply, per the rules of issue 2. */
+/** Aggregates a whole CSV file held in memory, slowly and simply, per the rules in docs/csv-rules.md. */
 export function referenceAggregate(
   bytes: Uint8Array,
   options: ReferenceOptions = {},

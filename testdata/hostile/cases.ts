@@ -1,9 +1,9 @@
 /**
- * The hostile and broken input corpus of issue 6: every case, how its bytes are made (a small file
+ * The hostile and broken input corpus: every case, how its bytes are made (a small file
  * in this folder, or a deterministic generator for the big ones, never a committed big file), the
  * server settings it needs, and the outcome the contract demands: an exact result (rows, bad rows,
- * departments and the whole result CSV) or an exact gRPC status. The outcomes follow issue 2's CSV
- * rules and issue 6's limits, worked out by hand from those rules (the `why` of each case says how),
+ * departments and the whole result CSV) or an exact gRPC status. The outcomes follow the CSV rules
+ * (docs/csv-rules.md) and the upload limits (docs/security.md), worked out by hand from those rules (the `why` of each case says how),
  * not by running the implementation.
  *
  * `cases_test.ts` runs every case through a real server on every listed upload path, at the `"test"`
@@ -121,7 +121,7 @@ const HEADER = "Department Name,Date,Number of Sales";
 /** Every result CSV starts with this line. */
 export const RESULT_HEADER = "Department Name,Total Number of Sales\n";
 const MIB = 1024 * 1024;
-/** Issue 2's per-record limit. */
+/** The per-record limit of the CSV rules (1 MiB, not counting the line terminator). */
 export const MAX_RECORD_BYTES = 1_048_576;
 const RECORD_TOO_LONG = `record exceeds ${MAX_RECORD_BYTES} bytes`;
 const TOO_LARGE = /^Upload too large: (262 bytes declared, )?the limit is 261 bytes$/;
