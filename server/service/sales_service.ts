@@ -156,6 +156,14 @@ export function createSalesService(options: SalesServiceOptions): SalesServiceHa
   };
 
   const openRun = (filename: string, client: string): UploadRun => {
+    // The name is kept with the upload, logged and stored beside its result: a message-sized one
+    // would be held, and written, for nothing.
+    if (filename.length > MAX_FILENAME_LENGTH) {
+      throw new AppError(
+        Status.INVALID_ARGUMENT,
+        `File name too long: ${filename.length} characters, the limit is ${MAX_FILENAME_LENGTH}`,
+      );
+    }
     const held = runsPerClient.get(client) ?? 0;
     // The client's own limit first: it is the one the client can do something about.
     if (held >= maxUploadsPerClient) {
@@ -395,6 +403,9 @@ export function createSalesService(options: SalesServiceOptions): SalesServiceHa
     },
   };
 }
+
+/** Longest file name an upload may carry, in UTF-16 code units (file systems allow 255 bytes). */
+export const MAX_FILENAME_LENGTH = 1024;
 
 /** How long a client refused for concurrency is asked to wait before retrying. */
 const RETRY_AFTER_MS = 2000;

@@ -7,7 +7,7 @@ import { AppError, Status } from "../errors.ts";
 import { ResultStore } from "../storage/result_store.ts";
 import { chunksOf } from "../testdata/bytes.ts";
 import { ClientAddresses } from "./client_address.ts";
-import { createSalesService } from "./sales_service.ts";
+import { createSalesService, MAX_FILENAME_LENGTH } from "./sales_service.ts";
 import type { CallContext, UploadChunk } from "./types.ts";
 
 const encoder = new TextEncoder();
@@ -120,6 +120,30 @@ Deno.test("createSalesService uploadCsv stores the aggregate command's result", 
   const { data } = await t.service.downloadResult({ resultId: response.resultId }, context());
   assert.equal(decoder.decode(data), expectedCsv(csv));
   assert.equal(t.service.uploadsInProgress, 0);
+});
+
+Deno.test("createSalesService refuses a file name past MAX_FILENAME_LENGTH on every path", async () => {
+  await using t = await setUp();
+  const long = "x".repeat(MAX_FILENAME_LENGTH + 1);
+  const data = encoder.encode(sampleCsv(2));
+  const tooLong = isAppError(Status.INVALID_ARGUMENT, /File name too long: 1025 characters/);
+  await assert.rejects(t.service.uploadCsv({ data, filename: long }, context()), tooLong);
+  const longStream = (async function* () {
+    yield { data, filename: long };
+  })();
+  await assert.rejects(t.service.uploadCsvStream(longStream, context()), tooLong);
+  await assert.rejects(t.service.startUpload({ filename: long, size: 0 }, context()), tooLong);
+  assert.equal(t.service.uploadsInProgress, 0);
+  // The longest name allowed still goes through.
+  const response = await t.service.uploadCsv(
+    { data, filename: "y".repeat(MAX_FILENAME_LENGTH) },
+    context(),
+  );
+  assert.equal(response.rows, 3);
+  assert.deepEqual((await t.resultFiles()).sort(), [
+    `${response.resultId}.csv`,
+    `${response.resultId}.json`,
+  ]);
 });
 
 Deno.test("createSalesService uploadCsvStream matches uploadCsv for any chunk size", async () => {
