@@ -188,6 +188,10 @@ class GuardedCall extends grpc.ServerInterceptingCall {
 /** A message whose length prefix has arrived. */
 interface MeteredMessage {
   reservation?: Reservation;
+  /** Set once its last byte arrived. */
+  received?: boolean;
+  /** Stops the clock that ends the call if the message arrives too slowly. */
+  stopClock?: () => void;
   /** Set while the message waits for room. */
   wait?: AbortController;
   /** Hands the message over once it has room. */
@@ -215,6 +219,8 @@ class MessageMeter {
   readonly #prefixView = new DataView(this.#prefix.buffer);
   #prefixFilled = 0;
   #bodyRemaining = 0;
+  /** The message whose bytes are arriving now. */
+  #receiving: MeteredMessage | undefined;
   #waiting = 0;
   /** Whether grpc-js wanted the stream flowing when it was paused for room. */
   #resumeOnRoom = false;
@@ -257,6 +263,7 @@ class MessageMeter {
     if (this.#ended) return;
     this.#ended = true;
     for (const message of [...this.#pending.splice(0), ...this.#held.splice(0)]) {
+      message.stopClock?.();
       message.reservation?.release();
       message.wait?.abort();
     }
@@ -277,6 +284,7 @@ class MessageMeter {
         const skipped = Math.min(this.#bodyRemaining, chunk.length - at);
         this.#bodyRemaining -= skipped;
         at += skipped;
+        if (this.#bodyRemaining === 0) this.#arrived();
         continue;
       }
       this.#prefix[this.#prefixFilled++] = chunk[at++];
@@ -294,13 +302,31 @@ class MessageMeter {
     }
   }
 
+  /** The message being received is complete: its room is no longer on a clock. */
+  #arrived(): void {
+    const message = this.#receiving;
+    if (message === undefined) return;
+    this.#receiving = undefined;
+    message.received = true;
+    message.stopClock?.();
+  }
+
+  /** Room was granted to a message still arriving: it must now arrive at a minimum rate. */
+  #startClock(message: MeteredMessage, bytes: number): void {
+    if (message.received || this.#ended) return;
+    message.stopClock = this.#budget.receiveClock(bytes, (error) => {
+      if (!this.#ended) this.#refuse(error);
+    });
+  }
+
   #admit(bytes: number): void {
     const message: MeteredMessage = {};
     this.#pending.push(message);
     if (bytes === 0) return;
+    this.#receiving = message;
     if (this.#waiting === 0) {
       message.reservation = this.#budget.tryReserve(bytes);
-      if (message.reservation !== undefined) return;
+      if (message.reservation !== undefined) return this.#startClock(message, bytes);
       this.#resumeOnRoom = this.#stream.readableFlowing === true;
       this.#stream.pause();
     }
@@ -311,7 +337,10 @@ class MessageMeter {
       (reservation) => {
         message.wait = undefined;
         if (this.#ended) reservation.release();
-        else message.reservation = reservation;
+        else {
+          message.reservation = reservation;
+          this.#startClock(message, bytes);
+        }
         this.#roomFound();
         message.onRoom?.();
       },

@@ -54,12 +54,19 @@ interface GuardedServer {
 }
 
 async function startGuardedServer(
-  options: GrpcServerOptions & { budgetBytes?: number; waitMs?: number } = {},
+  options: GrpcServerOptions & {
+    budgetBytes?: number;
+    waitMs?: number;
+    minReceiveBytesPerSec?: number;
+    receiveGraceMs?: number;
+  } = {},
 ): Promise<GuardedServer> {
   const budget = new BufferBudget({
     maxBytes: options.budgetBytes ?? 64 * MIB,
     waitMs: options.waitMs ?? 5000,
     retryAfterMs: 1500,
+    minReceiveBytesPerSec: options.minReceiveBytesPerSec,
+    receiveGraceMs: options.receiveGraceMs,
   });
   const fake = createFakeSalesService();
   const peers: (string | undefined)[] = [];
@@ -325,6 +332,34 @@ Deno.test({
       holder.stream.close(http2.constants.NGHTTP2_CANCEL);
     }
     await eventually(() => s.budget.reserved === 0, "the holder's reservation to be released");
+  },
+});
+
+Deno.test({
+  name: "createCallGuard ends a call whose reserved message stops arriving, and frees its room",
+  ...sockets,
+  async fn() {
+    await using s = await startGuardedServer({
+      budgetBytes: 3 * MIB,
+      tuneHttp2: false,
+      // 2 MiB may take 0.2 s plus 2 s at 1 MiB/s: this client sends 64 KiB and stops.
+      minReceiveBytesPerSec: MIB,
+      receiveGraceMs: 200,
+    });
+    const message = uploadRequest(csvBytes(2 * MIB));
+    const trickle = rawCall(s.connect(), UPLOAD);
+    trickle.stream.write(lengthPrefix(message.length));
+    trickle.stream.write(message.subarray(0, 64 * 1024));
+    await eventually(() => s.budget.reserved === message.length, "the message's reservation");
+    const refused = await trickle.reply;
+    assert.equal(refused.grpcStatus, Status.RESOURCE_EXHAUSTED);
+    assert.match(refused.grpcMessage, /did not arrive within 2\.2 s: .*MAX_BUFFERED_BYTES/);
+    await eventually(() => s.budget.reserved === 0, "the room to be freed");
+    // A message that arrives in time is not on the clock once complete.
+    const whole = rawCall(s.connect(), UPLOAD);
+    whole.stream.end(framed(message));
+    assert.equal((await whole.reply).grpcStatus, Status.OK);
+    await eventually(() => s.budget.reserved === 0, "every reservation to be released");
   },
 });
 

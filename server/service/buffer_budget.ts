@@ -38,6 +38,15 @@ export interface BufferBudgetOptions {
    * @default {64}
    */
   maxWaiters?: number;
+  /**
+   * Slowest a reserved message may arrive, in bytes per second, after {@linkcode receiveGraceMs}:
+   * a message holds its room only while it keeps coming, so a client that declares a large message
+   * and then trickles it cannot sit on the budget.
+   * @default {262144}
+   */
+  minReceiveBytesPerSec?: number;
+  /** Time every message gets on top of its size at the slowest rate, in milliseconds. @default {30000} */
+  receiveGraceMs?: number;
 }
 
 /** Bytes held against the budget until {@linkcode Reservation.release} (idempotent). */
@@ -57,6 +66,8 @@ export class BufferBudget {
   readonly #waitMs: number;
   readonly #retryAfterMs: number;
   readonly #maxWaiters: number;
+  readonly #minReceiveBytesPerSec: number;
+  readonly #receiveGraceMs: number;
   #reserved = 0;
   readonly #waiters: Waiter[] = [];
 
@@ -65,6 +76,30 @@ export class BufferBudget {
     this.#waitMs = options.waitMs ?? 3000;
     this.#retryAfterMs = options.retryAfterMs ?? 2000;
     this.#maxWaiters = options.maxWaiters ?? 64;
+    this.#minReceiveBytesPerSec = options.minReceiveBytesPerSec ?? 256 * 1024;
+    this.#receiveGraceMs = options.receiveGraceMs ?? 30_000;
+  }
+
+  /**
+   * Starts the clock for a reserved message of `bytes` that is still arriving: unless the returned
+   * function is called (the last byte came) within the grace time plus `bytes` at the slowest
+   * rate, `onTimeout` gets the `RESOURCE_EXHAUSTED` to end the call with. The transports call it
+   * when a reservation is granted and release the reservation when they end the call.
+   */
+  receiveClock(bytes: number, onTimeout: (error: AppError) => void): () => void {
+    const limitMs = this.#receiveGraceMs + (bytes / this.#minReceiveBytesPerSec) * 1000;
+    const timer = setTimeout(() => {
+      const seconds = Math.round(limitMs / 100) / 10;
+      onTimeout(
+        new AppError(
+          Status.RESOURCE_EXHAUSTED,
+          `Request message of ${bytes} bytes did not arrive within ${seconds} s: a message holds ` +
+            `room in MAX_BUFFERED_BYTES only while it arrives at ${this.#minReceiveBytesPerSec} ` +
+            `bytes/s or faster`,
+        ),
+      );
+    }, limitMs);
+    return () => clearTimeout(timer);
   }
 
   /** Bytes reserved now. */

@@ -58,9 +58,15 @@ export class RequestEnvelopeStream extends TransformStream<Uint8Array, Uint8Arra
   constructor(options: RequestEnvelopeStreamOptions) {
     const { budget, readMaxBytes, signal } = options;
     const held: Reservation[] = [];
+    /** Stops the clock of the message arriving now, once its last byte came. */
+    let stopClock: (() => void) | undefined;
     const release = () => {
+      stopClock?.();
+      stopClock = undefined;
       for (const reservation of held.splice(0)) reservation.release();
     };
+    /** Set on the first chunk: a message arriving too slowly errors the stream from a timer. */
+    let streamController: TransformStreamDefaultController<Uint8Array> | undefined;
     const prefix = new Uint8Array(PREFIX_BYTES);
     let prefixFill = 0;
     /** Bytes of the current message still to come. */
@@ -91,6 +97,13 @@ export class RequestEnvelopeStream extends TransformStream<Uint8Array, Uint8Arra
       }
       await reserve(length);
       remaining = length;
+      if (budget !== undefined && length > 0) {
+        // The room is held only while the message keeps arriving (see BufferBudget.receiveClock).
+        stopClock = budget.receiveClock(length, (error) => {
+          release();
+          streamController?.error(toConnectError(error));
+        });
+      }
       if (options.gzip && (flags & COMPRESSED_FLAG) !== 0) {
         compressedParts = [];
         compressedLength = 0;
@@ -131,6 +144,7 @@ export class RequestEnvelopeStream extends TransformStream<Uint8Array, Uint8Arra
 
     super({
       transform: async (chunk, controller) => {
+        streamController = controller;
         let offset = 0;
         while (offset < chunk.length) {
           if (remaining === 0 && compressedParts === undefined) {
@@ -147,6 +161,10 @@ export class RequestEnvelopeStream extends TransformStream<Uint8Array, Uint8Arra
           const part = chunk.subarray(offset, offset + take);
           offset += take;
           remaining -= take;
+          if (remaining === 0) {
+            stopClock?.();
+            stopClock = undefined;
+          }
           if (compressedParts === undefined) {
             controller.enqueue(part);
             continue;

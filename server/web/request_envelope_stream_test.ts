@@ -122,3 +122,43 @@ Deno.test("RequestEnvelopeStream leaves compressed messages to connect unless to
   );
   assert.deepEqual(bytes, body);
 });
+
+Deno.test("RequestEnvelopeStream errors a message that stops arriving and frees its room", async () => {
+  const budget = new BufferBudget({
+    maxBytes: 1000,
+    minReceiveBytesPerSec: 1000,
+    receiveGraceMs: 50,
+  });
+  const envelopes = new RequestEnvelopeStream({ budget, readMaxBytes: 1000 });
+  const writer = envelopes.writable.getWriter();
+  const reader = envelopes.readable.getReader();
+  // 500 bytes may take 0.05 s plus 0.5 s; the client sends the prefix and 10 bytes, then nothing.
+  const whole = envelope(new Uint8Array(500));
+  writer.write(whole.subarray(0, 15)).catch(() => {});
+  const refused = (async () => {
+    for (;;) await reader.read();
+  })().catch((error) => error);
+  await eventually(() => budget.reserved === 500, "the message's reservation");
+  const error = await refused;
+  assert.ok(error instanceof ConnectError, String(error));
+  assert.match(error.rawMessage, /did not arrive within 0\.6 s: .*MAX_BUFFERED_BYTES/);
+  assert.equal(budget.reserved, 0);
+});
+
+Deno.test("RequestEnvelopeStream stops the clock once a message has arrived", async () => {
+  const budget = new BufferBudget({
+    maxBytes: 1000,
+    minReceiveBytesPerSec: 1000,
+    receiveGraceMs: 1,
+  });
+  const envelopes = new RequestEnvelopeStream({ budget, readMaxBytes: 1000 });
+  const reader = ReadableStream.from([envelope(new Uint8Array(10))]).pipeThrough(envelopes)
+    .getReader();
+  assert.equal((await reader.read()).value?.length, 5);
+  assert.equal((await reader.read()).value?.length, 10);
+  // Well past the 11 ms a 10-byte message may take: the stream ends normally, not with an error.
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal((await reader.read()).done, true);
+  envelopes.release();
+  assert.equal(budget.reserved, 0);
+});
