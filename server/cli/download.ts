@@ -304,7 +304,7 @@ async function request(url: URL, init: RequestInit): Promise<Response> {
 
 /** The server's refusal, with its own words (plain text) and what to do about an old link. */
 async function httpFailure(url: URL, response: Response): Promise<DownloadFailure> {
-  const text = response.body === null ? "" : (await response.text()).trim();
+  const text = (await firstBytesOf(response, 4096)).trim();
   const reason = text.split("\n")[0].slice(0, 200) || response.statusText;
   const resultId = resultIdOf(url);
   const hint = response.status === 403 && resultId !== undefined
@@ -313,6 +313,24 @@ async function httpFailure(url: URL, response: Response): Promise<DownloadFailur
   return new DownloadFailure(
     `The result server at ${url.host} answered ${response.status}: ${reason}${hint}`,
   );
+}
+
+/** At most `limit` bytes of a response body as text; the rest is never read. */
+async function firstBytesOf(response: Response, limit: number): Promise<string> {
+  if (response.body === null) return "";
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  let length = 0;
+  while (length < limit) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    const part = value.subarray(0, limit - length);
+    text += decoder.decode(part, { stream: true });
+    length += part.length;
+  }
+  await reader.cancel().catch(() => {});
+  return text + decoder.decode();
 }
 
 /** The result id a result URL names (`/results/<id>.csv`), if it does. */

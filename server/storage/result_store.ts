@@ -253,7 +253,10 @@ export class ResultStore {
     let text: string;
     try {
       using file = await Deno.open(path, { read: true });
-      const bytes = new Uint8Array(MAX_META_BYTES + 1);
+      // Sized by the file (a few hundred bytes), never more than the limit plus the byte that
+      // shows it was passed.
+      const { size } = await file.stat();
+      const bytes = new Uint8Array(Math.min(size, MAX_META_BYTES) + 1);
       let filled = 0;
       while (filled < bytes.length) {
         const read = await file.read(bytes.subarray(filled));
