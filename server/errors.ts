@@ -29,6 +29,15 @@ export const Status = {
 /** A gRPC status code. */
 export type Status = typeof Status[keyof typeof Status];
 
+const STATUS_NAMES = new Map<number, string>(
+  Object.entries(Status).map(([name, code]) => [code, name]),
+);
+
+/** The name of a gRPC status code (`UNAVAILABLE`), or undefined for a number that is not one. */
+export function statusName(code: number): string | undefined {
+  return STATUS_NAMES.get(code);
+}
+
 /** Options of {@linkcode AppError}. */
 export interface AppErrorOptions extends ErrorOptions {
   /** For a temporary refusal: when the caller may try again, in milliseconds. */

@@ -8,7 +8,7 @@
  */
 
 import { csvRefusal, SNIFF_BYTES } from "../aggregate/looks_like_csv.ts";
-import { AppError, Status } from "../errors.ts";
+import { AppError, Status, statusName } from "../errors.ts";
 import type { LineOutput } from "./_cli_args.ts";
 
 /** A bad row as both commands print it. */
@@ -116,11 +116,6 @@ export const processIo: ServiceCommandIo = {
   stderrIsTerminal: Deno.stderr.isTerminal(),
   stdoutIsTerminal: Deno.stdout.isTerminal(),
 };
-
-/** The name of a gRPC status code: `UNAVAILABLE`. */
-export function statusName(code: Status): string | undefined {
-  return Object.entries(Status).find(([, value]) => value === code)?.[0];
-}
 
 /**
  * A failed call to the service at `address`, worded for the user: how to start a service that

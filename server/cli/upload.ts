@@ -26,7 +26,7 @@
 import { basename } from "node:path";
 import { Readable } from "node:stream";
 import { createGzip } from "node:zlib";
-import { AppError, Status } from "../errors.ts";
+import { AppError, Status, statusName } from "../errors.ts";
 import { SalesClient } from "../grpc/sales_client.ts";
 import type { UploadResponse } from "../service/types.ts";
 import { parseCommandLine, type ServiceEnv, startCommand } from "./_cli_args.ts";
@@ -40,7 +40,6 @@ import {
   progressBar,
   type ServiceCommandIo,
   StatusLine,
-  statusName,
 } from "./_cli_output.ts";
 
 const USAGE = `Usage: deno task upload <file.csv> [options]

@@ -18,7 +18,7 @@
  * @module
  */
 
-import { AppError, Status } from "../errors.ts";
+import { AppError, Status, statusName } from "../errors.ts";
 import type { SalesMetrics } from "./metrics.ts";
 import type { UploadResponse } from "./types.ts";
 
@@ -55,10 +55,6 @@ export interface UploadReportsOptions {
 
 /** Longest file name written to the log; the client chooses it and it could be megabytes. */
 const MAX_LOGGED_FILENAME = 256;
-
-const STATUS_NAMES = new Map<number, string>(
-  Object.entries(Status).map(([name, code]) => [code, name]),
-);
 
 /** Starts reports; one per service. */
 export class UploadReports {
@@ -187,7 +183,7 @@ export class UploadReport {
       const reason = statusOf(signal.reason);
       if (reason !== undefined && reason.code !== Status.CANCELLED) status = reason;
     }
-    this.#finish({ code: STATUS_NAMES.get(status.code) ?? "UNKNOWN", message: status.message });
+    this.#finish({ code: statusName(status.code) ?? "UNKNOWN", message: status.message });
   }
 
   #finish(outcome: Outcome): void {
@@ -205,7 +201,9 @@ function statusOf(error: unknown): { code: number; message: string } | undefined
   if (error instanceof AppError) return { code: error.code, message: error.message };
   if (typeof error !== "object" || error === null) return undefined;
   const { code, rawMessage } = error as { code?: unknown; rawMessage?: unknown };
-  if (typeof code === "number" && STATUS_NAMES.has(code) && typeof rawMessage === "string") {
+  if (
+    typeof code === "number" && statusName(code) !== undefined && typeof rawMessage === "string"
+  ) {
     return { code, message: rawMessage };
   }
   return undefined;
