@@ -15,6 +15,7 @@ import type { AggregateResult } from "../aggregate/sales_aggregator.ts";
 import { aggregateInputFile } from "../aggregate/sales_input.ts";
 import { parseCommandLine, startCommand } from "./_cli_args.ts";
 import { checkInputFile, formatSummary, reasonOf } from "./_cli_output.ts";
+import { writeAll } from "../storage/result_store.ts";
 
 const USAGE = `Usage: deno task aggregate <in.csv> [options]
 
@@ -168,12 +169,6 @@ async function aggregate({ input, threads }: AggregateArgs): Promise<AggregateRe
   }
   const isGzip = head[0] === 0x1f && head[1] === 0x8b;
   return isGzip ? await aggregateInputFile(input) : await aggregateFileParallel(input, { threads });
-}
-
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  for (let written = 0; written < bytes.length;) {
-    written += await file.write(bytes.subarray(written));
-  }
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

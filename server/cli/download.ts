@@ -20,6 +20,7 @@ import { SalesClient } from "../grpc/sales_client.ts";
 import type { ResultDescription } from "../service/types.ts";
 import { fileNameFromDisposition } from "../storage/result_file_name.ts";
 import { isResultId } from "../storage/result_id.ts";
+import { writeAll } from "../storage/result_store.ts";
 import { parseCommandLine, type ServiceEnv, startCommand } from "./_cli_args.ts";
 import {
   describeCallError,
@@ -265,8 +266,7 @@ async function download(
     progress?.start(offset, total);
     if (response.body !== null) {
       for await (const chunk of response.body) {
-        let done = 0;
-        while (done < chunk.length) done += await file.write(chunk.subarray(done));
+        await writeAll(file, chunk);
         written += chunk.length;
         progress?.update(written);
       }

@@ -148,11 +148,17 @@ export class SalesMetrics {
 
     // Series exist from the start, so a rate over the first upload is not lost.
     for (const transport of TRANSPORTS) {
-      for (const metric of [this.uploadsStarted, this.uploadsFinished, this.bytesReceived]) {
+      for (
+        const metric of [
+          this.uploadsStarted,
+          this.uploadsFinished,
+          this.bytesReceived,
+          this.rows,
+          this.badRows,
+        ]
+      ) {
         metric.inc({ transport }, 0);
       }
-      this.rows.inc({ transport }, 0);
-      this.badRows.inc({ transport }, 0);
       this.uploadsInProgress.set({ transport }, 0);
     }
     this.resultsStored.inc(0);

@@ -376,7 +376,8 @@ function fromMetaJson(text: string): ResultMeta | undefined {
   return { filename: json.filename, createdAt, rows, badRows, departments, badRowSamples };
 }
 
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+/** Writes all of `bytes` to `file`: one `write` may take fewer. */
+export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   let written = 0;
   while (written < bytes.length) {
     written += await file.write(bytes.subarray(written));
