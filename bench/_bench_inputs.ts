@@ -9,7 +9,7 @@
 import { createGzip } from "node:zlib";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { distinctDepartments } from "../testdata/hostile/cases.ts";
+import { distinctDepartments } from "../server/_test_hostile_cases.ts";
 import { CACHE_DIR } from "./generate_sales_csv.ts";
 
 /** `<path>.gz`, compressed at level 6, made once and reused while newer than `path`. */

@@ -24,7 +24,7 @@
  */
 
 import http2 from "node:http2";
-import { concatBytes } from "../server/testdata/bytes.ts";
+import { concatBytes } from "../server/_test_bytes.ts";
 
 /** Which framing a call uses: native gRPC (trailers in HTTP/2 trailers) or gRPC-Web (in the body). */
 export type WireProtocol = "grpc" | "grpc-web";

@@ -14,7 +14,7 @@
  * @module
  */
 
-import { concatBytes } from "../server/testdata/bytes.ts";
+import { concatBytes } from "../server/_test_bytes.ts";
 
 /** The client connection preface (RFC 9113 section 3.4). */
 export const PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");

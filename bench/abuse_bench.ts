@@ -43,9 +43,9 @@ import type { ClientHttp2Session } from "node:http2";
 import { formatResultCsv } from "../server/aggregate/result_csv.ts";
 import { SalesAggregator } from "../server/aggregate/sales_aggregator.ts";
 import { AppError, RETRY_PUSHBACK_HEADER, Status } from "../server/errors.ts";
-import { UploadRequestSchema, UploadResponseSchema } from "../server/gen/sales_pb.ts";
+import { UploadRequestSchema, UploadResponseSchema } from "../gen/sales_pb.ts";
 import { SalesClient } from "../server/grpc/sales_client.ts";
-import { type ServerProcess, startServerProcess } from "../testdata/hostile/server_process.ts";
+import { type ServerProcess, startServerProcess } from "../server/_test_server_process.ts";
 import {
   grpcFrame,
   openSession,
@@ -53,7 +53,7 @@ import {
   unaryCall,
   type WireProtocol,
 } from "./_grpc_h2.ts";
-import { concatBytes } from "../server/testdata/bytes.ts";
+import { concatBytes } from "../server/_test_bytes.ts";
 import {
   Flag,
   frame,

@@ -23,7 +23,7 @@
 import type { BenchContext, BenchResult } from "./_report.ts";
 import { ensureSalesCsv } from "./generate_sales_csv.ts";
 import { startTaskArgs } from "./upload_bench.ts";
-import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../server/web/testdata/chromium.ts";
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../server/web/_test_chromium.ts";
 
 /** Target from the web UI issue: a 256 MiB browser upload at this speed or better. */
 export const TARGET_MB_PER_SEC = 50;

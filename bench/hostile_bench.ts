@@ -1,5 +1,5 @@
 /**
- * Hostile inputs at full size, from the corpus in `testdata/hostile/cases.ts`: 200 MB
+ * Hostile inputs at full size, from the corpus in `server/_test_hostile_cases.ts`: 200 MB
  * without a line break, an unterminated quote at the start of a 100 MB file, 1,000,000 distinct
  * departments (and one more, refused), and a gzip bomb of 100 GiB of zeros (~100 MB compressed)
  * against MAX_UPLOAD_BYTES=1 GiB. Each is streamed with `UploadCSVStream` to a fresh server child
@@ -26,8 +26,8 @@ import {
   outcomeMismatches,
   type Scale,
   type UploadCase,
-} from "../testdata/hostile/cases.ts";
-import { startServerProcess } from "../testdata/hostile/server_process.ts";
+} from "../server/_test_hostile_cases.ts";
+import { startServerProcess } from "../server/_test_server_process.ts";
 import { type BenchCheck, type BenchContext, type BenchResult, metricOf } from "./_report.ts";
 
 /** Peak server RSS allowed while refusing or skipping an input it must not hold, in MB. */
@@ -107,7 +107,8 @@ export async function hostileBench(ctx: BenchContext): Promise<BenchResult> {
 
   return {
     name: "hostile",
-    description: `hostile inputs at ${scale} scale from testdata/hostile/cases.ts, each streamed ` +
+    description:
+      `hostile inputs at ${scale} scale from server/_test_hostile_cases.ts, each streamed ` +
       `to a fresh server child process on loopback; 1 run each`,
     metrics,
     checks,

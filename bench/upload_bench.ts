@@ -22,7 +22,7 @@ import type { UploadResponse } from "../server/service/types.ts";
 import { type BenchCheck, type BenchContext, type BenchResult, metricOf } from "./_report.ts";
 import { type CachedSalesCsv, ensureSalesCsv } from "./generate_sales_csv.ts";
 import { ensureGzipCopy } from "./_bench_inputs.ts";
-import { loopbackEnv } from "../server/testdata/loopback_env.ts";
+import { loopbackEnv } from "../server/_test_loopback_env.ts";
 
 /** Minimum end-to-end streaming throughput on the 1 GiB file, in MB/s (10^6 bytes). */
 export const TARGET_MB_PER_SEC = 200;

@@ -10,7 +10,7 @@
 import { createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { basename } from "node:path";
-import { SalesService } from "../server/gen/sales_pb.ts";
+import { SalesService } from "../gen/sales_pb.ts";
 
 /** Sends `file` to the gRPC-Web endpoint at `baseUrl` and resolves to the stored result's id. */
 export async function uploadOverGrpcWeb(baseUrl: string, file: string): Promise<string> {

@@ -108,7 +108,9 @@ Deno.test("server code reads its assets relative to its own modules, so the comp
     for await (const entry of Deno.readDir(folder)) {
       const url = new URL(entry.isDirectory ? `${entry.name}/` : entry.name, folder);
       if (entry.isDirectory && entry.name !== "testdata") await walk(url);
-      if (!entry.isFile || !/\.tsx?$/.test(entry.name) || /_test\.tsx?$/.test(entry.name)) continue;
+      if (!entry.isFile || !/\.tsx?$/.test(entry.name) || /_test\.tsx?$|^_test_/.test(entry.name)) {
+        continue;
+      }
       const source = await Deno.readTextFile(url);
       for (
         const [, target] of source.matchAll(/new URL\(\s*"([^"]+)",\s*import\.meta\.url\s*\)/g)

@@ -5,11 +5,11 @@ import {
   appendBlob,
   createSalesClient,
   ROUTING_HEADER as PAGE_ROUTING_HEADER,
-} from "../islands/_upload_client.ts";
+} from "../browser/upload_client.ts";
 import { ROUTING_HEADER as CLI_ROUTING_HEADER } from "../server/grpc/sales_client.ts";
 import { startGrpcServer } from "../server/grpc/grpc_server.ts";
 import { SALES_SERVICE_NAME } from "../server/grpc/sales_proto.ts";
-import { createFakeSalesService } from "../server/web/testdata/fake_sales_service.ts";
+import { createFakeSalesService } from "../server/web/_test_fake_sales_service.ts";
 import { loadConfig } from "../server/config.ts";
 import { asArray, asObject, durationSeconds, readYaml, walkKeys } from "./_deploy_files.ts";
 import {

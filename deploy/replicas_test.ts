@@ -13,8 +13,8 @@ import { aggregateFileParallel } from "../server/aggregate/parallel_aggregate.ts
 import { resultCsvChunks } from "../server/aggregate/result_csv.ts";
 import { AppError, Status } from "../server/errors.ts";
 import { SalesClient } from "../server/grpc/sales_client.ts";
-import { mulberry32 } from "../server/testdata/mulberry32.ts";
-import { createSalesClient, uploadFile } from "../islands/_upload_client.ts";
+import { mulberry32 } from "../server/_test_mulberry32.ts";
+import { createSalesClient, uploadFile } from "../browser/upload_client.ts";
 import { findNginx, type NginxProxy, startNginxProxy } from "./_nginx_proxy.ts";
 import { type ReplicaProcess, startReplica } from "./_replica_process.ts";
 

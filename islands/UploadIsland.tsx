@@ -1,11 +1,21 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { Code } from "@connectrpc/connect";
-import ResultView from "./_ResultView.tsx";
-import { checkFile } from "./_check_file.ts";
-import TokenPrompt from "./_TokenPrompt.tsx";
-import { authorizationHeaders, sessionTokenStore, type TokenStore } from "./_access_token.ts";
-import { formatBytes, formatCount, formatDuration, formatPlural, formatSpeed } from "./_format.ts";
-import type { MemberCompressor } from "./_gzip_members.ts";
+import ResultView from "../components/ResultView.tsx";
+import { checkFile } from "../browser/check_file.ts";
+import TokenPrompt from "../components/TokenPrompt.tsx";
+import {
+  authorizationHeaders,
+  sessionTokenStore,
+  type TokenStore,
+} from "../browser/access_token.ts";
+import {
+  formatBytes,
+  formatCount,
+  formatDuration,
+  formatPlural,
+  formatSpeed,
+} from "../browser/format.ts";
+import type { MemberCompressor } from "../browser/gzip_members.ts";
 import {
   createPageCompressor,
   createSalesClient,
@@ -14,7 +24,7 @@ import {
   uploadFile,
   type UploadProgress,
   type UploadSummary,
-} from "./_upload_client.ts";
+} from "../browser/upload_client.ts";
 
 /** Props of {@linkcode UploadIsland}: serializable, as every island's are. */
 export interface UploadIslandProps {

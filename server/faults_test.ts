@@ -16,15 +16,15 @@ import { loadConfig } from "./config.ts";
 import { AppError, Status } from "./errors.ts";
 import { SalesClient } from "./grpc/sales_client.ts";
 import { type RunningServer, startServer } from "./main.ts";
-import { loopbackEnv } from "./testdata/loopback_env.ts";
-import { chunksOf } from "./testdata/bytes.ts";
-import { mulberry32 } from "./testdata/mulberry32.ts";
+import { loopbackEnv } from "./_test_loopback_env.ts";
+import { chunksOf } from "./_test_bytes.ts";
+import { mulberry32 } from "./_test_mulberry32.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const MAIN = new URL("./main.ts", import.meta.url).pathname;
 const ABANDONED_UPLOAD_CLIENT =
-  new URL("./testdata/abandoned_upload_client.ts", import.meta.url).pathname;
+  new URL("./_test_abandoned_upload_client.ts", import.meta.url).pathname;
 const SERVER_PERMISSIONS = [
   "--allow-net",
   "--allow-read",

@@ -9,10 +9,10 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { loadConfig } from "./config.ts";
 import { AppError, Status } from "./errors.ts";
-import { SalesService as SalesServiceDesc } from "./gen/sales_pb.ts";
+import { SalesService as SalesServiceDesc } from "../gen/sales_pb.ts";
 import { SalesClient } from "./grpc/sales_client.ts";
 import { type RunningServer, startServer } from "./main.ts";
-import { loopbackEnv } from "./testdata/loopback_env.ts";
+import { loopbackEnv } from "./_test_loopback_env.ts";
 
 const TOKEN = "integration-t0ken";
 const encoder = new TextEncoder();

@@ -10,12 +10,12 @@ import * as grpc from "@grpc/grpc-js";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { loadConfig } from "./config.ts";
-import { SalesService as SalesServiceDesc } from "./gen/sales_pb.ts";
+import { SalesService as SalesServiceDesc } from "../gen/sales_pb.ts";
 import { SalesClient } from "./grpc/sales_client.ts";
 import type { WireUploadResponse } from "./grpc/sales_proto.ts";
 import { type RunningServer, startServer } from "./main.ts";
-import { loopbackEnv } from "./testdata/loopback_env.ts";
-import { parsePrometheusText, type Sample, sampleValue } from "./testdata/prometheus_text.ts";
+import { loopbackEnv } from "./_test_loopback_env.ts";
+import { parsePrometheusText, type Sample, sampleValue } from "./_test_prometheus_text.ts";
 
 const METRICS_TOKEN = "metrics-t0ken";
 const encoder = new TextEncoder();

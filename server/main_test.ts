@@ -1,7 +1,7 @@
 /** The process entry as users run it: `deno run server/main.ts` with an environment. */
 
 import assert from "node:assert/strict";
-import { loopbackEnv } from "./testdata/loopback_env.ts";
+import { loopbackEnv } from "./_test_loopback_env.ts";
 
 const MAIN = new URL("./main.ts", import.meta.url).pathname;
 const PERMISSIONS = ["--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-sys"];

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mulberry32 } from "../testdata/mulberry32.ts";
+import { mulberry32 } from "../_test_mulberry32.ts";
 import { aggregateFileParallel } from "./parallel_aggregate.ts";
 import { resultCsvChunks } from "./result_csv.ts";
 import { aggregateFile, type AggregateResult } from "./sales_aggregator.ts";

@@ -7,7 +7,7 @@ import {
   SalesAggregator,
   type SalesAggregatorOptions,
 } from "./sales_aggregator.ts";
-import { concatBytes } from "../testdata/bytes.ts";
+import { concatBytes } from "../_test_bytes.ts";
 import { compareCodePoints, referenceAggregate, type ReferenceResult } from "./_reference.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -1039,7 +1039,7 @@ Deno.test("SalesAggregator treats a record over 1 MiB as one bad row", async (t)
 });
 
 Deno.test("SalesAggregator memory stays flat while a 100 MiB record is discarded", async () => {
-  const probe = new URL("./testdata/discard_memory_probe.ts", import.meta.url);
+  const probe = new URL("./_test_discard_memory_probe.ts", import.meta.url);
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--quiet", "--no-lock", "--allow-read", probe.href],
     stdout: "piped",

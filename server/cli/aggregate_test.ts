@@ -1,6 +1,6 @@
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import { gzipSync } from "node:zlib";
-import { runDeno } from "../testdata/run_deno.ts";
+import { runDeno } from "../_test_run_deno.ts";
 import { type AggregateArgs, defaultOutputPath, main, parseAggregateArgs } from "./aggregate.ts";
 
 const script = new URL("./aggregate.ts", import.meta.url).pathname;

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { loadConfig } from "../config.ts";
 import { SalesClient } from "../grpc/sales_client.ts";
 import { startServer } from "../main.ts";
-import { loopbackEnv } from "../testdata/loopback_env.ts";
-import { runDeno } from "../testdata/run_deno.ts";
+import { loopbackEnv } from "../_test_loopback_env.ts";
+import { runDeno } from "../_test_run_deno.ts";
 import { type DownloadIo, main, parseDownloadArgs } from "./download.ts";
 
 const DOWNLOAD = new URL("./download.ts", import.meta.url).pathname;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { loopbackEnv } from "../testdata/loopback_env.ts";
+import { loopbackEnv } from "../_test_loopback_env.ts";
 
 /** How far `deno task upload` may read ahead of a stalled server. */
 const STALL_READ_LIMIT = 64 * 1024 * 1024;

@@ -10,8 +10,8 @@ import {
   uploadChunks,
   type UploadIo,
 } from "./upload.ts";
-import { loopbackEnv } from "../testdata/loopback_env.ts";
-import { runDeno } from "../testdata/run_deno.ts";
+import { loopbackEnv } from "../_test_loopback_env.ts";
+import { runDeno } from "../_test_run_deno.ts";
 
 const SAMPLE = new URL("../../testdata/sample.csv", import.meta.url).pathname;
 const UPLOAD = new URL("./upload.ts", import.meta.url).pathname;

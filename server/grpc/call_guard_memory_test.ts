@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import { Status } from "../errors.ts";
-import { startServerChild } from "../testdata/server_child.ts";
-import { lengthPrefix, rawCall } from "./testdata/raw_grpc.ts";
+import { startServerChild } from "../_test_server_child.ts";
+import { lengthPrefix, rawCall } from "./_test_raw_grpc.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const MIB = 1024 * 1024;

@@ -9,7 +9,7 @@ import * as http2 from "node:http2";
 import { Status } from "../errors.ts";
 import { BufferBudget } from "../service/buffer_budget.ts";
 import type { SalesService } from "../service/types.ts";
-import { createFakeSalesService } from "../web/testdata/fake_sales_service.ts";
+import { createFakeSalesService } from "../web/_test_fake_sales_service.ts";
 import {
   createCallGuard,
   markUndecodable,
@@ -26,7 +26,7 @@ import {
   rawCall,
   uploadRequest,
   write,
-} from "./testdata/raw_grpc.ts";
+} from "./_test_raw_grpc.ts";
 
 /** grpc-js and node:http2 keep timers and sockets past a test's end; each test closes what it opened. */
 const sockets = { sanitizeOps: false, sanitizeResources: false };

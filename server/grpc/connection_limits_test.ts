@@ -6,9 +6,9 @@
 
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
-import { createFakeSalesService } from "../web/testdata/fake_sales_service.ts";
+import { createFakeSalesService } from "../web/_test_fake_sales_service.ts";
 import { type GrpcServerOptions, startGrpcServer } from "./grpc_server.ts";
-import { eventually, framed, rawCall } from "./testdata/raw_grpc.ts";
+import { eventually, framed, rawCall } from "./_test_raw_grpc.ts";
 
 /** grpc-js and node:http2 keep timers and sockets past a test's end; each test closes what it opened. */
 const sockets = { sanitizeOps: false, sanitizeResources: false };

@@ -11,10 +11,10 @@ import { type RunningServer, startServer } from "../main.ts";
 import * as http2 from "node:http2";
 import { SalesClient } from "./sales_client.ts";
 import { startGrpcServer } from "./grpc_server.ts";
-import { framed, rawCall, uploadRequest } from "./testdata/raw_grpc.ts";
-import { chunksOf } from "../testdata/bytes.ts";
-import { loopbackEnv } from "../testdata/loopback_env.ts";
-import { SIGNED_URL_TTL_SEC, startSignedSalesService } from "../testdata/signed_sales_service.ts";
+import { framed, rawCall, uploadRequest } from "./_test_raw_grpc.ts";
+import { chunksOf } from "../_test_bytes.ts";
+import { loopbackEnv } from "../_test_loopback_env.ts";
+import { SIGNED_URL_TTL_SEC, startSignedSalesService } from "../_test_signed_sales_service.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

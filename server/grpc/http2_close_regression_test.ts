@@ -7,10 +7,10 @@
 
 import assert from "node:assert/strict";
 import { SalesClient } from "./sales_client.ts";
-import { startServerChild } from "../testdata/server_child.ts";
+import { startServerChild } from "../_test_server_child.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const UNTUNED_SERVER = new URL("./testdata/untuned_server.ts", import.meta.url).pathname;
+const UNTUNED_SERVER = new URL("./_test_untuned_server.ts", import.meta.url).pathname;
 const UPLOAD_BYTES = 50 * 1000 * 1000;
 const CHUNK_BYTES = 256 * 1024;
 

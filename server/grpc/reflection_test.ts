@@ -14,7 +14,7 @@ import {
 import { protoPath as HEALTH_PROTO_PATH, service as healthService } from "grpc-health-check";
 import { createSalesService } from "../service/sales_service.ts";
 import { ResultStore } from "../storage/result_store.ts";
-import { type DenoRun, runDeno } from "../testdata/run_deno.ts";
+import { type DenoRun, runDeno } from "../_test_run_deno.ts";
 import { startGrpcServer } from "./grpc_server.ts";
 import { mapEntryName, reflectedFiles } from "./reflection.ts";
 import { SALES_PROTO_PATH, salesServiceDefinition } from "./sales_proto.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parsePrometheusText, sampleValue } from "../testdata/prometheus_text.ts";
+import { parsePrometheusText, sampleValue } from "../_test_prometheus_text.ts";
 import { SalesMetrics } from "./metrics.ts";
 
 Deno.test("SalesMetrics starts every series at zero for both transports", async () => {

@@ -5,7 +5,7 @@ import { SalesAggregator } from "../aggregate/sales_aggregator.ts";
 import type { SalesInputOptions } from "../aggregate/sales_input.ts";
 import { AppError, Status } from "../errors.ts";
 import { ResultStore } from "../storage/result_store.ts";
-import { chunksOf } from "../testdata/bytes.ts";
+import { chunksOf } from "../_test_bytes.ts";
 import { ClientAddresses } from "./client_address.ts";
 import { createSalesService, MAX_FILENAME_LENGTH } from "./sales_service.ts";
 import type { CallContext, UploadChunk } from "./types.ts";

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { AppError, Status } from "../errors.ts";
 import { ResultStore } from "../storage/result_store.ts";
-import { parsePrometheusText, sampleValue } from "../testdata/prometheus_text.ts";
+import { parsePrometheusText, sampleValue } from "../_test_prometheus_text.ts";
 import { SalesMetrics } from "./metrics.ts";
 import { createSalesService, type SalesServiceOptions } from "./sales_service.ts";
 import type { CallContext, UploadChunk } from "./types.ts";

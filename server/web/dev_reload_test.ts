@@ -9,12 +9,12 @@ import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { loadConfig } from "../config.ts";
 import { startServer } from "../main.ts";
-import { loopbackEnv } from "../testdata/loopback_env.ts";
+import { loopbackEnv } from "../_test_loopback_env.ts";
 import type { IslandsManifest } from "./build.ts";
 import { createDevReload, DEV_RELOAD_EVENTS_PATH, DEV_RELOAD_SCRIPT_PATH } from "./dev_reload.ts";
 import { createWebHandler } from "./web_app.ts";
-import { createFakeSalesService } from "./testdata/fake_sales_service.ts";
-import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./testdata/chromium.ts";
+import { createFakeSalesService } from "./_test_fake_sales_service.ts";
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./_test_chromium.ts";
 
 const REPO = new URL("../../", import.meta.url);
 const WEB_CONFIG = {
@@ -193,7 +193,7 @@ async function cloneRepository(): Promise<string> {
       await Deno.copyFile(from, `${clone}/${relative}`);
     }
   }
-  const paths = ["deno.json", "deno.lock", "server", "routes", "islands", "components", "static"];
+  const paths = ["deno.json", "deno.lock", "server", "routes", "islands", "components", "browser", "gen", "static"];
   for (const path of [...paths, "proto"]) await copy(path);
   return clone;
 }

@@ -34,8 +34,8 @@ import { AppError, toAppError } from "../errors.ts";
 import {
   Health as HealthDesc,
   HealthCheckResponse_ServingStatus as ServingStatus,
-} from "../gen/grpc/health/v1/health_pb.ts";
-import { SalesService as SalesServiceDesc } from "../gen/sales_pb.ts";
+} from "../../gen/grpc/health/v1/health_pb.ts";
+import { SalesService as SalesServiceDesc } from "../../gen/sales_pb.ts";
 import { createTokenCheck } from "../service/auth.ts";
 import type { BufferBudget } from "../service/buffer_budget.ts";
 import { REQUEST_ID_HEADER, resolveRequestId } from "../service/request_id.ts";

@@ -7,25 +7,25 @@ import { AppError, Status } from "../errors.ts";
 import {
   Health as HealthDesc,
   HealthCheckResponse_ServingStatus,
-} from "../gen/grpc/health/v1/health_pb.ts";
+} from "../../gen/grpc/health/v1/health_pb.ts";
 import {
   DownloadRequestSchema,
   DownloadResponseSchema,
   SalesService as SalesServiceDesc,
   UploadRequestSchema,
   UploadResponseSchema,
-} from "../gen/sales_pb.ts";
-import { eventually } from "../grpc/testdata/raw_grpc.ts";
+} from "../../gen/sales_pb.ts";
+import { eventually } from "../grpc/_test_raw_grpc.ts";
 import { BufferBudget } from "../service/buffer_budget.ts";
 import type { CallContext, SalesService, UploadChunk } from "../service/types.ts";
-import { startSignedSalesService } from "../testdata/signed_sales_service.ts";
+import { startSignedSalesService } from "../_test_signed_sales_service.ts";
 import { createGrpcWebHandler, isGrpcWebRequest } from "./grpc_web.ts";
-import { RawConnection } from "./testdata/raw_http.ts";
+import { RawConnection } from "./_test_raw_http.ts";
 import {
   createFakeSalesService,
   FAKE_RESULT_CSV,
   FAKE_RESULT_ID,
-} from "./testdata/fake_sales_service.ts";
+} from "./_test_fake_sales_service.ts";
 
 const BASE = "http://localhost:3000";
 const DOWNLOAD_PATH = "/sales.v1.SalesService/DownloadResult";

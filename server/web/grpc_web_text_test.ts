@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { concatBytes, randomPieces } from "../testdata/bytes.ts";
+import { concatBytes, randomPieces } from "../_test_bytes.ts";
 import { Base64Decoder, Base64Encoder } from "./grpc_web_text.ts";
 
 /** The slow, obviously correct reference: the platform's btoa over the whole input. */

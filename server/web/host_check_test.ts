@@ -4,8 +4,8 @@ import { ResultStore } from "../storage/result_store.ts";
 import { createHostCheck, parseHostAuthority, parseTarget } from "./host_check.ts";
 import { createResultsHandler } from "./results_handler.ts";
 import { createWebHandler } from "./web_app.ts";
-import { createFakeSalesService } from "./testdata/fake_sales_service.ts";
-import { rawRequest } from "./testdata/raw_http.ts";
+import { createFakeSalesService } from "./_test_fake_sales_service.ts";
+import { rawRequest } from "./_test_raw_http.ts";
 
 const CSV = "Department Name,Total Number of Sales\nToys,7\n";
 

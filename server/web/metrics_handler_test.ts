@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { SalesMetrics } from "../service/metrics.ts";
 import { ResultStore } from "../storage/result_store.ts";
-import { parsePrometheusText, sampleValue } from "../testdata/prometheus_text.ts";
+import { parsePrometheusText, sampleValue } from "../_test_prometheus_text.ts";
 import { createMetricsHandler } from "./metrics_handler.ts";
 import { createResultsHandler } from "./results_handler.ts";
 

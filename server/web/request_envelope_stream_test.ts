@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import { ConnectError } from "@connectrpc/connect";
-import { eventually } from "../grpc/testdata/raw_grpc.ts";
+import { eventually } from "../grpc/_test_raw_grpc.ts";
 import { BufferBudget } from "../service/buffer_budget.ts";
-import { concatBytes, randomPieces } from "../testdata/bytes.ts";
+import { concatBytes, randomPieces } from "../_test_bytes.ts";
 import { RequestEnvelopeStream } from "./request_envelope_stream.ts";
 
 function envelope(message: Uint8Array, flags = 0): Uint8Array {

@@ -11,7 +11,7 @@
  * @example
  * ```ts
  * import { createWebHandler } from "./web_app.ts";
- * import { createFakeSalesService } from "./testdata/fake_sales_service.ts";
+ * import { createFakeSalesService } from "./_test_fake_sales_service.ts";
  *
  * const handler = createWebHandler({
  *   service: createFakeSalesService().service,
@@ -31,7 +31,7 @@ import type { BufferBudget } from "../service/buffer_budget.ts";
 import type { SalesService } from "../service/types.ts";
 import App from "../../routes/_app.tsx";
 import IndexPage from "../../routes/index.tsx";
-import NotFoundPage from "../../routes/_404.tsx";
+import NotFoundPage from "../../routes/_error.tsx";
 import { DEFAULT_BUILD_DIR, readIslandsManifest } from "./build.ts";
 import type { DevReload } from "./dev_reload.ts";
 import { createGrpcWebHandler, isGrpcWebContentType, isRpcPath, RPC_METHODS } from "./grpc_web.ts";

@@ -15,7 +15,7 @@ import { createSalesService, type SalesServiceHandle } from "../service/sales_se
 import { ResultStore } from "../storage/result_store.ts";
 import { buildIslands } from "./build.ts";
 import { createWebHandler } from "./web_app.ts";
-import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./testdata/chromium.ts";
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./_test_chromium.ts";
 
 const ARTIFACTS = new URL("../../test-artifacts/", import.meta.url);
 /** Small chunks so a few-megabyte file takes several AppendUpload calls. */

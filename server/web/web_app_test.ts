@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createWebHandler } from "./web_app.ts";
-import { createFakeSalesService, FAKE_RESULT_ID } from "./testdata/fake_sales_service.ts";
+import { createFakeSalesService, FAKE_RESULT_ID } from "./_test_fake_sales_service.ts";
 
 const BASE = "http://localhost:3000";
 const BUNDLE = "islands-0123456789abcdef.js";
