@@ -193,7 +193,17 @@ async function cloneRepository(): Promise<string> {
       await Deno.copyFile(from, `${clone}/${relative}`);
     }
   }
-  const paths = ["deno.json", "deno.lock", "server", "routes", "islands", "components", "browser", "gen", "static"];
+  const paths = [
+    "deno.json",
+    "deno.lock",
+    "server",
+    "routes",
+    "islands",
+    "components",
+    "browser",
+    "gen",
+    "static",
+  ];
   for (const path of [...paths, "proto"]) await copy(path);
   return clone;
 }
