@@ -29,10 +29,11 @@ USER deno
 COPY --chown=deno:deno deno.json deno.lock* ./
 RUN deno install
 
-# Then the source: cache the server's whole module graph (anything deno.json did not list) and
-# build the island bundle, so nothing is downloaded or built when the container starts.
+# Then the source: cache the server's whole module graph (anything deno.json did not list),
+# including the pages and islands it imports by file name at start-up, and build the island
+# bundle, so nothing is downloaded or built when the container starts.
 COPY --chown=deno:deno . .
-RUN deno cache server/main.ts \
+RUN deno cache server/main.ts $(find routes islands -name '*.tsx' ! -name '*_test.tsx') \
     && deno task build
 
 # At run time the service may write its results and Deno's cache (/deno-dir), not its own code.

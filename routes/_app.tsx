@@ -1,38 +1,24 @@
-import type { ComponentChildren } from "preact";
+import type { PageProps } from "../server/web/fs_routes.ts";
+import type { State } from "../server/web/web_app.ts";
 
-/** Props of {@linkcode App}: what every page's shell needs. */
-export interface AppProps {
-  /** The page title, shown in the tab. */
-  title: string;
-  /** URL of the stylesheet (versioned by content hash). */
-  stylesUrl: string;
-  /** URL of the island bundle, or undefined when it has not been built. */
-  islandsUrl: string | undefined;
-  /** `deno task dev` only: the script that reloads the page when the code changes. */
-  devReloadUrl?: string;
-  children: ComponentChildren;
-}
-
-/** The HTML shell around every page (Fresh's `routes/_app.tsx`). */
-export default function App(
-  { title, stylesUrl, islandsUrl, devReloadUrl, children }: AppProps,
-) {
+/**
+ * The HTML shell around every page (Fresh's `routes/_app.tsx`). The page's handler sets the title
+ * in `state.title`; the server adds the island bundle's script tags, as Fresh does.
+ */
+export default function App({ Component, state }: PageProps<unknown, State>) {
   return (
     <html lang="en">
       <head>
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <meta name="color-scheme" content="light dark" />
-        <title>{title}</title>
+        <title>{state.title ?? "Sales Aggregator"}</title>
         <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
-        <link rel="stylesheet" href={stylesUrl} />
-        {islandsUrl && <link rel="modulepreload" href={islandsUrl} />}
+        <link rel="stylesheet" href="/static/styles.css" />
       </head>
       <body>
         <a class="skip-link" href="#main">Skip to content</a>
-        {children}
-        {islandsUrl && <script type="module" src={islandsUrl} />}
-        {devReloadUrl && <script type="module" src={devReloadUrl} />}
+        <Component />
       </body>
     </html>
   );

@@ -1,12 +1,23 @@
 import UploadIsland from "../islands/UploadIsland.tsx";
+import { page, type PageProps, type RouteHandlers } from "../server/web/fs_routes.ts";
+import type { State } from "../server/web/web_app.ts";
 
-/** Props of {@linkcode IndexPage}, from the server's configuration. */
-export interface IndexPageProps {
+/** What {@linkcode IndexPage} shows, from the server's configuration. */
+export interface IndexPageData {
   /** The gRPC-Web endpoint the island calls (`GRPC_WEB_URL`); empty means this origin. */
   grpcWebUrl: string;
   /** The largest upload accepted (`MAX_UPLOAD_BYTES`), or null when unlimited. */
   maxUploadBytes: number | null;
 }
+
+/** Reads the island's settings from the server's state. */
+export const handler: RouteHandlers<IndexPageData, State> = {
+  GET(ctx) {
+    ctx.state.title = "Sales Aggregator: total sales per department";
+    const { grpcWebUrl, maxUploadBytes } = ctx.state;
+    return page({ grpcWebUrl, maxUploadBytes });
+  },
+};
 
 const SAMPLE = `Department Name,Date,Number of Sales
 Electronics,2024-01-15,120
@@ -15,7 +26,8 @@ Electronics,2024-01-16,98
 "Toys, Games & Books",2024-01-16,40`;
 
 /** `/`: what the tool does, the upload island, and the file format. Reads fine without script. */
-export default function IndexPage({ grpcWebUrl, maxUploadBytes }: IndexPageProps) {
+export default function IndexPage({ data }: PageProps<IndexPageData, State>) {
+  const { grpcWebUrl, maxUploadBytes } = data;
   return (
     <>
       <header class="site-header">

@@ -1,15 +1,21 @@
 /**
- * `deno task build`: bundles the islands' browser entry with `deno bundle` (minified, for the
+ * `deno task build`: bundles every island in `islands/` with `deno bundle` (minified, for the
  * browser) into `static/build/islands-<hash>.js` and records the name in
  * `static/build/manifest.json`, which the page reads to link it. The hash in the name lets the
  * bundle be cached forever. The bundle is built, not committed: `deno task start` runs this first,
  * and `deno task dev` runs it in-process each time the server (re)starts (`dev_reload.ts`).
+ *
+ * The bundle's entry is generated: it imports each island the way the server finds them
+ * (`islands.ts`), so that adding `islands/Foo.tsx` needs no other edit, and hydrates them
+ * (`hydrate_islands.ts`).
  *
  * @module
  */
 
 import { gzip } from "node:zlib";
 import { promisify } from "node:util";
+import { DEFAULT_ISLANDS_DIR, findIslands } from "./islands.ts";
+import { sha256Hex } from "../storage/hex.ts";
 
 /** What the page needs to know about the build. */
 export interface IslandsManifest {
@@ -30,10 +36,12 @@ export interface BuildResult {
 export interface BuildOptions {
   /** Folder for the bundle and manifest. @default {static/build/ in the repository} */
   outDir?: URL;
+  /** Folder of the islands to bundle. @default {islands/ in the repository} */
+  islandsDir?: URL;
 }
 
 const REPO_ROOT = new URL("../../", import.meta.url);
-const ENTRY = new URL("./islands_entry.ts", import.meta.url);
+const HYDRATE_ISLANDS = new URL("./hydrate_islands.ts", import.meta.url);
 /** Where the bundle and manifest go by default, and where the web app looks for them. */
 export const DEFAULT_BUILD_DIR = new URL("static/build/", REPO_ROOT);
 /** The island bundle's size budget, gzip-compressed. */
@@ -51,9 +59,17 @@ export async function readIslandsManifest(
   }
 }
 
-async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+/** The source of the bundle's entry: imports every island in `islandsDir` and hydrates them. */
+export async function islandsEntrySource(islandsDir: URL = DEFAULT_ISLANDS_DIR): Promise<string> {
+  const islands = await findIslands(islandsDir);
+  const lines = [
+    `import { hydrateIslands } from ${JSON.stringify(HYDRATE_ISLANDS.href)};`,
+    ...islands.map(({ url }, i) => `import island${i} from ${JSON.stringify(url.href)};`),
+    `hydrateIslands({ ${
+      islands.map(({ name }, i) => `${JSON.stringify(name)}: island${i}`).join(", ")
+    } });`,
+  ];
+  return lines.join("\n") + "\n";
 }
 
 /** Bundles the islands, writes the hashed bundle and the manifest, and removes older bundles. */
@@ -62,6 +78,8 @@ export async function buildIslands(options: BuildOptions = {}): Promise<BuildRes
   const scratch = await Deno.makeTempDir({ prefix: "islands_build_" });
   try {
     const scratchFile = `${scratch}/islands.js`;
+    const entry = `${scratch}/islands_entry.ts`;
+    await Deno.writeTextFile(entry, await islandsEntrySource(options.islandsDir));
     const { code, stderr } = await new Deno.Command(Deno.execPath(), {
       args: [
         "bundle",
@@ -69,11 +87,14 @@ export async function buildIslands(options: BuildOptions = {}): Promise<BuildRes
         // node_modules/ and no dev tools (see "nodeModulesDir" in docs/development.md).
         "--node-modules-dir=none",
         "--quiet",
+        // The entry lives in the scratch folder: resolve the islands' imports with our config.
+        "--config",
+        new URL("deno.json", REPO_ROOT).pathname,
         "--platform=browser",
         "--minify",
         "--output",
         scratchFile,
-        ENTRY.pathname,
+        entry,
       ],
       cwd: REPO_ROOT.pathname,
       stdout: "piped",

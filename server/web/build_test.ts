@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { buildIslands, ISLANDS_GZIP_BUDGET, readIslandsManifest } from "./build.ts";
+import {
+  buildIslands,
+  ISLANDS_GZIP_BUDGET,
+  islandsEntrySource,
+  readIslandsManifest,
+} from "./build.ts";
 
 Deno.test("buildIslands writes a hashed, minified browser bundle within its 60 KB gzip budget", async () => {
   const outDir = await Deno.makeTempDir({ prefix: "build_test_" });
@@ -32,5 +37,22 @@ Deno.test("readIslandsManifest answers undefined before any build", async () => 
     assert.equal(await readIslandsManifest(new URL(`file://${outDir}/`)), undefined);
   } finally {
     await Deno.remove(outDir, { recursive: true });
+  }
+});
+
+Deno.test("islandsEntrySource imports and hydrates every island of the folder, and nothing else", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "build_test_islands_" });
+  try {
+    for (const name of ["Foo.tsx", "Bar.tsx", "Foo_test.tsx", "_private.tsx", "notes.md"]) {
+      await Deno.writeTextFile(`${dir}/${name}`, "export default () => null;\n");
+    }
+    const source = await islandsEntrySource(new URL(`file://${dir}/`));
+    const imported = [...source.matchAll(/^import (island\d) from "file:\/\/[^"]*\/([^"/]+)";$/gm)]
+      .map((match) => match[2]);
+    assert.deepEqual(imported, ["Bar.tsx", "Foo.tsx"]);
+    assert.match(source, /hydrateIslands\(\{ "Bar": island0, "Foo": island1 \}\);/);
+    assert.match(source, /^import \{ hydrateIslands \} from "file:\/\/.*\/hydrate_islands\.ts";$/m);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

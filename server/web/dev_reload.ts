@@ -18,7 +18,8 @@
  *
  * const devReload = createDevReload({ build: () => Promise.resolve({ islands: "islands-ab.js" }) });
  * await devReload.ready;
- * const response = await devReload.handle(new Request("http://localhost/_dev/reload.js"));
+ * const request = new Request("http://localhost/_dev/reload.js");
+ * const response = await devReload.handle(request, "/_dev/reload.js");
  * if (!response.headers.get("content-type")?.startsWith("text/javascript")) throw new Error();
  * devReload.close();
  * ```
@@ -27,6 +28,7 @@
  */
 
 import { buildIslands, type IslandsManifest, readIslandsManifest } from "./build.ts";
+import { consoleLogger } from "../logger.ts";
 
 /** Path prefix of everything dev mode serves; {@linkcode DevReload.handle} answers below it. */
 export const DEV_PATH_PREFIX = "/_dev/";
@@ -44,7 +46,7 @@ export interface DevReloadOptions {
    * @default {buildIslands() into static/build/, then its manifest}
    */
   build?: () => Promise<IslandsManifest>;
-  /** Where build failures go. @default {console.error} */
+  /** Where build failures go. @default {consoleLogger.error} */
   logError?: (message: string, error: unknown) => void;
 }
 
@@ -58,8 +60,8 @@ export interface DevReload {
   revision(): string;
   /** The script URL to put in each page, carrying the page's revision. */
   scriptUrl(): string;
-  /** Answers a request below {@linkcode DEV_PATH_PREFIX}. */
-  handle(request: Request): Promise<Response>;
+  /** Answers a request below {@linkcode DEV_PATH_PREFIX}; `path` is the one the server routes on. */
+  handle(request: Request, path: string): Promise<Response>;
   /** Ends every open event stream, so that a graceful shutdown does not wait for them. */
   close(): void;
 }
@@ -95,7 +97,7 @@ listen();
 /** Starts dev mode: builds the island bundle now and serves the reload channel. */
 export function createDevReload(options: DevReloadOptions = {}): DevReload {
   const build = options.build ?? defaultBuild;
-  const logError = options.logError ?? ((message, error) => console.error(message, error));
+  const logError = options.logError ?? ((message, error) => consoleLogger.error(message, error));
   const instance = crypto.randomUUID().slice(0, 8);
   const streams = new Set<ReadableStreamDefaultController<Uint8Array>>();
   const encoder = new TextEncoder();
@@ -146,8 +148,7 @@ export function createDevReload(options: DevReloadOptions = {}): DevReload {
     islandsName: () => manifest?.islands,
     revision,
     scriptUrl: () => `${DEV_RELOAD_SCRIPT_PATH}?revision=${encodeURIComponent(revision())}`,
-    handle(request: Request): Promise<Response> {
-      const path = new URL(request.url).pathname;
+    handle(request: Request, path: string): Promise<Response> {
       if (path === DEV_RELOAD_EVENTS_PATH) return Promise.resolve(events());
       if (path === DEV_RELOAD_SCRIPT_PATH) {
         return Promise.resolve(

@@ -10,6 +10,7 @@ import { chromium } from "playwright-core";
 import { loadConfig } from "../config.ts";
 import { startServer } from "../main.ts";
 import { loopbackEnv } from "../_test_loopback_env.ts";
+import { consistently, eventually } from "../_test_eventually.ts";
 import type { IslandsManifest } from "./build.ts";
 import { createDevReload, DEV_RELOAD_EVENTS_PATH, DEV_RELOAD_SCRIPT_PATH } from "./dev_reload.ts";
 import { createWebHandler } from "./web_app.ts";
@@ -24,25 +25,8 @@ const WEB_CONFIG = {
   maxUploadBytes: undefined,
 };
 
-/** Polls `probe` until it answers a value, or fails naming `what` at the deadline. */
-async function waitFor<T>(
-  what: string,
-  timeoutMs: number,
-  probe: () => Promise<T | undefined>,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`, { cause: lastError });
-}
+/** How the tests below poll a server that restarts: an error (a refused fetch) means "not yet". */
+const POLL_DEV_SERVER = { intervalMs: 50, retryErrors: true };
 
 /** Reads SSE text from `body` until it contains `expected`. */
 async function readUntil(
@@ -65,6 +49,7 @@ Deno.test("createDevReload sends the revision only once its build is done", asyn
   try {
     const response = await devReload.handle(
       new Request(`http://localhost${DEV_RELOAD_EVENTS_PATH}`),
+      DEV_RELOAD_EVENTS_PATH,
     );
     assert.equal(response.headers.get("content-type"), "text/event-stream; charset=utf-8");
     assert.equal(response.headers.get("cache-control"), "no-store");
@@ -96,13 +81,16 @@ Deno.test("createDevReload sends the revision only once its build is done", asyn
 Deno.test("createDevReload serves the reload script, and 404 for other /_dev/ paths", async () => {
   const devReload = createDevReload({ build: () => Promise.resolve({ islands: "islands-ab.js" }) });
   await devReload.ready;
-  const script = await devReload.handle(new Request(`http://localhost${devReload.scriptUrl()}`));
+  const script = await devReload.handle(
+    new Request(`http://localhost${devReload.scriptUrl()}`),
+    DEV_RELOAD_SCRIPT_PATH,
+  );
   assert.equal(script.status, 200);
   assert.equal(script.headers.get("content-type"), "text/javascript; charset=utf-8");
   const code = await script.text();
   assert.match(code, /new EventSource\("\/_dev\/reload"\)/);
   assert.match(code, /location\.reload\(\)/);
-  const other = await devReload.handle(new Request("http://localhost/_dev/other"));
+  const other = await devReload.handle(new Request("http://localhost/_dev/other"), "/_dev/other");
   assert.equal(other.status, 404);
   await other.body?.cancel();
 });
@@ -121,7 +109,7 @@ Deno.test("createWebHandler in dev mode links its own build and the reload scrip
     answered = true;
     return response;
   });
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  await consistently(() => !answered, "the page to wait for the build", 50);
   assert.equal(answered, false, "page answered before the build was done");
   build.resolve({ islands: "islands-00000000feedbeef.js" });
   const html = await (await pending).text();
@@ -243,7 +231,10 @@ async function devTaskReloadsOnIslandEdit(): Promise<void> {
   const collecting = Promise.all([collect(child.stdout), collect(child.stderr)]);
   const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
   try {
-    const oldBundle = await waitFor("the first page with islands", 15_000, () => islandsUrlOf(base))
+    const oldBundle = await eventually(() => islandsUrlOf(base), "the first page with islands", {
+      ...POLL_DEV_SERVER,
+      timeoutMs: 15_000,
+    })
       .catch((error) => {
         throw new Error(`${error.message}\n--- deno task dev ---\n${output}`);
       });
@@ -264,12 +255,16 @@ async function devTaskReloadsOnIslandEdit(): Promise<void> {
     );
     const edited = Date.now();
 
-    const newBundle = await waitFor("the served bundle to change", 5_000, async () => {
-      const url = await islandsUrlOf(base);
-      if (url === undefined || url === oldBundle) return undefined;
-      const code = await (await fetch(base + url)).text();
-      return code.includes(marker) ? url : undefined;
-    }).catch((error) => {
+    const newBundle = await eventually(
+      async () => {
+        const url = await islandsUrlOf(base);
+        if (url === undefined || url === oldBundle) return undefined;
+        const code = await (await fetch(base + url)).text();
+        return code.includes(marker) ? url : undefined;
+      },
+      "the served bundle to change",
+      { ...POLL_DEV_SERVER, timeoutMs: 5_000 },
+    ).catch((error) => {
       throw new Error(`${error.message}\n--- deno task dev ---\n${output}`);
     });
     const bundleMs = Date.now() - edited;
@@ -278,14 +273,14 @@ async function devTaskReloadsOnIslandEdit(): Promise<void> {
     assert.equal(oldGone.status, 404, "the stale bundle is still served");
 
     // The open page reloads by itself onto the new bundle: the variable set before is gone.
-    const reloadedWith = await waitFor(
-      "the open page to reload",
-      10_000,
+    const reloadedWith = await eventually(
       () =>
         page.evaluate(() => {
           const scope = globalThis as unknown as Record<string, unknown>;
           return scope.__beforeEdit === undefined ? scope.__devReloadMarker : undefined;
         }),
+      "the open page to reload",
+      { ...POLL_DEV_SERVER, timeoutMs: 10_000 },
     );
     assert.equal(reloadedWith, marker);
     await page.locator('[data-island="UploadIsland"][data-hydrated="true"]').waitFor();
@@ -345,9 +340,6 @@ if (!chromiumInstalled()) {
 } else {
   Deno.test({
     name: DEV_TEST,
-    // playwright keeps its own connections and timers alive between calls.
-    sanitizeOps: false,
-    sanitizeResources: false,
     fn: devTaskReloadsOnIslandEdit,
   });
 }

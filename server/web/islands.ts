@@ -1,19 +1,20 @@
 /**
- * Islands, wired the way Fresh does it, in one place: a route imports an island component and
- * uses it like any other; on the server, {@linkcode installIslandMarkers} makes every island render
- * inside a marker element that carries its name and serialized props; in the browser, the bundle
- * entry (`islands_entry.ts`) calls {@linkcode hydrateIslands}, which hydrates each marker with
- * the same component and props. To add an island, add it to {@linkcode ISLANDS}. Moving to Fresh
- * means deleting this file: Fresh finds `islands/` by itself.
+ * Islands on the server, found the way Fresh finds them: every `islands/*.tsx` default export is
+ * an island, named after its file ({@linkcode loadIslands}). A route imports an island and uses it
+ * like any other component; once {@linkcode installIslandMarkers} has run, every island renders
+ * inside a marker element that carries its name and serialized props. In the browser, the bundle
+ * (`build.ts` generates its entry from the same folder) hydrates each marker with the same
+ * component and props (`hydrate_islands.ts`). Adding an island is adding the file. Moving to Fresh
+ * means deleting this file.
  *
  * @example
  * ```tsx
  * import { renderToString } from "preact-render-to-string";
  * import { h } from "preact";
  * import UploadIsland from "../../islands/UploadIsland.tsx";
- * import { installIslandMarkers } from "./islands.ts";
+ * import { installIslandMarkers, loadIslands } from "./islands.ts";
  *
- * installIslandMarkers();
+ * installIslandMarkers(await loadIslands());
  * const html = renderToString(h(UploadIsland, { grpcWebUrl: "", maxUploadBytes: null }));
  * if (!html.startsWith('<div data-island="UploadIsland"')) throw new Error(html);
  * ```
@@ -21,18 +22,49 @@
  * @module
  */
 
-import { type ComponentType, h, hydrate, options } from "preact";
-import UploadIsland from "../../islands/UploadIsland.tsx";
+import { type ComponentType, h, options } from "preact";
+import { TEST_FILE } from "./fs_routes.ts";
 
 // deno-lint-ignore no-explicit-any
 type AnyComponent = ComponentType<any>;
 
-/** Every island, by the name its marker carries. */
-export const ISLANDS: Record<string, AnyComponent> = { UploadIsland };
+/** The `islands/` folder of the repository. */
+export const DEFAULT_ISLANDS_DIR = new URL("../../islands/", import.meta.url);
 
-const islandNames = new Map<AnyComponent, string>(
-  Object.entries(ISLANDS).map(([name, component]) => [component, name]),
-);
+/** An island's file: its name (the file's, without `.tsx`) and location. */
+export interface IslandFile {
+  name: string;
+  url: URL;
+}
+
+/** Every island file in `dir`: its `*.tsx` files, except tests and `_` (private) files, by name. */
+export async function findIslands(dir: URL = DEFAULT_ISLANDS_DIR): Promise<IslandFile[]> {
+  const islands: IslandFile[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    if (!entry.isFile || !entry.name.endsWith(".tsx") || TEST_FILE.test(entry.name)) continue;
+    if (entry.name.startsWith("_")) continue;
+    islands.push({ name: entry.name.slice(0, -".tsx".length), url: new URL(entry.name, dir) });
+  }
+  return islands.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+}
+
+/** Imports every island in `dir`: its default export, by name. */
+export async function loadIslands(
+  dir: URL = DEFAULT_ISLANDS_DIR,
+): Promise<Record<string, AnyComponent>> {
+  const islands: Record<string, AnyComponent> = {};
+  for (const { name, url } of await findIslands(dir)) {
+    const component = (await import(url.href)).default;
+    if (typeof component !== "function") {
+      throw new Error(`Island ${url.pathname} has no default export component`);
+    }
+    islands[name] = component;
+  }
+  return islands;
+}
+
+/** Every island installed so far, by component. */
+const islandNames = new Map<AnyComponent, string>();
 
 /** Set on the inner vnode of a marker so the hook below does not wrap it a second time. */
 const INSIDE_MARKER = "__islandInsideMarker";
@@ -54,8 +86,12 @@ function IslandMarker(
 
 let installed = false;
 
-/** Server only: from now on, rendering an island component wraps it in its marker. Idempotent. */
-export function installIslandMarkers(): void {
+/**
+ * Server only: from now on, rendering one of `islands` wraps it in its marker. Calling it again
+ * adds islands; the rendering hook is installed once.
+ */
+export function installIslandMarkers(islands: Record<string, AnyComponent>): void {
+  for (const [name, component] of Object.entries(islands)) islandNames.set(component, name);
   if (installed) return;
   installed = true;
   const previous = options.vnode;
@@ -73,19 +109,4 @@ export function installIslandMarkers(): void {
     }
     previous?.(vnode);
   };
-}
-
-/** Browser only: hydrates every island marker in `root` with its component and props. */
-export function hydrateIslands(root: ParentNode = document): void {
-  for (const marker of root.querySelectorAll<HTMLElement>("[data-island]")) {
-    const component = ISLANDS[marker.dataset.island ?? ""];
-    if (component === undefined) {
-      console.error(`Unknown island ${marker.dataset.island}`);
-      continue;
-    }
-    const props = JSON.parse(marker.dataset.islandProps ?? "{}");
-    hydrate(h(component, props), marker);
-    // Lets tests (and curious people) see that the island is live.
-    marker.dataset.hydrated = "true";
-  }
 }

@@ -1,12 +1,14 @@
 /**
- * The web port's one handler: server-rendered pages (`routes/`), static assets (`static/`, with the
- * island bundle under `static/build/`), and gRPC-Web for `sales.v1.SalesService` and health checks.
- * Serve it with `Deno.serve({ port: config.webPort }, createWebHandler({ service, config }))`.
+ * The web port's one handler: server-rendered pages (`routes/`, routed from the file system as
+ * Fresh 2 does, see `fs_routes.ts`), static assets (`static/`, with the island bundle under
+ * `static/build/`), and gRPC-Web for `sales.v1.SalesService` and health checks. Serve it with
+ * `Deno.serve({ port: config.webPort }, createWebHandler({ service, config }))`.
  *
  * Every request first passes the `Host` check ({@linkcode createHostCheck}); routing then uses the
  * request target's path only. RPC paths (`/package.Service/Method`) take POST (gRPC-Web, else 415)
  * and OPTIONS (CORS preflight); every other path takes GET and HEAD. A 405 names what the path
- * takes in `Allow`.
+ * takes in `Allow`. Pages get {@linkcode State} as `ctx.state` and `props.state`; the island
+ * bundle's script tags are added to every page here, as Fresh adds them.
  *
  * @example
  * ```ts
@@ -24,19 +26,16 @@
  * @module
  */
 
-import { type ComponentChildren, h } from "preact";
-import { renderToString } from "preact-render-to-string";
 import type { Config } from "../config.ts";
+import { consoleLogger, type Logger } from "../logger.ts";
 import type { BufferBudget } from "../service/buffer_budget.ts";
 import type { SalesService } from "../service/types.ts";
-import App from "../../routes/_app.tsx";
-import IndexPage from "../../routes/index.tsx";
-import NotFoundPage from "../../routes/_error.tsx";
 import { DEFAULT_BUILD_DIR, readIslandsManifest } from "./build.ts";
 import type { DevReload } from "./dev_reload.ts";
+import { type FsRoutes, HttpError, loadFsRoutes, type RenderedPage } from "./fs_routes.ts";
 import { createGrpcWebHandler, isGrpcWebContentType, isRpcPath, RPC_METHODS } from "./grpc_web.ts";
 import { createHostCheck, plainText } from "./host_check.ts";
-import { installIslandMarkers } from "./islands.ts";
+import { DEFAULT_ISLANDS_DIR, installIslandMarkers, loadIslands } from "./islands.ts";
 import { serveStaticFile } from "./static_files.ts";
 
 /** Options of {@linkcode createWebHandler}. */
@@ -58,24 +57,55 @@ export interface WebHandlerOptions {
   buildDir?: URL;
   /** `deno task dev` only: serves `/_dev/` and puts the reload script in every page. @default {off} */
   devReload?: DevReload;
+  /** Where warnings and unexpected errors go. @default {consoleLogger} */
+  logger?: Logger;
+  /** Folder of the pages, scanned once. @default {routes/ in the repository} */
+  routesDir?: URL;
+  /** Folder of the islands, scanned once. @default {islands/ in the repository} */
+  islandsDir?: URL;
+}
+
+/** What every page's handler gets as `ctx.state` (and its component as `props.state`). */
+export interface State {
+  /** The service, shared with the gRPC port. */
+  service: SalesService;
+  /** The gRPC-Web endpoint the browser calls (`GRPC_WEB_URL`); empty means this origin. */
+  grpcWebUrl: string;
+  /** The largest upload accepted (`MAX_UPLOAD_BYTES`), or null when unlimited. */
+  maxUploadBytes: number | null;
+  /** The page title, set by the page's handler; `_app.tsx` shows it. */
+  title?: string;
 }
 
 const DEFAULT_STATIC_DIR = new URL("../../static/", import.meta.url);
+const DEFAULT_ROUTES_DIR = new URL("../../routes/", import.meta.url);
+
+/** `"` and `&` escaped, for a URL we put in an attribute. */
+function attribute(value: string): string {
+  return value.replaceAll("&", "&amp;").replaceAll('"', "&quot;");
+}
 
 /** Builds the handler for pages, static assets and gRPC-Web. */
 export function createWebHandler(
   options: WebHandlerOptions,
 ): (request: Request, info?: Deno.ServeHandlerInfo) => Promise<Response> {
   const { service, config, devReload } = options;
+  const logger = options.logger ?? consoleLogger;
   const staticDir = options.staticDir ?? DEFAULT_STATIC_DIR;
   const buildDir = options.buildDir ?? DEFAULT_BUILD_DIR;
-  installIslandMarkers();
+  const routesDir = options.routesDir ?? DEFAULT_ROUTES_DIR;
+  // Scanned once, at start-up; requests wait for it. Islands first: pages render them.
+  const pages: Promise<FsRoutes> = loadIslands(options.islandsDir ?? DEFAULT_ISLANDS_DIR)
+    .then(installIslandMarkers)
+    .then(() => loadFsRoutes(routesDir));
+  pages.catch((error) => logger.error("[web] Loading the pages failed:", error));
   const grpcWeb = createGrpcWebHandler({
     service,
     corsOrigins: config.corsOrigins,
     readMaxBytes: config.maxMessageBytes,
     apiToken: config.salesApiToken,
     budget: options.budget,
+    logger,
   });
   const checkHost = createHostCheck({ allowedHosts: config.allowedHosts });
   const contentSecurityPolicy = [
@@ -102,36 +132,51 @@ export function createWebHandler(
     const manifest = await readIslandsManifest(buildDir);
     if (manifest === undefined && !warnedNoBundle) {
       warnedNoBundle = true;
-      console.warn("[web] No island bundle in static/build/: run `deno task build`");
+      logger.warn("[web] No island bundle in static/build/: run `deno task build`");
     }
     return manifest && `/static/build/${manifest.islands}`;
   }
 
-  async function page(
-    request: Request,
-    status: number,
-    title: string,
-    body: ComponentChildren,
-  ): Promise<Response> {
-    const html = "<!DOCTYPE html>" + renderToString(
-      h(App, {
-        title,
-        stylesUrl: "/static/styles.css",
-        islandsUrl: await islandsUrl(),
-        devReloadUrl: devReload?.scriptUrl(),
-        children: body,
-      }),
-    );
-    return new Response(request.method === "HEAD" ? null : html, {
-      status,
-      headers: {
-        "content-type": "text/html; charset=utf-8",
-        "cache-control": "no-cache",
-        "content-security-policy": contentSecurityPolicy,
-        "x-content-type-options": "nosniff",
-        "referrer-policy": "no-referrer",
-      },
+  function newState(): State {
+    return {
+      service,
+      grpcWebUrl: config.grpcWebUrl,
+      maxUploadBytes: config.maxUploadBytes ?? null,
+    };
+  }
+
+  /** Sends a rendered page with the island bundle's tags and the page headers. */
+  async function send(request: Request, rendered: RenderedPage): Promise<Response> {
+    let html = rendered.html;
+    const islands = await islandsUrl();
+    const devReloadUrl = devReload?.scriptUrl();
+    if (islands !== undefined) {
+      const head = html.lastIndexOf("</head>");
+      const preload = `<link rel="modulepreload" href="${attribute(islands)}"/>`;
+      if (head !== -1) html = html.slice(0, head) + preload + html.slice(head);
+    }
+    const scripts = [islands, devReloadUrl].filter((url) => url !== undefined)
+      .map((url) => `<script type="module" src="${attribute(url)}"></script>`).join("");
+    const body = html.lastIndexOf("</body>");
+    html = body === -1 ? html + scripts : html.slice(0, body) + scripts + html.slice(body);
+    const headers = new Headers({
+      "content-type": "text/html; charset=utf-8",
+      "cache-control": "no-cache",
+      "content-security-policy": contentSecurityPolicy,
+      "x-content-type-options": "nosniff",
+      "referrer-policy": "no-referrer",
     });
+    for (const [name, value] of rendered.headers) headers.set(name, value);
+    return new Response(request.method === "HEAD" ? null : html, {
+      status: rendered.status,
+      headers,
+    });
+  }
+
+  async function notFound(request: Request, path: string): Promise<Response> {
+    const routes = await pages;
+    const error = new HttpError(404, `No page at ${path}`);
+    return await send(request, await routes.renderError(request, path, newState(), error));
   }
 
   async function route(request: Request, info?: Deno.ServeHandlerInfo): Promise<Response> {
@@ -163,18 +208,7 @@ export function createWebHandler(
       });
     }
     if (devReload !== undefined && path.startsWith("/_dev/")) {
-      return await devReload.handle(request);
-    }
-    if (path === "/") {
-      return await page(
-        request,
-        200,
-        "Sales Aggregator: total sales per department",
-        h(IndexPage, {
-          grpcWebUrl: config.grpcWebUrl,
-          maxUploadBytes: config.maxUploadBytes ?? null,
-        }),
-      );
+      return await devReload.handle(request, path);
     }
     if (path === "/favicon.svg") return await serveStaticFile(request, staticDir, "favicon.svg");
     if (path.startsWith("/static/build/")) {
@@ -183,12 +217,36 @@ export function createWebHandler(
       if (/^islands-[0-9a-f]+\.js$/.test(name)) {
         return await serveStaticFile(request, buildDir, name, { immutable: true });
       }
-      return await page(request, 404, "Page not found", h(NotFoundPage, { path }));
+      return await notFound(request, path);
     }
     if (path.startsWith("/static/")) {
       return await serveStaticFile(request, staticDir, path.slice("/static/".length));
     }
-    return await page(request, 404, "Page not found", h(NotFoundPage, { path }));
+    // A page of routes/, or the error page with a 404.
+    const answer = await (await pages).render(request, path, newState());
+    if (answer instanceof Response) {
+      return request.method === "HEAD" && answer.body !== null
+        ? (answer.body.cancel().catch(() => {}), new Response(null, answer))
+        : answer;
+    }
+    return await send(request, answer);
+  }
+
+  /** The error page with a 500 and a generic message; the cause is logged, never shown. */
+  async function internalError(request: Request, error: unknown): Promise<Response> {
+    logger.error("[web] Unexpected error:", error);
+    try {
+      const path = new URL(request.url).pathname;
+      const routes = await pages;
+      const generic = new Error("Internal server error");
+      return await send(request, await routes.renderError(request, path, newState(), generic));
+    } catch (renderError) {
+      logger.error("[web] Rendering the error page failed:", renderError);
+      return new Response("Internal server error\n", {
+        status: 500,
+        headers: { "content-type": "text/plain; charset=utf-8" },
+      });
+    }
   }
 
   return async function handleWeb(
@@ -198,11 +256,7 @@ export function createWebHandler(
     try {
       return await route(request, info);
     } catch (error) {
-      console.error("[web] Unexpected error:", error);
-      return new Response("Internal server error\n", {
-        status: 500,
-        headers: { "content-type": "text/plain; charset=utf-8" },
-      });
+      return await internalError(request, error);
     }
   };
 }

@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { type Browser, chromium, type Page } from "playwright-core";
-import { aggregateFile } from "../aggregate/sales_aggregator.ts";
+import { aggregateInputFile } from "../aggregate/sales_input.ts";
 import { formatResultCsv } from "../aggregate/result_csv.ts";
 import { withAuth } from "../service/auth.ts";
 import { createSalesService, type SalesServiceHandle } from "../service/sales_service.ts";
@@ -16,6 +16,7 @@ import { ResultStore } from "../storage/result_store.ts";
 import { buildIslands } from "./build.ts";
 import { createWebHandler } from "./web_app.ts";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./_test_chromium.ts";
+import { eventually } from "../_test_eventually.ts";
 
 const ARTIFACTS = new URL("../../test-artifacts/", import.meta.url);
 /** Small chunks so a few-megabyte file takes several AppendUpload calls. */
@@ -203,8 +204,6 @@ if (!chromiumInstalled()) {
   Deno.test({
     name:
       "createWebHandler in Chromium: upload, results, sorting, download, bad rows, cancel, retry, access token",
-    sanitizeOps: false,
-    sanitizeResources: false,
     fn: (t) =>
       withFixture(async ({ page, baseUrl, service, gate, scratch, access }) => {
         // A failed step must not leave requests held for the next one.
@@ -233,7 +232,7 @@ if (!chromiumInstalled()) {
           async () => {
             const csvPath = `${scratch}/sales.csv`;
             await Deno.writeTextFile(csvPath, salesCsv(60_000, 40));
-            const expected = await aggregateFile(csvPath);
+            const expected = await aggregateInputFile(csvPath);
             const expectedCsv = formatResultCsv(expected.totals);
             assert.ok((await Deno.stat(csvPath)).size > 4 * CHUNK_SIZE);
 
@@ -279,7 +278,7 @@ if (!chromiumInstalled()) {
             const csvPath = `${scratch}/compress.csv`;
             await Deno.writeTextFile(csvPath, salesCsv(60_000, 40, 7));
             const size = (await Deno.stat(csvPath)).size;
-            const expected = formatResultCsv((await aggregateFile(csvPath)).totals);
+            const expected = formatResultCsv((await aggregateInputFile(csvPath)).totals);
             // A slow uplink (DevTools throttling, in bytes per second), so that compressing pays
             // and the page chooses it; on loopback it would send the file as it is.
             const devtools = await page.context().newCDPSession(page);
@@ -337,7 +336,7 @@ if (!chromiumInstalled()) {
         await step("a lost chunk is retried at the same offset", async () => {
           const csvPath = `${scratch}/retry.csv`;
           await Deno.writeTextFile(csvPath, salesCsv(20_000, 12, 7));
-          const expected = formatResultCsv((await aggregateFile(csvPath)).totals);
+          const expected = formatResultCsv((await aggregateInputFile(csvPath)).totals);
           await openPage(page, baseUrl);
           gate.failNext = { path: "/AppendUpload", status: 503 };
           await chooseFile(page, csvPath);
@@ -384,9 +383,7 @@ if (!chromiumInstalled()) {
           );
           assert.equal(await page.locator("#results-heading").count(), 0);
           // CancelUpload reached the server and freed the upload.
-          for (let i = 0; i < 50 && service.uploadsInProgress > 0; i++) {
-            await new Promise((resolve) => setTimeout(resolve, 50));
-          }
+          await eventually(() => service.uploadsInProgress === 0, "the upload to be freed");
           assert.equal(service.uploadsInProgress, 0);
           assert.ok(await page.getByRole("button", { name: "Upload" }).isEnabled());
           assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Upload");
@@ -538,7 +535,7 @@ if (!chromiumInstalled()) {
           try {
             const csvPath = `${scratch}/token.csv`;
             await Deno.writeTextFile(csvPath, salesCsv(2_000, 5, 11));
-            const expected = formatResultCsv((await aggregateFile(csvPath)).totals);
+            const expected = formatResultCsv((await aggregateInputFile(csvPath)).totals);
             // The field, by its label, as a screen reader user would find it.
             const tokenField = () =>
               page.getByRole("textbox", { name: "Access token", exact: true });

@@ -248,3 +248,92 @@ Deno.test("createWebHandler asks gRPC-Web calls for SALES_API_TOKEN, but not hea
   assert.ok(health.includes("\x08\x01"), "status SERVING");
   assert.match(health, /grpc-status: ?0/);
 });
+
+Deno.test("createWebHandler serves every file of its routes folder, with the page headers", async () => {
+  const routesDir = await Deno.makeTempDir({ prefix: "web_app_test_routes_" });
+  const app = new URL("../../routes/_app.tsx", import.meta.url).href;
+  const error = new URL("../../routes/_error.tsx", import.meta.url).href;
+  await Deno.mkdir(`${routesDir}/r`);
+  await Deno.writeTextFile(`${routesDir}/_app.tsx`, `export { default } from "${app}";\n`);
+  await Deno.writeTextFile(
+    `${routesDir}/_error.tsx`,
+    `export { default, handler } from "${error}";\n`,
+  );
+  await Deno.writeTextFile(
+    `${routesDir}/about.tsx`,
+    `export const handler = { GET(ctx) { ctx.state.title = "About"; return { data: ctx.state.grpcWebUrl }; } };
+export default ({ data }) => <main><h1>About {data}</h1></main>;
+`,
+  );
+  await Deno.writeTextFile(
+    `${routesDir}/r/[id].tsx`,
+    `export const handler = { GET(ctx) { return Response.redirect(new URL("/about?id=" + ctx.params.id, ctx.url), 303); } };
+`,
+  );
+  await Deno.writeTextFile(
+    `${routesDir}/boom.tsx`,
+    `export default () => { throw new Error("secret cause at /etc/passwd"); };\n`,
+  );
+  const errors: unknown[][] = [];
+  const consoleError = console.error;
+  console.error = (...args: unknown[]) => errors.push(args);
+  try {
+    const handler = createWebHandler({
+      service: createFakeSalesService().service,
+      config: {
+        grpcWebUrl: "http://localhost:8081",
+        corsOrigins: [],
+        maxMessageBytes: 64 << 20,
+        maxUploadBytes: undefined,
+      },
+      routesDir: new URL(`file://${routesDir}/`),
+    });
+    const get = (path: string, method = "GET") => handler(new Request(BASE + path, { method }));
+
+    const about = await get("/about");
+    assert.equal(about.status, 200);
+    assert.equal(about.headers.get("cache-control"), "no-cache");
+    assert.equal(about.headers.get("x-content-type-options"), "nosniff");
+    assert.equal(about.headers.get("referrer-policy"), "no-referrer");
+    assert.match(about.headers.get("content-security-policy") ?? "", /connect-src 'self' http:/);
+    const html = await about.text();
+    assert.match(html, /<title>About<\/title>.*<h1>About http:\/\/localhost:8081<\/h1>/s);
+
+    const head = await get("/about", "HEAD");
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get("content-type"), "text/html; charset=utf-8");
+    assert.equal(head.body, null);
+
+    const redirect = await get("/r/3f2a");
+    assert.equal(redirect.status, 303);
+    assert.equal(redirect.headers.get("location"), `${BASE}/about?id=3f2a`);
+    const headRedirect = await get("/r/3f2a", "HEAD");
+    assert.equal(headRedirect.status, 303);
+    assert.equal(headRedirect.body, null);
+
+    const missing = await get("/");
+    assert.equal(missing.status, 404);
+    assert.match(await missing.text(), /<title>Page not found<\/title>.*<code>\/<\/code>/s);
+
+    assert.equal(errors.length, 0);
+    const boom = await get("/boom");
+    assert.equal(boom.status, 500);
+    assert.equal(boom.headers.get("content-type"), "text/html; charset=utf-8");
+    const text = await boom.text();
+    assert.match(text, /<h1>Something went wrong<\/h1>/);
+    assert.doesNotMatch(text, /secret|passwd/);
+    assert.match(String(errors[0]?.[1]), /secret cause/, "the cause is logged");
+  } finally {
+    console.error = consoleError;
+    await Deno.remove(routesDir, { recursive: true });
+  }
+});
+
+Deno.test("createWebHandler answers HEAD on a page with its headers and no body", async () => {
+  await using web = await setup();
+  const response = await web.get("/", { method: "HEAD" });
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("content-type"), "text/html; charset=utf-8");
+  assert.equal(response.headers.get("x-content-type-options"), "nosniff");
+  assert.equal(response.body, null);
+});

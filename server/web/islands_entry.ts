@@ -1,9 +1,0 @@
-/**
- * The browser entry of the island bundle (`deno task build`): hydrates the server-rendered islands.
- *
- * @module
- */
-
-import { hydrateIslands } from "./islands.ts";
-
-hydrateIslands();
