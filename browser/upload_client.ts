@@ -21,12 +21,13 @@ import {
   workerCompressor,
 } from "./gzip_members.ts";
 import type { BadRow, UploadResponse } from "../server/service/types.ts";
+import { appendChunks, type RetryOptions, withRetry as retrying } from "./resumable_upload.ts";
 
 /** A gRPC-Web client for `sales.v1.SalesService`. */
-export type SalesClient = Client<typeof SalesService>;
+export type GrpcWebSalesClient = Client<typeof SalesService>;
 
-/** Options for {@linkcode createSalesClient}. */
-export interface SalesClientOptions {
+/** Options for {@linkcode createGrpcWebSalesClient}. */
+export interface GrpcWebSalesClientOptions {
   /** The fetch used underneath; tests pass an in-process handler. @default {globalThis.fetch} */
   fetch?: typeof globalThis.fetch;
   /** Extra headers on every call (room for `authorization` when the server requires a token). */
@@ -49,7 +50,10 @@ const pendingBlobBodies = new Map<string, Blob>();
 let nextBlobBodyKey = 0;
 
 /** Creates the client for the endpoint at `baseUrl` (an origin, optionally with a path). */
-export function createSalesClient(baseUrl: string, options: SalesClientOptions = {}): SalesClient {
+export function createGrpcWebSalesClient(
+  baseUrl: string,
+  options: GrpcWebSalesClientOptions = {},
+): GrpcWebSalesClient {
   const baseFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
   const transport = createGrpcWebTransport({
     baseUrl,
@@ -103,7 +107,7 @@ function varint(value: number): number[] {
 
 /** AppendUpload with `data` taken from `chunk` (a Blob, typically `file.slice(...)`). */
 export async function appendBlob(
-  client: SalesClient,
+  client: GrpcWebSalesClient,
   request: { uploadId: string; offset: number; chunk: Blob; routingKey?: string },
   signal?: AbortSignal,
 ): Promise<{ committedOffset: number; rows: number; badRows: number }> {
@@ -208,7 +212,7 @@ export class UploadError extends Error {
  * only slow it down, so one chunk is the price of asking.
  */
 export async function uploadFile(
-  client: SalesClient,
+  client: GrpcWebSalesClient,
   file: Blob & { name?: string },
   options: UploadFileOptions = {},
 ): Promise<UploadSummary> {
@@ -237,28 +241,23 @@ export async function uploadFile(
     onProgress(progress);
   };
 
+  let phaseBeforeRetry = progress.phase;
+  const retry: RetryOptions = {
+    attempts,
+    retryDelayMs,
+    signal,
+    isRetryable: (error) => RETRYABLE.has(ConnectError.from(error).code),
+    onRetry: ({ attempt, delayMs, error }) => {
+      phaseBeforeRetry = progress.phase;
+      report({
+        phase: "retrying",
+        retry: { attempt, attempts, delayMs, reason: ConnectError.from(error).rawMessage },
+      });
+    },
+    onRetryWaited: () => report({ phase: phaseBeforeRetry }),
+  };
   /** Runs `call`, retrying retryable failures with exponential backoff. */
-  async function withRetry<T>(call: () => Promise<T>): Promise<T> {
-    for (let attempt = 1;; attempt++) {
-      try {
-        return await call();
-      } catch (error) {
-        const connectError = ConnectError.from(error);
-        if (signal?.aborted || !RETRYABLE.has(connectError.code) || attempt >= attempts) {
-          throw error;
-        }
-        // Jitter keeps many browsers that lost the same server from retrying in lockstep.
-        const delayMs = retryDelayMs * 2 ** (attempt - 1) * (0.8 + Math.random() * 0.4);
-        const phase = progress.phase;
-        report({
-          phase: "retrying",
-          retry: { attempt: attempt + 1, attempts, delayMs, reason: connectError.rawMessage },
-        });
-        await sleep(delayMs, signal);
-        report({ phase });
-      }
-    }
-  }
+  const withRetry = <T>(call: () => Promise<T>): Promise<T> => retrying(call, retry);
 
   try {
     const mayCompress = (options.compress ?? true) && typeof CompressionStream === "function" &&
@@ -291,63 +290,64 @@ export async function uploadFile(
     let compressed = false;
     let offset = 0;
     speed.add(0);
-    for (;;) {
-      signal?.throwIfAborted();
-      const chunk = await chunks.next(offset);
-      if (chunk === undefined) break;
-      const sentOffset = offset;
-      const sendStarted = performance.now();
-      const appended = await withRetry(() =>
-        appendBlob(client, {
-          uploadId: uploadId!,
-          offset: sentOffset,
-          chunk: chunk.data,
-          routingKey: routing[ROUTING_HEADER],
-        }, signal)
-      );
-      const sendMs = performance.now() - sendStarted;
-      offset = appended.committedOffset;
-      // A gzip member must arrive whole: the server may not keep only part of one.
-      const expected = sentOffset + chunk.data.size;
-      if (offset <= sentOffset || (compressed && offset !== expected)) {
-        throw new UploadError(
-          `The server did not accept the data at ${sentOffset} (committed ${offset})`,
-          Code.Internal,
-        );
-      }
-      chunks.sent(chunk, sendMs);
-      if (gzipMembers !== undefined && compressor !== undefined) {
-        // P compressors that each take under P times what the link took for the same bytes
-        // deliver more than the link does; the margin covers their contending for the cores.
-        const limitMs = DEFLATE_MARGIN * compressor.parallelism * sendMs;
-        if (await gzipMembers.deflatesWithin(limitMs)) {
-          client.cancelUpload({ uploadId: uploadId! }, { headers: routing }).catch(() => {});
-          // Same server, same chunk size: the slices already deflating fit.
-          await begin(true);
-          gzipMembers.linkMeasured(sendMs / chunk.fileBytes);
-          chunks = gzipMembers;
-          gzipMembers = undefined;
-          compressed = true;
-          offset = 0;
-          progress = { ...progress, compressed };
-          speed = new SpeedMeter();
-          speed.add(0);
-          continue;
-        }
-        gzipMembers.close();
-        gzipMembers = undefined;
-        compressor = undefined;
-      }
-      const fileOffset = compressed ? chunk.fileEnd : offset;
-      speed.add(fileOffset);
-      report({
-        phase: "uploading",
-        sentBytes: fileOffset,
-        wireBytes: offset,
-        rows: appended.rows,
-        badRows: appended.badRows,
-        bytesPerSec: speed.bytesPerSec(),
+    for (let restarted = true; restarted;) {
+      restarted = false;
+      const source = chunks;
+      offset = await appendChunks<Chunk>({
+        next: (at) => source.next(at),
+        sizeOf: (chunk) => chunk.data.size,
+        append: (at, chunk) =>
+          appendBlob(client, {
+            uploadId: uploadId!,
+            offset: at,
+            chunk: chunk.data,
+            routingKey: routing[ROUTING_HEADER],
+          }, signal),
+        // A gzip member must arrive whole: the server may not keep only part of one.
+        wholeChunks: () => compressed,
+        retry,
+        commitError: (sentOffset, committed) =>
+          new UploadError(
+            `The server did not accept the data at ${sentOffset} (committed ${committed})`,
+            Code.Internal,
+          ),
+        onAppended: async (chunk, appended, sendMs) => {
+          source.sent(chunk, sendMs);
+          if (gzipMembers !== undefined && compressor !== undefined) {
+            // P compressors that each take under P times what the link took for the same bytes
+            // deliver more than the link does; the margin covers their contending for the cores.
+            const limitMs = DEFLATE_MARGIN * compressor.parallelism * sendMs;
+            if (await gzipMembers.deflatesWithin(limitMs)) {
+              client.cancelUpload({ uploadId: uploadId! }, { headers: routing }).catch(() => {});
+              // Same server, same chunk size: the slices already deflating fit.
+              await begin(true);
+              gzipMembers.linkMeasured(sendMs / chunk.fileBytes);
+              chunks = gzipMembers;
+              gzipMembers = undefined;
+              compressed = true;
+              progress = { ...progress, compressed };
+              speed = new SpeedMeter();
+              speed.add(0);
+              restarted = true;
+              return "stop";
+            }
+            gzipMembers.close();
+            gzipMembers = undefined;
+            compressor = undefined;
+          }
+          const fileOffset = compressed ? chunk.fileEnd : appended.committedOffset;
+          speed.add(fileOffset);
+          report({
+            phase: "uploading",
+            sentBytes: fileOffset,
+            wireBytes: appended.committedOffset,
+            rows: appended.rows,
+            badRows: appended.badRows,
+            bytesPerSec: speed.bytesPerSec(),
+          });
+        },
       });
+      if (restarted) offset = 0;
     }
     chunks.close();
     compressor?.close();
@@ -730,21 +730,6 @@ export function toUploadError(error: unknown, progress?: UploadProgress): Upload
       message = `The upload failed: ${detail}.`;
   }
   return new UploadError(message + where, connectError.code, { cause: error });
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /** Speed over the last few seconds, so a stall shows quickly and a burst does not mislead. */

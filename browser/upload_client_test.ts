@@ -6,12 +6,13 @@ import { AppendUploadRequestSchema, StartUploadRequestSchema } from "../gen/sale
 import { createGrpcWebHandler } from "../server/web/grpc_web.ts";
 import { createFakeSalesService, FAKE_RESULT_CSV } from "../server/web/_test_fake_sales_service.ts";
 import {
-  createSalesClient,
+  createGrpcWebSalesClient,
   UploadError,
   uploadFile,
   type UploadProgress,
 } from "./upload_client.ts";
 import { deflatedGzipMember, type MemberCompressor, pieceBytesFor } from "./gzip_members.ts";
+import { eventually } from "../server/_test_eventually.ts";
 
 /** A CSV of `lines` lines with varying lengths, so chunk edges fall anywhere. */
 function csvBlob(lines: number): Blob {
@@ -34,7 +35,7 @@ function setup(
 ) {
   const { service, log } = createFakeSalesService({ chunkSize });
   const handler = createGrpcWebHandler({ service });
-  const client = createSalesClient("http://localhost:3000", {
+  const client = createGrpcWebSalesClient("http://localhost:3000", {
     fetch: (input, init) => {
       const request = new Request(input, init);
       // Like a real fetch: an aborted request never reaches the server.
@@ -150,8 +151,8 @@ Deno.test("uploadFile cancels on abort and tells the server", async () => {
     () => uploadFile(client, csvBlob(40), { compress: false, signal: controller.signal }),
     (error: unknown) => error instanceof UploadError && error.code === Code.Canceled,
   );
-  // CancelUpload is sent without waiting; give it a turn of the event loop.
-  await new Promise((resolve) => setTimeout(resolve, 10));
+  // CancelUpload is sent without waiting for it.
+  await eventually(() => log.cancelled.length > 0, "CancelUpload to be sent");
   assert.equal(log.cancelled.length, 1);
 });
 

@@ -12,3 +12,9 @@ export function mulberry32(seed: number): () => number {
     return (t ^ (t >>> 14)) >>> 0;
   };
 }
+
+/** Uniform numbers in [0, 1) from {@linkcode mulberry32}, where `Math.random` would not replay. */
+export function seededRandom(seed: number): () => number {
+  const next = mulberry32(seed);
+  return () => next() / 2 ** 32;
+}

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { DownloadUrls } from "./service/download_url.ts";
+import { DownloadUrlSigner, DownloadUrlVerifier } from "./service/download_url.ts";
 import { createSalesService, type SalesServiceHandle } from "./service/sales_service.ts";
 import { ResultStore } from "./storage/result_store.ts";
 
@@ -17,7 +17,8 @@ export const SIGNED_URL_TTL_SEC = 60;
 export interface SignedSalesService extends AsyncDisposable {
   readonly service: SalesServiceHandle;
   readonly store: ResultStore;
-  readonly downloadUrls: DownloadUrls;
+  /** Checks the URLs the service signs, on the same clock. */
+  readonly downloadUrls: DownloadUrlVerifier;
   /** The signing clock in milliseconds since the epoch, from 2026-01-01T00:00:00Z; move it. */
   readonly clock: { now: number };
 }
@@ -26,18 +27,20 @@ export interface SignedSalesService extends AsyncDisposable {
 export async function startSignedSalesService(prefix: string): Promise<SignedSalesService> {
   const dir = await Deno.makeTempDir({ prefix });
   const clock = { now: Date.parse("2026-01-01T00:00:00Z") };
-  const downloadUrls = new DownloadUrls({
-    publicResultsUrl: "http://localhost:8080",
-    secret: "a long random secret",
-    ttlSec: SIGNED_URL_TTL_SEC,
-    now: () => clock.now,
-  });
+  const secret = "a long random secret";
+  const now = () => clock.now;
   const store = await ResultStore.open(dir);
   const service = createSalesService({
     store,
     publicResultsUrl: "http://localhost:8080",
-    downloadUrls,
+    downloadUrls: new DownloadUrlSigner({
+      publicResultsUrl: "http://localhost:8080",
+      secret,
+      ttlSec: SIGNED_URL_TTL_SEC,
+      now,
+    }),
   });
+  const downloadUrls = new DownloadUrlVerifier({ secret, now });
   return {
     service,
     store,

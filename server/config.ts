@@ -14,6 +14,7 @@
 
 import { AppError, Status } from "./errors.ts";
 import { parseAddressRange } from "./service/client_address.ts";
+import { REPLICA_ID } from "./storage/result_id.ts";
 
 /** The validated configuration of the service. Built only by {@linkcode loadConfig}. */
 export interface Config {
@@ -283,9 +284,6 @@ function parseAllowedHosts(value: string): string[] {
   }
   return hosts;
 }
-
-/** What a replica id may hold: it goes into file names and upload ids, never a path separator. */
-const REPLICA_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 function parseReplicaId(value: string): string {
   if (!REPLICA_ID.test(value)) {

@@ -25,6 +25,17 @@ export function parseCommandLine<T extends ParseArgsConfig["options"]>(
   }
 }
 
+/**
+ * `value` when it is a `--addr` (`host:port`, the host possibly a bracketed IPv6 literal); else
+ * throws an Error meant for the user, with `usage`.
+ */
+export function parseAddress(value: string, usage: string): string {
+  if (!/^(\[[^\]]+\]|[^:\s]+):\d+$/.test(value)) {
+    throw new Error(`--addr must be host:port, got ${JSON.stringify(value)}\n\n${usage}`);
+  }
+  return value;
+}
+
 /** Where a command prints whole lines; each call is one line, without its line break. */
 export interface LineOutput {
   stdout: (line: string) => void;

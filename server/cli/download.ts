@@ -16,12 +16,12 @@
  */
 
 import { AppError } from "../errors.ts";
-import { SalesClient } from "../grpc/sales_client.ts";
+import { GrpcSalesClient } from "../grpc/sales_client.ts";
 import type { ResultDescription } from "../service/types.ts";
 import { fileNameFromDisposition } from "../storage/result_file_name.ts";
-import { isResultId } from "../storage/result_id.ts";
+import { isResultId, RESULT_CSV_NAME } from "../storage/result_id.ts";
 import { writeAll } from "../storage/result_store.ts";
-import { parseCommandLine, type ServiceEnv, startCommand } from "./_cli_args.ts";
+import { parseAddress, parseCommandLine, type ServiceEnv, startCommand } from "./_cli_args.ts";
 import {
   describeCallError,
   formatCount,
@@ -84,9 +84,7 @@ export function parseDownloadArgs(args: string[]): DownloadArgs | "help" {
   const given = positionals[0];
   if (!given) throw new Error(`Missing the result id or URL to download\n\n${USAGE}`);
   if (values.out === "") throw new Error(`--out needs a file name\n\n${USAGE}`);
-  if (!/^(\[[^\]]+\]|[^:\s]+):\d+$/.test(values.addr)) {
-    throw new Error(`--addr must be host:port, got ${JSON.stringify(values.addr)}\n\n${USAGE}`);
-  }
+  parseAddress(values.addr, USAGE);
   let target: DownloadArgs["target"];
   if (isResultId(given)) {
     target = { resultId: given };
@@ -190,7 +188,7 @@ async function describeResult(
   address: string,
   token: string | undefined,
 ): Promise<ResultDescription> {
-  const client = new SalesClient(address, {
+  const client = new GrpcSalesClient(address, {
     metadata: token === undefined ? {} : { authorization: `Bearer ${token}` },
   });
   try {
@@ -335,7 +333,9 @@ async function firstBytesOf(response: Response, limit: number): Promise<string> 
 
 /** The result id a result URL names (`/results/<id>.csv`), if it does. */
 function resultIdOf(url: URL): string | undefined {
-  return /\/results\/([0-9a-f]{32})\.csv$/.exec(url.pathname)?.[1];
+  const at = url.pathname.lastIndexOf("/results/");
+  if (at < 0) return undefined;
+  return RESULT_CSV_NAME.exec(url.pathname.slice(at + "/results/".length))?.[1];
 }
 
 /** The last segment of a path, or undefined when that is empty or only dots. */

@@ -1,14 +1,12 @@
 import assert from "node:assert/strict";
 import { loadConfig } from "../config.ts";
-import { SalesClient } from "../grpc/sales_client.ts";
+import { GrpcSalesClient } from "../grpc/sales_client.ts";
 import { startServer } from "../main.ts";
 import { loopbackEnv } from "../_test_loopback_env.ts";
 import { runDeno } from "../_test_run_deno.ts";
 import { type DownloadIo, main, parseDownloadArgs } from "./download.ts";
 
 const DOWNLOAD = new URL("./download.ts", import.meta.url).pathname;
-/** The server's grpc-js channels and sockets outlive a test by a moment; each test closes its own. */
-const integration = { sanitizeOps: false, sanitizeResources: false };
 const encoder = new TextEncoder();
 
 /** A CSV of many departments, so the result is big enough to be cut in the middle. */
@@ -55,7 +53,7 @@ async function withResult(
   );
   const address = `127.0.0.1:${server.grpc.port}`;
   const token = env.SALES_API_TOKEN;
-  const client = new SalesClient(address, {
+  const client = new GrpcSalesClient(address, {
     metadata: token === undefined ? {} : { authorization: `Bearer ${token}` },
   });
   try {
@@ -76,15 +74,12 @@ async function withResult(
   }
 }
 
-/** Runs `fn` with `dir` as the working directory. */
-async function inDir<T>(dir: string, fn: () => Promise<T>): Promise<T> {
-  const before = Deno.cwd();
-  Deno.chdir(dir);
-  try {
-    return await fn();
-  } finally {
-    Deno.chdir(before);
-  }
+/**
+ * Runs the download command with `dir` as its working folder, in a child process: the working
+ * folder belongs to the whole process, which `deno test --parallel` shares between test files.
+ */
+function downloadIn(dir: string, args: string[], env: Record<string, string> = {}) {
+  return runDeno(["run", "--allow-all", DOWNLOAD, ...args], { cwd: dir, env });
 }
 
 Deno.test("parseDownloadArgs tells ids from URLs and refuses anything else", () => {
@@ -122,21 +117,18 @@ Deno.test({
 
 Deno.test({
   name: "download by id saves <original>.result.csv through GetResult, behind the token",
-  ...integration,
   async fn() {
     const env = { SALES_API_TOKEN: "t0ken", SALES_URL_SECRET: "a long random secret" };
     await withResult(env, "ventes été.csv.gz", async (t) => {
       const work = await Deno.makeTempDir({ dir: t.dir });
-      const io = captured();
-      const code = await inDir(
-        work,
-        () => main([t.resultId, "--addr", t.address], io, { SALES_API_TOKEN: "t0ken" }),
-      );
-      assert.equal(code, 0, io.err.join(""));
+      const run = await downloadIn(work, [t.resultId, "--addr", t.address], {
+        SALES_API_TOKEN: "t0ken",
+      });
+      assert.equal(run.code, 0, run.stderr);
       const name = "ventes été.result.csv";
       assert.deepEqual(await Deno.readFile(`${work}/${name}`), t.expected);
       assert.deepEqual([...Deno.readDirSync(work)].map((entry) => entry.name), [name]);
-      const line = JSON.parse(io.out.join(""));
+      const line = JSON.parse(run.stdout);
       assert.deepEqual({ ...line, elapsed_sec: 0 }, {
         result_id: t.resultId,
         output: name,
@@ -167,14 +159,13 @@ Deno.test({
 Deno.test({
   name:
     "download by URL saves the result, named by Content-Disposition or --out, and resumes a partial file",
-  ...integration,
   async fn() {
     await withResult({}, "sales.csv", async (t) => {
       const work = await Deno.makeTempDir({ dir: t.dir });
-      const io = captured();
-      assert.equal(await inDir(work, () => main([t.downloadUrl], io)), 0, io.err.join(""));
+      const run = await downloadIn(work, [t.downloadUrl]);
+      assert.equal(run.code, 0, run.stderr);
       assert.deepEqual(await Deno.readFile(`${work}/sales.result.csv`), t.expected);
-      assert.equal(JSON.parse(io.out[0]).output, "sales.result.csv");
+      assert.equal(JSON.parse(run.stdout).output, "sales.result.csv");
 
       // A download cut short earlier left <file>.part: only the rest is fetched.
       const out = `${work}/totals.csv`;
@@ -207,7 +198,6 @@ Deno.test({
 
 Deno.test({
   name: "download on a terminal draws progress on stderr and prints a summary",
-  ...integration,
   async fn() {
     await withResult({}, "q1.csv", async (t) => {
       const io = captured(true);
@@ -225,7 +215,6 @@ Deno.test({
 
 Deno.test({
   name: "download explains a service it cannot reach",
-  ...integration,
   async fn() {
     const io = captured();
     const code = await main(["0123456789abcdef0123456789abcdef", "--addr", "127.0.0.1:1"], io);

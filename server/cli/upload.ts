@@ -27,9 +27,9 @@ import { basename } from "node:path";
 import { Readable } from "node:stream";
 import { createGzip } from "node:zlib";
 import { AppError, Status, statusName } from "../errors.ts";
-import { SalesClient } from "../grpc/sales_client.ts";
+import { GrpcSalesClient } from "../grpc/sales_client.ts";
 import type { UploadResponse } from "../service/types.ts";
-import { parseCommandLine, type ServiceEnv, startCommand } from "./_cli_args.ts";
+import { parseAddress, parseCommandLine, type ServiceEnv, startCommand } from "./_cli_args.ts";
 import {
   cannotRead,
   checkInputFile,
@@ -118,10 +118,7 @@ export function parseUploadArgs(args: string[]): UploadArgs | "help" {
   const input = positionals[0];
   if (!input) throw new Error(`Missing the CSV file to upload\n\n${USAGE}`);
   if (values.out === "") throw new Error(`--out needs a file name\n\n${USAGE}`);
-  const address = values.addr;
-  if (!/^(\[[^\]]+\]|[^:\s]+):\d+$/.test(address)) {
-    throw new Error(`--addr must be host:port, got ${JSON.stringify(address)}\n\n${USAGE}`);
-  }
+  const address = parseAddress(values.addr, USAGE);
   return {
     input,
     address,
@@ -168,7 +165,7 @@ export async function main(
     return 1;
   }
 
-  const client = new SalesClient(parsed.address, {
+  const client = new GrpcSalesClient(parsed.address, {
     metadata: token === undefined ? {} : { authorization: `Bearer ${token}` },
   });
   const progress = io.stderrIsTerminal

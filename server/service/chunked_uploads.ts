@@ -25,7 +25,8 @@
  */
 
 import { AppError, Status, toAppError } from "../errors.ts";
-import { newRandomId } from "../storage/result_id.ts";
+import { sha256Hex } from "../storage/hex.ts";
+import { newRandomId, UPLOAD_ID } from "../storage/result_id.ts";
 import type { UploadRun } from "./upload_run.ts";
 import type { UploadResponse } from "./types.ts";
 
@@ -60,19 +61,13 @@ export interface ChunkedUploadsOptions {
   replicaId?: string;
 }
 
-/**
- * An upload id: 32 lowercase hex characters (128 random bits), then `.` and the id of the replica
- * that holds the upload. Ids from a server without a replica id are the 32 hex characters alone.
- */
-const UPLOAD_ID = /^([0-9a-f]{32})(?:\.([A-Za-z0-9][A-Za-z0-9._-]{0,62}))?$/;
-
 /** A well-formed upload id and the replica it names, if any. */
 export interface ParsedUploadId {
   uploadId: string;
   replicaId: string | undefined;
 }
 
-/** Parses an upload id, or throws `AppError(INVALID_ARGUMENT)` naming the expected shape. */
+/** Parses an upload id (see `UPLOAD_ID` in `result_id.ts`), or throws `AppError(INVALID_ARGUMENT)` naming the expected shape. */
 export function parseUploadId(value: string): ParsedUploadId {
   const match = UPLOAD_ID.exec(value);
   if (match === null) {
@@ -432,12 +427,7 @@ async function isRepeat(upload: Upload, offset: number, data: Uint8Array): Promi
 }
 
 /** SHA-256 of `data`, hex; WebCrypto runs it off the JavaScript thread. */
-async function digestOf(data: Uint8Array): Promise<string> {
-  const digest = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>),
-  );
-  return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
-}
+const digestOf = sha256Hex;
 
 function offsetMismatch(upload: Upload, offset: number): AppError {
   return new AppError(

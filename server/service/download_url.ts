@@ -1,7 +1,7 @@
 /**
  * Download URLs of results, signed when `SALES_URL_SECRET` is set. The service builds them with
- * {@linkcode DownloadUrls.urlFor}; the result server checks them with
- * {@linkcode DownloadUrls.verify}, so the format lives in one place:
+ * {@linkcode DownloadUrlSigner}, which needs the public base URL; the result server checks them
+ * with {@linkcode DownloadUrlVerifier}, which needs only the secret. The format lives here alone:
  *
  * `<PUBLIC_RESULTS_URL>/results/<result id>.csv?exp=<unix seconds>&sig=<base64url HMAC-SHA256>`
  *
@@ -11,17 +11,15 @@
  *
  * @example
  * ```ts
- * import { DownloadUrls } from "./download_url.ts";
- * const urls = new DownloadUrls({
- *   publicResultsUrl: "http://localhost:8080",
- *   secret: "a long random secret",
- *   ttlSec: 60,
- * });
+ * import { DownloadUrlSigner, DownloadUrlVerifier } from "./download_url.ts";
+ * const secret = "a long random secret";
+ * const signer = new DownloadUrlSigner({ publicResultsUrl: "http://localhost:8080", secret });
+ * const verifier = new DownloadUrlVerifier({ secret });
  * const resultId = "0123456789abcdef0123456789abcdef";
- * const url = new URL(urls.urlFor(resultId));
- * if (urls.verify(resultId, url.searchParams) !== undefined) throw new Error("should be valid");
+ * const url = new URL(signer.urlFor(resultId));
+ * if (verifier.verify(resultId, url.searchParams) !== undefined) throw new Error("should be valid");
  * url.searchParams.set("exp", String(Number(url.searchParams.get("exp")) + 3600));
- * if (urls.verify(resultId, url.searchParams) === undefined) throw new Error("tampered");
+ * if (verifier.verify(resultId, url.searchParams) === undefined) throw new Error("tampered");
  * ```
  *
  * @module
@@ -29,14 +27,22 @@
 
 import { createHmac, timingSafeEqual } from "node:crypto";
 
-/** Options of {@linkcode DownloadUrls}. */
-export interface DownloadUrlsOptions {
+/** Options of {@linkcode DownloadUrlSigner}. */
+export interface DownloadUrlSignerOptions {
   /** Base of every URL (`PUBLIC_RESULTS_URL`), without a trailing slash. */
   publicResultsUrl: string;
   /** HMAC key (`SALES_URL_SECRET`); undefined or empty leaves URLs unsigned. @default {undefined} */
   secret?: string;
   /** Lifetime of a signed URL in seconds (`DOWNLOAD_URL_TTL_SEC`). @default {3600} */
   ttlSec?: number;
+  /** Millisecond wall clock, for tests. @default {Date.now} */
+  now?: () => number;
+}
+
+/** Options of {@linkcode DownloadUrlVerifier}. */
+export interface DownloadUrlVerifierOptions {
+  /** HMAC key (`SALES_URL_SECRET`); undefined or empty accepts every URL. @default {undefined} */
+  secret?: string;
   /** Millisecond wall clock, for tests. @default {Date.now} */
   now?: () => number;
 }
@@ -49,16 +55,16 @@ const SIGNATURE = /^[A-Za-z0-9_-]{43}$/;
 const EXPIRY = /^\d{1,15}$/;
 const encoder = new TextEncoder();
 
-/** Builds and checks result download URLs. */
-export class DownloadUrls {
+/** Builds result download URLs, signed when a secret is set. */
+export class DownloadUrlSigner {
   readonly #publicResultsUrl: string;
   readonly #secret: string | undefined;
   readonly #ttlSec: number;
   readonly #now: () => number;
 
-  constructor(options: DownloadUrlsOptions) {
+  constructor(options: DownloadUrlSignerOptions) {
     this.#publicResultsUrl = options.publicResultsUrl;
-    this.#secret = options.secret === "" ? undefined : options.secret;
+    this.#secret = secretOf(options.secret);
     this.#ttlSec = options.ttlSec ?? 3600;
     this.#now = options.now ?? Date.now;
   }
@@ -73,8 +79,24 @@ export class DownloadUrls {
     const url = `${this.#publicResultsUrl}/results/${resultId}.csv`;
     if (this.#secret === undefined) return url;
     const expiry = Math.floor(this.#now() / 1000) + this.#ttlSec;
-    const signature = this.#signature(resultId, String(expiry));
+    const signature = signatureOf(this.#secret, resultId, String(expiry));
     return `${url}?${EXPIRY_PARAM}=${expiry}&${SIGNATURE_PARAM}=${signature}`;
+  }
+}
+
+/** Checks the signature and expiry of result download URLs, when a secret is set. */
+export class DownloadUrlVerifier {
+  readonly #secret: string | undefined;
+  readonly #now: () => number;
+
+  constructor(options: DownloadUrlVerifierOptions = {}) {
+    this.#secret = secretOf(options.secret);
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Whether URLs must carry a valid, unexpired signature. */
+  get signed(): boolean {
+    return this.#secret !== undefined;
   }
 
   /**
@@ -94,7 +116,7 @@ export class DownloadUrls {
     }
     // Compared as text, not decoded: base64url's last character has spare bits, so decoding would
     // accept several spellings of one signature. Both are 43 bytes, as timingSafeEqual requires.
-    const expected = encoder.encode(this.#signature(resultId, expiry));
+    const expected = encoder.encode(signatureOf(this.#secret, resultId, expiry));
     if (!timingSafeEqual(encoder.encode(signature), expected)) {
       return "The signature of this download URL is not valid";
     }
@@ -105,10 +127,16 @@ export class DownloadUrls {
     }
     return undefined;
   }
+}
 
-  #signature(resultId: string, expiry: string): string {
-    return createHmac("sha256", this.#secret!)
-      .update(`sales-result-v1\n${resultId}\n${expiry}`)
-      .digest("base64url");
-  }
+/** An empty secret turns signing off, as an unset one does. */
+function secretOf(secret: string | undefined): string | undefined {
+  return secret === "" ? undefined : secret;
+}
+
+/** The MAC binds a purpose label, the id and the expiry: one result, until one moment. */
+function signatureOf(secret: string, resultId: string, expiry: string): string {
+  return createHmac("sha256", secret)
+    .update(`sales-result-v1\n${resultId}\n${expiry}`)
+    .digest("base64url");
 }

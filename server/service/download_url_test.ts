@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { DownloadUrls } from "./download_url.ts";
+import {
+  DownloadUrlSigner,
+  type DownloadUrlSignerOptions,
+  DownloadUrlVerifier,
+} from "./download_url.ts";
 
 const RESULT_ID = "0123456789abcdef0123456789abcdef";
 const OTHER_ID = "fedcba9876543210fedcba9876543210";
@@ -8,8 +12,20 @@ const BASE = "https://sales.example/files";
 const SECRET = "correct horse battery staple";
 const NOW = Date.parse("2025-06-01T12:00:00Z");
 
+/** A signer and a verifier with the same secret and clock, as the service and result server. */
+function downloadUrls(options: DownloadUrlSignerOptions) {
+  const signer = new DownloadUrlSigner(options);
+  const verifier = new DownloadUrlVerifier({ secret: options.secret, now: options.now });
+  assert.equal(verifier.signed, signer.signed);
+  return {
+    signed: signer.signed,
+    urlFor: (resultId: string) => signer.urlFor(resultId),
+    verify: (resultId: string, params: URLSearchParams) => verifier.verify(resultId, params),
+  };
+}
+
 function signedUrls(now = () => NOW, ttlSec = 600) {
-  return new DownloadUrls({ publicResultsUrl: BASE, secret: SECRET, ttlSec, now });
+  return downloadUrls({ publicResultsUrl: BASE, secret: SECRET, ttlSec, now });
 }
 
 /** The URL split into what the result server sees: the id in the path and the query. */
@@ -21,9 +37,9 @@ function parts(url: string): { resultId: string; params: URLSearchParams } {
   };
 }
 
-Deno.test("DownloadUrls.urlFor builds plain URLs without a secret, and verify accepts anything", () => {
+Deno.test("DownloadUrlSigner.urlFor builds plain URLs without a secret, and DownloadUrlVerifier.verify accepts anything", () => {
   for (const secret of [undefined, ""]) {
-    const urls = new DownloadUrls({ publicResultsUrl: BASE, secret });
+    const urls = downloadUrls({ publicResultsUrl: BASE, secret });
     assert.equal(urls.signed, false);
     assert.equal(urls.urlFor(RESULT_ID), `${BASE}/results/${RESULT_ID}.csv`);
     assert.equal(urls.verify(RESULT_ID, new URLSearchParams()), undefined);
@@ -31,7 +47,7 @@ Deno.test("DownloadUrls.urlFor builds plain URLs without a secret, and verify ac
   }
 });
 
-Deno.test("DownloadUrls.urlFor signs the id and expiry with HMAC-SHA256 as documented", () => {
+Deno.test("DownloadUrlSigner.urlFor signs the id and expiry with HMAC-SHA256 as documented", () => {
   const urls = signedUrls();
   assert.equal(urls.signed, true);
   const url = urls.urlFor(RESULT_ID);
@@ -45,7 +61,7 @@ Deno.test("DownloadUrls.urlFor signs the id and expiry with HMAC-SHA256 as docum
   assert.equal(urls.verify(resultId, params), undefined);
 });
 
-Deno.test("DownloadUrls.verify refuses missing, tampered and expired signatures with a reason", async (t) => {
+Deno.test("DownloadUrlVerifier.verify refuses missing, tampered and expired signatures with a reason", async (t) => {
   let now = NOW;
   const urls = signedUrls(() => now);
   const { params } = parts(urls.urlFor(RESULT_ID));
@@ -85,7 +101,12 @@ Deno.test("DownloadUrls.verify refuses missing, tampered and expired signatures 
     {
       name: "signed with another secret",
       query: parts(
-        new DownloadUrls({ publicResultsUrl: BASE, secret: "other", ttlSec: 600, now: () => NOW })
+        new DownloadUrlSigner({
+          publicResultsUrl: BASE,
+          secret: "other",
+          ttlSec: 600,
+          now: () => NOW,
+        })
           .urlFor(RESULT_ID),
       ).params.toString(),
       reason: /not valid/,

@@ -37,7 +37,8 @@
 
 import { resolve } from "node:path";
 import { AppError, Status } from "../errors.ts";
-import { newResultId, parseResultId } from "./result_id.ts";
+import { consoleLogger, type Logger } from "../logger.ts";
+import { newResultId, parseResultId, RANDOM_ID_SOURCE } from "./result_id.ts";
 
 /** Names of in-progress writes start with this; nothing else in the folder does. */
 const TEMP_PREFIX = ".tmp-";
@@ -45,14 +46,14 @@ const TEMP_PREFIX = ".tmp-";
  * `.tmp-<result id>-<replica id>` (CSV) and `.tmp-<result id>.json-<replica id>` (metadata); older
  * versions wrote `.tmp-<result id>` (no replica).
  */
-const TEMP_FILE = /^\.tmp-[0-9a-f]{32}(?:\.json)?(?:-(.+))?$/;
+const TEMP_FILE = new RegExp(`^\\.tmp-${RANDOM_ID_SOURCE}(?:\\.json)?(?:-(.+))?$`);
 /**
  * Age after which another replica's temp file is taken for a crash's leftover: an hour without a
  * write, when a result of a million departments takes seconds to write even on slow NFS.
  */
 export const STALE_TEMP_MS = 3_600_000;
 /** A finished result's file name, or its metadata's. */
-const RESULT_FILE = /^([0-9a-f]{32})\.(csv|json)$/;
+const RESULT_FILE = new RegExp(`^(${RANDOM_ID_SOURCE})\\.(csv|json)$`);
 /** The version of the metadata file's layout, written into it. */
 const META_VERSION = 1;
 /** Bytes of a metadata file read at most: 20 bad-row samples of 200 characters fit many times. */
@@ -110,6 +111,8 @@ export interface ResultStoreOptions {
   replicaId?: string;
   /** Millisecond wall clock at which stale temp files are judged, for tests. @default {Date.now()} */
   now?: number;
+  /** Where failed saves are reported, with their system error. @default {consoleLogger} */
+  logger?: Logger;
 }
 
 /** The results folder: atomic writes, lookups by id, deletion. */
@@ -122,6 +125,8 @@ export class ResultStore {
     readonly dir: string,
     /** This replica's name, in its temp file names. */
     readonly replicaId: string,
+    /** Where failed saves are reported. */
+    readonly logger: Logger,
   ) {}
 
   /**
@@ -131,7 +136,11 @@ export class ResultStore {
   static async open(storageDir: string, options: ResultStoreOptions = {}): Promise<ResultStore> {
     const replicaId = options.replicaId ?? "local";
     const now = options.now ?? Date.now();
-    const store = new ResultStore(resolve(storageDir, "results"), replicaId);
+    const store = new ResultStore(
+      resolve(storageDir, "results"),
+      replicaId,
+      options.logger ?? consoleLogger,
+    );
     await Deno.mkdir(store.dir, { recursive: true });
     for await (const entry of Deno.readDir(store.dir)) {
       const match = entry.isFile ? TEMP_FILE.exec(entry.name) : null;
@@ -191,7 +200,7 @@ export class ResultStore {
       if (meta !== undefined) await Deno.remove(metaTempPath).catch(() => {});
       if (metaPlaced) await Deno.remove(this.metaPathOf(resultId)).catch(() => {});
       // An AppError comes from the producer of the pieces and says what went wrong already.
-      throw error instanceof AppError ? error : saveError(error);
+      throw error instanceof AppError ? error : saveError(error, this.logger);
     }
     return resultId;
   }
@@ -421,15 +430,11 @@ function lookupError(error: unknown, resultId: string): AppError {
  * written (FAILED_PRECONDITION: no retry helps until someone fixes it) each get a clear message.
  * Both are logged here with the path, for the operator: the edges log only INTERNAL errors.
  */
-function saveError(error: unknown): AppError {
+function saveError(error: unknown, logger: Logger): AppError {
   const code = (error as { code?: string }).code;
   let appError: AppError;
-  if (code === "ENOSPC" || code === "EDQUOT") {
-    appError = new AppError(
-      Status.RESOURCE_EXHAUSTED,
-      "Cannot store the result: the storage is full",
-      { cause: error },
-    );
+  if (isStorageFull(error)) {
+    appError = storageFull(error);
   } else if (code === "EROFS" || code === "EACCES" || code === "EPERM") {
     appError = new AppError(
       Status.FAILED_PRECONDITION,
@@ -439,16 +444,26 @@ function saveError(error: unknown): AppError {
   } else {
     return storageError(error);
   }
-  console.error(`[storage] ${appError.message}: ${(error as Error).message}`);
+  logger.error(`[storage] ${appError.message}: ${(error as Error).message}`);
   return appError;
 }
 
 function storageError(error: unknown): AppError {
-  const code = (error as { code?: string }).code;
-  if (code === "ENOSPC" || code === "EDQUOT") {
-    return new AppError(Status.RESOURCE_EXHAUSTED, "Cannot store the result: the storage is full", {
-      cause: error,
-    });
-  }
+  if (isStorageFull(error)) return storageFull(error);
   return new AppError(Status.INTERNAL, "Cannot access result storage", { cause: error });
+}
+
+/** Whether `error` says the disk or the user's quota is full. */
+function isStorageFull(error: unknown): boolean {
+  const code = (error as { code?: string } | undefined)?.code;
+  return code === "ENOSPC" || code === "EDQUOT";
+}
+
+/** RESOURCE_EXHAUSTED for a full storage: freeing space, not a code change, lets a retry work. */
+function storageFull(cause: unknown): AppError {
+  return new AppError(
+    Status.RESOURCE_EXHAUSTED,
+    "Cannot store the result: the storage is full",
+    { cause },
+  );
 }

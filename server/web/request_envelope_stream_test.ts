@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import { ConnectError } from "@connectrpc/connect";
-import { eventually } from "../grpc/_test_raw_grpc.ts";
 import { BufferBudget } from "../service/buffer_budget.ts";
 import { concatBytes, randomPieces } from "../_test_bytes.ts";
+import { seededRandom as seeded } from "../_test_mulberry32.ts";
+import { consistently, eventually } from "../_test_eventually.ts";
 import { RequestEnvelopeStream } from "./request_envelope_stream.ts";
 
 function envelope(message: Uint8Array, flags = 0): Uint8Array {
@@ -12,13 +13,6 @@ function envelope(message: Uint8Array, flags = 0): Uint8Array {
   new DataView(out.buffer).setUint32(1, message.length);
   out.set(message, 5);
   return out;
-}
-
-function seeded(seed: number): () => number {
-  return () => {
-    seed = (seed * 1103515245 + 12345) % 2 ** 31;
-    return seed / 2 ** 31;
-  };
 }
 
 /** Reads `stream` through, noting the budget each time a piece comes out. */
@@ -157,7 +151,9 @@ Deno.test("RequestEnvelopeStream stops the clock once a message has arrived", as
   assert.equal((await reader.read()).value?.length, 5);
   assert.equal((await reader.read()).value?.length, 10);
   // Well past the 11 ms a 10-byte message may take: the stream ends normally, not with an error.
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  let failed = false;
+  reader.closed.catch(() => failed = true);
+  await consistently(() => !failed, "the stream to stay unfailed", 50);
   assert.equal((await reader.read()).done, true);
   envelopes.release();
   assert.equal(budget.reserved, 0);

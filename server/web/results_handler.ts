@@ -39,15 +39,18 @@
  */
 
 import { AppError, httpStatusOf, Status, toAppError } from "../errors.ts";
-import type { DownloadUrls } from "../service/download_url.ts";
+import type { DownloadUrlVerifier } from "../service/download_url.ts";
 import { contentDisposition } from "../storage/result_file_name.ts";
+import { RESULT_CSV_NAME } from "../storage/result_id.ts";
 import type { ResultStore } from "../storage/result_store.ts";
+import { evaluatePreconditions, ifRangeHolds, notModifiedResponse } from "./conditional_get.ts";
 import { createHostCheck, plainText } from "./host_check.ts";
 import {
   createMetricsHandler,
   METRICS_PATH,
   type MetricsHandlerOptions,
 } from "./metrics_handler.ts";
+import { consoleLogger } from "../logger.ts";
 
 /** Options of {@linkcode createResultsHandler}. */
 export interface ResultsHandlerOptions {
@@ -58,10 +61,10 @@ export interface ResultsHandlerOptions {
    * unexpired signature is refused with 403 before the result is looked up, so a refusal never
    * reveals whether a result exists. @default {no check: anyone with the URL may download}
    */
-  downloadUrls?: Pick<DownloadUrls, "verify">;
+  downloadUrls?: Pick<DownloadUrlVerifier, "verify">;
   /** Host names answered (`ALLOWED_HOSTS`); others get 421. @default {[]} (any host) */
   allowedHosts?: readonly string[];
-  /** Called with unexpected errors before a generic 500 is sent. @default {console.error} */
+  /** Called with unexpected errors before a generic 500 is sent. @default {consoleLogger.error} */
   logError?: (message: string, error: unknown) => void;
   /**
    * Serves `GET /metrics` (after the `Host` check) with these, behind their token when it has one.
@@ -73,14 +76,13 @@ export interface ResultsHandlerOptions {
 }
 
 const PREFIX = "/results/";
-const RESULT_FILE = /^([0-9a-f]{32})\.csv$/;
 
 /** Builds the `Deno.serve` handler for result downloads. */
 export function createResultsHandler(
   options: ResultsHandlerOptions,
 ): (request: Request, info?: Deno.ServeHandlerInfo) => Promise<Response> {
   const { store } = options;
-  const logError = options.logError ?? ((message, error) => console.error(message, error));
+  const logError = options.logError ?? ((message, error) => consoleLogger.error(message, error));
   const checkHost = createHostCheck({ allowedHosts: options.allowedHosts });
   const metrics = options.metrics && createMetricsHandler({ ...options.metrics, logError });
 
@@ -98,7 +100,7 @@ export function createResultsHandler(
         Allow: "GET, HEAD",
       });
     }
-    const match = RESULT_FILE.exec(pathname.slice(PREFIX.length));
+    const match = RESULT_CSV_NAME.exec(pathname.slice(PREFIX.length));
     if (match === null) {
       return plainText(400, "Malformed result file name: expected <32 lowercase hex>.csv");
     }
@@ -127,17 +129,19 @@ export function createResultsHandler(
       "ETag": etag,
       "Last-Modified": modified.toUTCString(),
     });
-    if (!preconditionsHold(request.headers, etag, modified)) {
+    const validators = { etag, lastModified: modified };
+    const precondition = evaluatePreconditions(request.headers, validators);
+    if (precondition === 412) {
       file.close();
       return plainText(412, "Precondition failed: the result does not match If-Match", {
         ...Object.fromEntries(headers),
       });
     }
-    if (notModified(request.headers, etag, modified)) {
+    if (precondition === 304) {
       file.close();
-      return new Response(null, { status: 304, headers });
+      return notModifiedResponse(headers);
     }
-    const range = ifRangeHolds(request.headers, etag, modified)
+    const range = ifRangeHolds(request.headers, validators)
       ? parseRange(request.headers.get("Range"), size)
       : undefined;
     if (range === "unsatisfiable") {
@@ -173,38 +177,6 @@ export function createResultsHandler(
       : fileSlice(file, range.start, range.end - range.start + 1);
     return new Response(body, { status, headers });
   };
-}
-
-/**
- * RFC 9110 sections 13.1.1 and 13.1.4: `If-Match` (strong comparison: a weak tag never matches)
- * or, without it, `If-Unmodified-Since`. False means 412.
- */
-function preconditionsHold(headers: Headers, etag: string, modified: Date): boolean {
-  const ifMatch = headers.get("If-Match");
-  if (ifMatch !== null) {
-    if (ifMatch.trim() === "*") return true;
-    return ifMatch.split(",").some((tag) => tag.trim() === etag);
-  }
-  const ifUnmodifiedSince = headers.get("If-Unmodified-Since");
-  if (ifUnmodifiedSince !== null) {
-    const since = Date.parse(ifUnmodifiedSince);
-    // An invalid date is ignored, as the RFC asks.
-    return Number.isNaN(since) || Math.floor(modified.getTime() / 1000) * 1000 <= since;
-  }
-  return true;
-}
-
-/**
- * RFC 9110 section 13.1.5: a `Range` counts only when `If-Range`, if any, names this very
- * representation: the same strong ETag, or exactly its `Last-Modified` date.
- */
-function ifRangeHolds(headers: Headers, etag: string, modified: Date): boolean {
-  const ifRange = headers.get("If-Range");
-  if (ifRange === null) return true;
-  const value = ifRange.trim();
-  if (value.startsWith('"') || value.startsWith("W/")) return value === etag;
-  const date = Date.parse(value);
-  return !Number.isNaN(date) && date === Math.floor(modified.getTime() / 1000) * 1000;
 }
 
 /** One byte range, both ends included. */
@@ -278,22 +250,6 @@ function fileSlice(file: Deno.FsFile, start: number, length: number): ReadableSt
 
 /** Bytes read from the file per piece of a range's body. */
 const SLICE_CHUNK_BYTES = 64 * 1024;
-
-/** RFC 9110 section 13.1: If-None-Match (weak comparison) wins over If-Modified-Since. */
-function notModified(headers: Headers, etag: string, modified: Date): boolean {
-  const ifNoneMatch = headers.get("If-None-Match");
-  if (ifNoneMatch !== null) {
-    if (ifNoneMatch.trim() === "*") return true;
-    return ifNoneMatch.split(",").some((tag) => tag.trim().replace(/^W\//, "") === etag);
-  }
-  const ifModifiedSince = headers.get("If-Modified-Since");
-  if (ifModifiedSince !== null) {
-    const since = Date.parse(ifModifiedSince);
-    // HTTP dates have whole seconds; compare at that precision.
-    return !Number.isNaN(since) && Math.floor(modified.getTime() / 1000) * 1000 <= since;
-  }
-  return false;
-}
 
 function safeMessage(error: AppError): string {
   return error.code === Status.INTERNAL || error.code === Status.UNKNOWN

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { DownloadUrls } from "../service/download_url.ts";
+import { DownloadUrlSigner, DownloadUrlVerifier } from "../service/download_url.ts";
 import { ResultStore } from "../storage/result_store.ts";
 import { createResultsHandler } from "./results_handler.ts";
 
@@ -166,13 +166,18 @@ async function setUpSigned() {
   const store = await ResultStore.open(dir);
   const resultId = await store.save(CSV);
   const clock = { now: Date.parse("2025-06-01T12:00:00Z") };
-  const downloadUrls = new DownloadUrls({
+  const secret = "results handler test secret";
+  const now = () => clock.now;
+  const downloadUrls = new DownloadUrlSigner({
     publicResultsUrl: "http://localhost:8080",
-    secret: "results handler test secret",
+    secret,
     ttlSec: 60,
-    now: () => clock.now,
+    now,
   });
-  const handler = createResultsHandler({ store, downloadUrls });
+  const handler = createResultsHandler({
+    store,
+    downloadUrls: new DownloadUrlVerifier({ secret, now }),
+  });
   const get = (url: string, init?: RequestInit) => handler(new Request(url, init));
   return {
     store,

@@ -8,6 +8,8 @@
  */
 
 import { brotliCompressSync, constants as zlibConstants, gzipSync } from "node:zlib";
+import { sha256Hex } from "../storage/hex.ts";
+import { evaluatePreconditions, notModifiedResponse } from "./conditional_get.ts";
 
 /** Content types by file extension; anything else is `application/octet-stream`. */
 const CONTENT_TYPES: Record<string, string> = {
@@ -41,9 +43,9 @@ export function isSafeAssetPath(path: string): boolean {
   return path.split("/").every((segment) => /^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$/.test(segment));
 }
 
+/** 96 bits of the content's SHA-256: plenty to tell versions of one asset apart. */
 async function etagOf(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return Array.from(digest.subarray(0, 12), (b) => b.toString(16).padStart(2, "0")).join("");
+  return (await sha256Hex(bytes)).slice(0, 24);
 }
 
 /** Text types worth compressing; images other than SVG and fonts are compressed already. */
@@ -87,7 +89,7 @@ function compress(
 
 /**
  * Serves `path` (relative, from the URL) out of `root`, or answers 404. `request` supplies the
- * method (GET or HEAD), `If-None-Match` and `Accept-Encoding`; `immutable` is for
+ * method (GET or HEAD), the conditional headers (`conditional_get.ts`) and `Accept-Encoding`; `immutable` is for
  * content-hashed file names. Text assets are sent brotli- or gzip-compressed when accepted (each
  * compressed once, then cached), with an ETag per encoding.
  */
@@ -121,10 +123,15 @@ export async function serveStaticFile(
     "x-content-type-options": "nosniff",
   });
   if (compressible) headers.set("vary", "Accept-Encoding");
-  const ifNoneMatch = request.headers.get("if-none-match");
-  if (ifNoneMatch !== null && ifNoneMatch.split(",").some((tag) => tag.trim() === etag)) {
-    return new Response(null, { status: 304, headers });
+  // Assets have no Last-Modified: their ETag, a content hash, is the only validator.
+  const precondition = evaluatePreconditions(request.headers, { etag });
+  if (precondition === 412) {
+    return new Response("Precondition failed: the asset does not match If-Match\n", {
+      status: 412,
+      headers: { "content-type": "text/plain; charset=utf-8", "x-content-type-options": "nosniff" },
+    });
   }
+  if (precondition === 304) return notModifiedResponse(headers);
   const body = encoding ? compress(bytes, encoding, hash) : bytes;
   if (encoding) headers.set("content-encoding", encoding);
   headers.set("content-length", String(body.length));
