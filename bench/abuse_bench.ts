@@ -44,7 +44,7 @@ import { formatResultCsv } from "../server/aggregate/result_csv.ts";
 import { SalesAggregator } from "../server/aggregate/sales_aggregator.ts";
 import { AppError, RETRY_PUSHBACK_HEADER, Status } from "../server/errors.ts";
 import { UploadRequestSchema, UploadResponseSchema } from "../gen/sales_pb.ts";
-import { SalesClient } from "../server/grpc/sales_client.ts";
+import { GrpcSalesClient } from "../server/grpc/sales_client.ts";
 import { type ServerProcess, startServerProcess } from "../server/_test_server_process.ts";
 import {
   grpcFrame,
@@ -311,7 +311,7 @@ async function largeUploads(scale: Scale, ctx: BenchContext): Promise<ScenarioRe
     TRUSTED_PROXIES: "127.0.0.1",
     ...scale.loadEnv,
   });
-  const client = new SalesClient(server.grpcAddress, {
+  const client = new GrpcSalesClient(server.grpcAddress, {
     metadata: { authorization: `Bearer ${TOKEN}` },
   });
   try {
@@ -440,10 +440,10 @@ async function slotHolding(scale: Scale, ctx: BenchContext): Promise<ScenarioRep
     UPLOAD_IDLE_TIMEOUT_SEC: String(scale.uploadIdleTimeoutSec),
     ...scale.holderEnv,
   });
-  const holder = new SalesClient(server.grpcAddress, {
+  const holder = new GrpcSalesClient(server.grpcAddress, {
     metadata: { "x-forwarded-for": "198.51.100.1" },
   });
-  const other = new SalesClient(server.grpcAddress, {
+  const other = new GrpcSalesClient(server.grpcAddress, {
     metadata: { "x-forwarded-for": "198.51.100.2" },
   });
   const idleMs = scale.uploadIdleTimeoutSec * 1000;
@@ -906,7 +906,7 @@ interface Probe extends AsyncDisposable {
 
 /** Makes a small upload on each transport every `intervalMs` until stopped (at most 10 minutes). */
 async function startProbe(server: ServerProcess, intervalMs: number): Promise<Probe> {
-  const client = new SalesClient(server.grpcAddress);
+  const client = new GrpcSalesClient(server.grpcAddress);
   const web = await openSession(server.webUrl);
   const latencies: number[] = [];
   const errors: string[] = [];

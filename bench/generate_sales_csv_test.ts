@@ -1,5 +1,5 @@
 import { deepEqual, equal, notDeepEqual, ok } from "node:assert/strict";
-import { aggregateFile } from "../server/aggregate/sales_aggregator.ts";
+import { aggregateInputFile } from "../server/aggregate/sales_input.ts";
 import {
   cachedSalesCsvPaths,
   DEPARTMENTS,
@@ -44,10 +44,10 @@ Deno.test("writeSalesCsv writes a header, the row count, ~0.5% bad rows and quot
   });
 });
 
-Deno.test("writeSalesCsv expected result agrees with aggregateFile", async () => {
+Deno.test("writeSalesCsv expected result agrees with aggregateInputFile", async () => {
   await withTempDir(async (dir) => {
     const expected = await writeSalesCsv(`${dir}/s.csv`, { rows: 200_000, seed: 42 });
-    const result = await aggregateFile(`${dir}/s.csv`);
+    const result = await aggregateInputFile(`${dir}/s.csv`);
     equal(result.rows, expected.rows);
     equal(result.badRows, expected.badRows);
     equal(result.departments, expected.departments);

@@ -18,7 +18,7 @@
  * @module
  */
 
-import { SalesClient } from "../server/grpc/sales_client.ts";
+import { GrpcSalesClient } from "../server/grpc/sales_client.ts";
 import {
   type ActualOutcome,
   HOSTILE_CASES,
@@ -127,7 +127,7 @@ async function measure(
   const expected = testCase.expected(scale);
   await using server = await startServerProcess(testCase.env?.(scale) ?? {});
   const serverIdleRssMb = server.memory().rssBytes / MB;
-  const client = new SalesClient(server.grpcAddress);
+  const client = new GrpcSalesClient(server.grpcAddress);
   try {
     const started = performance.now();
     let actual: ActualOutcome;

@@ -11,7 +11,7 @@
  * upload (p50, p99), server peak RSS (VmHWM). The baseline is a single 32 MiB streaming upload on
  * the same server just before (median of 3, after one warm-up upload). Targets: aggregate throughput at least 80% of the
  * single-upload figure, and no failed upload: every result equals the aggregate command's
- * (`aggregateFile` then `formatResultCsv`) byte for byte.
+ * (`aggregateInputFile` then `formatResultCsv`) byte for byte.
  *
  * Bounded: 3 + 64 uploads, and the load is abandoned (and fails) after {@linkcode TIME_LIMIT_MS}.
  * Run alone with `deno run -A bench/load_bench.ts [--quick]`, or `deno task bench concurrent`.
@@ -20,8 +20,8 @@
  */
 
 import { formatResultCsv } from "../server/aggregate/result_csv.ts";
-import { aggregateFile } from "../server/aggregate/sales_aggregator.ts";
-import { SalesClient } from "../server/grpc/sales_client.ts";
+import { aggregateInputFile } from "../server/aggregate/sales_input.ts";
+import { GrpcSalesClient } from "../server/grpc/sales_client.ts";
 import type { UploadResponse } from "../server/service/types.ts";
 import {
   type BenchCheck,
@@ -72,14 +72,14 @@ export async function loadBench(ctx: BenchContext): Promise<BenchResult> {
   const bytes = await Deno.readFile(file.path);
   const mib = (bytes.length / 2 ** 20).toFixed(1);
   // The reference: what `deno task aggregate` writes for this file.
-  const expectedCsv = formatResultCsv((await aggregateFile(file.path)).totals);
+  const expectedCsv = formatResultCsv((await aggregateInputFile(file.path)).totals);
   const serverArgs = await startTaskArgs();
 
   await using server = await startServerProcess(serverArgs, {
     MAX_UPLOADS_PER_CLIENT: String(STREAM_UPLOADS + CHUNKED_UPLOADS),
   });
   const serverIdleRssMb = server.rssMb("VmRSS");
-  const client = new SalesClient(server.address);
+  const client = new GrpcSalesClient(server.address);
   try {
     // Baseline: one upload at a time on the same server, once its code is compiled, as it is
     // for the load (the first upload of a fresh server runs at about half speed).
@@ -231,7 +231,7 @@ function* slices(bytes: Uint8Array, size: number): Generator<Uint8Array> {
 
 /** Why a response is wrong, or undefined: its counts and its stored bytes must match. */
 async function wrongResult(
-  client: SalesClient,
+  client: GrpcSalesClient,
   response: UploadResponse,
   expectedCsv: string,
   expected: { rows: number; badRows: number; departments: number },

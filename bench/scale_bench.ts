@@ -21,8 +21,8 @@
  */
 
 import { formatResultCsv } from "../server/aggregate/result_csv.ts";
-import { aggregateFile } from "../server/aggregate/sales_aggregator.ts";
-import { SalesClient } from "../server/grpc/sales_client.ts";
+import { aggregateInputFile } from "../server/aggregate/sales_input.ts";
+import { GrpcSalesClient } from "../server/grpc/sales_client.ts";
 import { findNginx, startNginxProxy } from "../deploy/_nginx_proxy.ts";
 import { type ReplicaProcess, startReplica } from "../deploy/_replica_process.ts";
 import {
@@ -55,7 +55,7 @@ function* slices(bytes: Uint8Array, size: number): Generator<Uint8Array> {
 
 /** One upload of `bytes`, streaming or chunked; resolves to the result CSV. */
 async function uploadOnce(
-  client: SalesClient,
+  client: GrpcSalesClient,
   bytes: Uint8Array,
   chunked: boolean,
 ): Promise<string> {
@@ -74,7 +74,7 @@ export async function scaleBench(ctx: BenchContext): Promise<BenchResult> {
   const rows = ctx.quick ? QUICK_ROWS : FULL_ROWS;
   const input = await ensureSalesCsv(rows);
   const bytes = await Deno.readFile(input.path);
-  const expected = formatResultCsv((await aggregateFile(input.path)).totals);
+  const expected = formatResultCsv((await aggregateInputFile(input.path)).totals);
   const megabytes = bytes.length / 1e6;
   ctx.log(`scale: ${megabytes.toFixed(1)} MB per upload, ${UPLOADS} at once, ${ROUNDS} rounds`);
 
@@ -102,11 +102,11 @@ export async function scaleBench(ctx: BenchContext): Promise<BenchResult> {
         );
       }
       proxy = await startNginxProxy(nginx, replicas.map((replica) => replica.ports));
-      const viaProxy = new SalesClient(`127.0.0.1:${proxy.h2Port}`);
+      const viaProxy = new GrpcSalesClient(`127.0.0.1:${proxy.h2Port}`);
       try {
         if (count === 1) {
           // The proxy's own cost: one upload alone, directly and through nginx (after a warm-up).
-          const direct = new SalesClient(`127.0.0.1:${replicas[0].ports.grpc}`);
+          const direct = new GrpcSalesClient(`127.0.0.1:${replicas[0].ports.grpc}`);
           try {
             check(await uploadOnce(direct, bytes, false));
             for (const [name, client] of [["direct", direct], ["via nginx", viaProxy]] as const) {

@@ -17,7 +17,7 @@
  */
 
 import { readFileChunks, uploadChunks } from "../server/cli/upload.ts";
-import { SalesClient } from "../server/grpc/sales_client.ts";
+import { GrpcSalesClient } from "../server/grpc/sales_client.ts";
 import type { UploadResponse } from "../server/service/types.ts";
 import { type BenchCheck, type BenchContext, type BenchResult, metricOf } from "./_report.ts";
 import { type CachedSalesCsv, ensureSalesCsv } from "./generate_sales_csv.ts";
@@ -243,7 +243,7 @@ async function measure(
 ): Promise<UploadRun> {
   await using server = await startServerProcess(serverArgs);
   const serverIdleRssMb = server.rssMb("VmRSS");
-  const client = new SalesClient(server.address);
+  const client = new GrpcSalesClient(server.address);
   try {
     const sent = gzipPath ?? file.path;
     const sentBytes = (await Deno.stat(sent)).size;
@@ -330,7 +330,7 @@ async function measureCliPeakRss(
 
 /** Differences between an upload's result and the generator's expectation. */
 async function verify(
-  client: SalesClient,
+  client: GrpcSalesClient,
   response: UploadResponse,
   file: CachedSalesCsv,
 ): Promise<string[]> {

@@ -10,7 +10,7 @@ import {
   sessionTokenStore,
   TOKEN_STORAGE_KEY,
 } from "./access_token.ts";
-import { createSalesClient, UploadError, uploadFile } from "./upload_client.ts";
+import { createGrpcWebSalesClient, UploadError, uploadFile } from "./upload_client.ts";
 
 const TOKEN = "page-t0ken";
 
@@ -73,7 +73,7 @@ Deno.test("uploadFile is refused with Unauthenticated until the page's token sto
   const handler = createGrpcWebHandler({ service: withAuth(service, TOKEN) });
   const tokens = memoryTokenStore();
   // As the island builds it: headers read from the store on every call.
-  const client = createSalesClient("http://localhost:3000", {
+  const client = createGrpcWebSalesClient("http://localhost:3000", {
     fetch: (input, init) => handler(new Request(input, init)),
     headers: () => authorizationHeaders(tokens.get()),
   });

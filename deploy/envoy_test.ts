@@ -3,7 +3,7 @@ import * as grpc from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
 import {
   appendBlob,
-  createSalesClient,
+  createGrpcWebSalesClient,
   ROUTING_HEADER as PAGE_ROUTING_HEADER,
 } from "../browser/upload_client.ts";
 import { ROUTING_HEADER as CLI_ROUTING_HEADER } from "../server/grpc/sales_client.ts";
@@ -156,8 +156,6 @@ Deno.test("envoy.yaml health-checks the gRPC cluster with grpc.health.v1 for a s
 
 Deno.test({
   name: "envoy.yaml health check gets SERVING from our gRPC server for the service it names",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const cluster = clusterNamed(await readEnvoyParts(), "sales_grpc");
     const serviceName = String(
@@ -416,7 +414,7 @@ Deno.test("envoy.yaml CORS policy allows every header the page's own gRPC-Web cl
     new Headers(init?.headers).forEach((_value, name) => sent.add(name));
     return Promise.resolve(new Response(null, { status: 503 }));
   };
-  const client = createSalesClient("http://localhost:8081", {
+  const client = createGrpcWebSalesClient("http://localhost:8081", {
     fetch: capture,
     headers: () => ({ authorization: "Bearer token" }),
   });

@@ -12,9 +12,9 @@ import { basename } from "node:path";
 import { aggregateFileParallel } from "../server/aggregate/parallel_aggregate.ts";
 import { resultCsvChunks } from "../server/aggregate/result_csv.ts";
 import { AppError, Status } from "../server/errors.ts";
-import { SalesClient } from "../server/grpc/sales_client.ts";
+import { GrpcSalesClient } from "../server/grpc/sales_client.ts";
 import { mulberry32 } from "../server/_test_mulberry32.ts";
-import { createSalesClient, uploadFile } from "../browser/upload_client.ts";
+import { createGrpcWebSalesClient, uploadFile } from "../browser/upload_client.ts";
 import { findNginx, type NginxProxy, startNginxProxy } from "./_nginx_proxy.ts";
 import { type ReplicaProcess, startReplica } from "./_replica_process.ts";
 
@@ -89,7 +89,7 @@ interface Cluster {
   inputDir: string;
   replicas: ReplicaProcess[];
   proxy: NginxProxy;
-  grpcThroughProxy: SalesClient;
+  grpcThroughProxy: GrpcSalesClient;
 }
 
 async function startCluster(): Promise<Cluster> {
@@ -104,7 +104,7 @@ async function startCluster(): Promise<Cluster> {
     inputDir,
     replicas,
     proxy,
-    grpcThroughProxy: new SalesClient(`127.0.0.1:${proxy.h2Port}`),
+    grpcThroughProxy: new GrpcSalesClient(`127.0.0.1:${proxy.h2Port}`),
   };
 }
 
@@ -145,8 +145,6 @@ async function makeInput(cluster: Cluster, seed: number, size: number): Promise<
 Deno.test({
   name: "replicas behind nginx share results and keep each chunked upload on its replica",
   ignore: nginx === undefined && !inCi,
-  sanitizeOps: false,
-  sanitizeResources: false,
 }, async (t) => {
   assert.ok(nginx, "nginx is required under CI=true: apt-get install nginx");
   const cluster = await startCluster();
@@ -160,7 +158,7 @@ Deno.test({
         const inputs = await Promise.all(
           Array.from({ length: 24 }, (_, i) => makeInput(cluster, 1000 + i, 200_000 + i * 7_000)),
         );
-        const pageClient = createSalesClient(`http://127.0.0.1:${proxy.h1Port}`);
+        const pageClient = createGrpcWebSalesClient(`http://127.0.0.1:${proxy.h1Port}`);
         const holders = new Map<string, number>();
         const outcomes = await Promise.all(inputs.map(async (input, i) => {
           if (i % 2 === 0) {
@@ -218,7 +216,7 @@ Deno.test({
             );
             assert.equal(response.status, 200, `${resultId} from ${replica.replicaId}`);
             assert.equal(await response.text(), expected);
-            const direct = new SalesClient(`127.0.0.1:${replica.ports.grpc}`);
+            const direct = new GrpcSalesClient(`127.0.0.1:${replica.ports.grpc}`);
             try {
               assert.equal(decoder.decode(await direct.downloadResult(resultId)), expected);
             } finally {
@@ -266,8 +264,8 @@ Deno.test({
     await t.step(
       "a call that reaches the wrong replica gets NOT_FOUND naming where the upload is",
       async () => {
-        const holder = new SalesClient(`127.0.0.1:${replicas[0].ports.grpc}`);
-        const other = new SalesClient(`127.0.0.1:${replicas[1].ports.grpc}`);
+        const holder = new GrpcSalesClient(`127.0.0.1:${replicas[0].ports.grpc}`);
+        const other = new GrpcSalesClient(`127.0.0.1:${replicas[1].ports.grpc}`);
         try {
           const { uploadId } = await holder.startUpload("misrouted.csv", 0);
           assert.equal(holderOf(uploadId), "replica-a");
@@ -373,7 +371,7 @@ Deno.test({
         let caught: string | undefined;
         for (let attempt = 1; attempt <= 5 && caught === undefined; attempt++) {
           const watcher = watchForTempFile(resultsDir, replicas[writer]);
-          const client = new SalesClient(`127.0.0.1:${replicas[writer].ports.grpc}`);
+          const client = new GrpcSalesClient(`127.0.0.1:${replicas[writer].ports.grpc}`);
           const upload = client.uploadStream(slices(bytes, 256 * 1024), "many-departments.csv");
           const seen = await watcher.result;
           if (seen !== undefined) {

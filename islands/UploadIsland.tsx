@@ -17,9 +17,9 @@ import {
 } from "../browser/format.ts";
 import type { MemberCompressor } from "../browser/gzip_members.ts";
 import {
+  createGrpcWebSalesClient,
   createPageCompressor,
-  createSalesClient,
-  type SalesClient,
+  type GrpcWebSalesClient,
   toUploadError,
   uploadFile,
   type UploadProgress,
@@ -79,7 +79,7 @@ export default function UploadIsland(props: UploadIslandProps) {
   const uploadButton = useRef<HTMLButtonElement>(null);
   const cancelButton = useRef<HTMLButtonElement>(null);
   const upload = useRef<AbortController | undefined>(undefined);
-  const client = useRef<SalesClient | undefined>(undefined);
+  const client = useRef<GrpcWebSalesClient | undefined>(undefined);
   const tokens = useRef<TokenStore | undefined>(undefined);
   const [hasToken, setHasToken] = useState(false);
   const [compress, setCompress] = useState(true);
@@ -164,7 +164,7 @@ export default function UploadIsland(props: UploadIslandProps) {
     const controller = new AbortController();
     upload.current = controller;
     announcedQuarter.current = -1;
-    client.current ??= createSalesClient(props.grpcWebUrl || location.origin, {
+    client.current ??= createGrpcWebSalesClient(props.grpcWebUrl || location.origin, {
       headers: () => authorizationHeaders(tokens.current?.get()),
     });
     const tokenSent = tokens.current?.get() !== undefined;

@@ -10,13 +10,13 @@
  * @module
  */
 
-import { SalesClient } from "./grpc/sales_client.ts";
+import { GrpcSalesClient } from "./grpc/sales_client.ts";
 
 const [address, csvPath] = Deno.args;
 const bytes = await Deno.readFile(csvPath);
 const half = Math.floor(bytes.length / 2) + 3;
 const chunkBytes = 16 * 1024;
-const client = new SalesClient(address);
+const client = new GrpcSalesClient(address);
 const forever = new Promise<never>(() => {});
 
 async function* halfThenHang(): AsyncGenerator<Uint8Array> {

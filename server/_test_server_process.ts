@@ -16,6 +16,7 @@
  */
 
 import { loopbackEnv } from "./_test_loopback_env.ts";
+import { eventually } from "./_test_eventually.ts";
 
 const MAIN = new URL("./main.ts", import.meta.url);
 const DENO_JSON = new URL("../deno.json", import.meta.url);
@@ -66,19 +67,22 @@ export async function startServerProcess(
   };
   // Both pipes are read to the end, so the server never blocks on a full one.
   const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
-  const exited = child.status.then((status) => {
-    throw new Error(`The server exited (code ${status.code}) before listening:\n${output}`);
+  let exitCode: number | undefined;
+  child.status.then((status) => exitCode = status.code);
+  const { grpcPort, webPort } = await eventually(
+    () => {
+      if (exitCode !== undefined) {
+        throw new Error(`The server exited (code ${exitCode}) before listening`);
+      }
+      const grpcPort = Number(/\[gRPC\] Listening on \S*:(\d+)\n/.exec(output)?.[1] ?? 0);
+      const webPort = Number(/\[Web\] Serving .* on http:\/\/[^:]+:(\d+)\//.exec(output)?.[1] ?? 0);
+      return grpcPort !== 0 && webPort !== 0 && { grpcPort, webPort };
+    },
+    "the server to listen",
+    30_000,
+  ).catch((error) => {
+    throw new Error(`${error.message}:\n${output}`, { cause: error });
   });
-  exited.catch(() => {});
-  let grpcPort = 0;
-  let webPort = 0;
-  const deadline = Date.now() + 30_000;
-  while (grpcPort === 0 || webPort === 0) {
-    await Promise.race([new Promise((resolve) => setTimeout(resolve, 20)), exited]);
-    if (Date.now() > deadline) throw new Error(`The server did not listen in 30 s:\n${output}`);
-    grpcPort = Number(/\[gRPC\] Listening on \S*:(\d+)\n/.exec(output)?.[1] ?? 0);
-    webPort = Number(/\[Web\] Serving .* on http:\/\/[^:]+:(\d+)\//.exec(output)?.[1] ?? 0);
-  }
   const statusField = (name: "VmRSS" | "VmHWM") => {
     const status = Deno.readTextFileSync(`/proc/${child.pid}/status`);
     const kB = new RegExp(`^${name}:\\s+(\\d+) kB$`, "m").exec(status)?.[1];

@@ -11,13 +11,14 @@
 
 import assert from "node:assert/strict";
 import { formatResultCsv } from "./aggregate/result_csv.ts";
-import { aggregateFile } from "./aggregate/sales_aggregator.ts";
+import { aggregateInputFile } from "./aggregate/sales_input.ts";
 import { loadConfig } from "./config.ts";
 import { AppError, Status } from "./errors.ts";
-import { SalesClient } from "./grpc/sales_client.ts";
+import { GrpcSalesClient } from "./grpc/sales_client.ts";
 import { type RunningServer, startServer } from "./main.ts";
 import { loopbackEnv } from "./_test_loopback_env.ts";
 import { chunksOf } from "./_test_bytes.ts";
+import { eventually } from "./_test_eventually.ts";
 import { mulberry32 } from "./_test_mulberry32.ts";
 
 const encoder = new TextEncoder();
@@ -32,8 +33,6 @@ const SERVER_PERMISSIONS = [
   "--allow-env",
   "--allow-sys",
 ];
-/** grpc-js keeps channel timers and sockets past a test's end; each test closes what it opened. */
-const integration = { sanitizeOps: false, sanitizeResources: false };
 
 // ---------------------------------------------------------------------------------------------
 // Inputs and the reference result
@@ -59,12 +58,12 @@ function salesCsv(
   return encoder.encode(lines.join("\n") + "\n");
 }
 
-/** What the aggregate command writes for `bytes` (`aggregateFile`, then `formatResultCsv`). */
+/** What the aggregate command writes for `bytes` (`aggregateInputFile`, then `formatResultCsv`). */
 async function aggregateCommandResult(bytes: Uint8Array): Promise<string> {
   const path = await Deno.makeTempFile({ prefix: "faults_reference_", suffix: ".csv" });
   try {
     await Deno.writeFile(path, bytes);
-    return formatResultCsv((await aggregateFile(path)).totals);
+    return formatResultCsv((await aggregateInputFile(path)).totals);
   } finally {
     await Deno.remove(path);
   }
@@ -84,20 +83,6 @@ function isAppError(code: Status | Status[], pattern?: RegExp) {
     if (pattern) assert.match(error.message, pattern);
     return true;
   };
-}
-
-/** Polls until `check` passes, for state that changes after a call returns (cleanup, expiry). */
-async function eventually(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 5_000,
-): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (performance.now() < deadline) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  assert.fail(`Timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
 async function namesIn(dir: string): Promise<string[]> {
@@ -120,7 +105,7 @@ function assertCompleteResult(csv: string, where: string): void {
 
 interface InProcessServer {
   server: RunningServer;
-  client: SalesClient;
+  client: GrpcSalesClient;
   resultsDir: string;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -135,7 +120,7 @@ async function startInProcess(
     ...env,
   });
   const server = await startServer(config, { log: () => {} });
-  const client = new SalesClient(`127.0.0.1:${server.grpc.port}`);
+  const client = new GrpcSalesClient(`127.0.0.1:${server.grpc.port}`);
   return {
     server,
     client,
@@ -179,17 +164,18 @@ class ServerProcess {
   async waitFor(pattern: RegExp): Promise<RegExpExecArray> {
     let exited = false;
     this.exited.then(() => exited = true);
-    for (;;) {
-      const match = pattern.exec(this.#output);
-      if (match) return match;
-      if (exited) {
+    return await eventually(
+      async () => {
+        const match = pattern.exec(this.#output);
+        if (match || !exited) return match ?? undefined;
         await this.#pumped;
         const late = pattern.exec(this.#output);
         if (late) return late;
         assert.fail(`The server exited without printing ${pattern}:\n${await this.report()}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+      },
+      `the server to print ${pattern}`,
+      30_000,
+    );
   }
 
   /** The gRPC address and the result server's port, once it listens. */
@@ -222,7 +208,6 @@ class ServerProcess {
 Deno.test({
   name:
     "startServer drops the uploads of a killed client process, keeps serving and expires its chunked upload",
-  ...integration,
   async fn() {
     const storageDir = await Deno.makeTempDir({ prefix: "faults_killed_client_" });
     const csvPath = `${storageDir}/input.csv`;
@@ -293,19 +278,18 @@ Deno.test({
 Deno.test({
   name:
     "main.ts on SIGTERM finishes uploads in flight, fails a stuck one cleanly, exits 0 and serves every result after a restart",
-  ...integration,
   async fn() {
     const storageDir = await Deno.makeTempDir({ prefix: "faults_sigterm_" });
     const resultsDir = `${storageDir}/results`;
     /** Result id -> the aggregate command's CSV for that upload. */
     const stored = new Map<string, string>();
     let chunkedUploadId = "";
-    const clients: SalesClient[] = [];
+    const clients: GrpcSalesClient[] = [];
     try {
       {
         await using server = new ServerProcess(storageDir);
         const { address } = await server.listening();
-        const client = new SalesClient(address);
+        const client = new GrpcSalesClient(address);
         clients.push(client);
 
         // Written before the signal.
@@ -399,7 +383,7 @@ Deno.test({
       {
         await using server = new ServerProcess(storageDir);
         const { address, httpPort } = await server.listening();
-        const client = new SalesClient(address);
+        const client = new GrpcSalesClient(address);
         clients.push(client);
         for (const [resultId, expected] of stored) {
           assert.equal(decoder.decode(await client.downloadResult(resultId)), expected);
@@ -460,7 +444,6 @@ Deno.test({
   name:
     "startServer answers RESOURCE_EXHAUSTED when the storage is full, leaves nothing partial and recovers",
   ignore: MOUNT_REFUSED !== undefined,
-  ...integration,
   async fn() {
     const storageDir = await Deno.makeTempDir({ prefix: "faults_full_" });
     const mounted = await run("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", storageDir]);
@@ -522,7 +505,6 @@ Deno.test({
   name:
     "startServer answers FAILED_PRECONDITION when the results folder is not writable, leaves nothing and recovers",
   ignore: MOUNT_REFUSED !== undefined && IS_ROOT,
-  ...integration,
   async fn() {
     const storageDir = await Deno.makeTempDir({ prefix: "faults_readonly_" });
     const resultsDir = `${storageDir}/results`;
@@ -591,7 +573,6 @@ Deno.test({
 Deno.test({
   name:
     "startServer chunked upload survives replayed, reordered and dropped chunks with the aggregate command's totals",
-  ...integration,
   async fn(t) {
     const storageDir = await Deno.makeTempDir({ prefix: "faults_chunks_" });
     try {
@@ -659,7 +640,6 @@ function prng(seed: number): () => number {
 Deno.test({
   name:
     "startServer chunked upload through a seeded faulty network ends with the aggregate command's totals",
-  ...integration,
   async fn(t) {
     const storageDir = await Deno.makeTempDir({ prefix: "faults_chaos_" });
     try {

@@ -10,10 +10,10 @@
 
 import assert from "node:assert/strict";
 // The web page's own upload client: the browser path is tested with the code the browser runs.
-import { appendBlob, createSalesClient, uploadFile } from "../browser/upload_client.ts";
+import { appendBlob, createGrpcWebSalesClient, uploadFile } from "../browser/upload_client.ts";
 import { loadConfig } from "./config.ts";
 import { AppError, type Status } from "./errors.ts";
-import { SalesClient } from "./grpc/sales_client.ts";
+import { GrpcSalesClient } from "./grpc/sales_client.ts";
 import { type RunningServer, startServer } from "./main.ts";
 import type { UploadResponse } from "./service/types.ts";
 import {
@@ -35,9 +35,8 @@ import {
 } from "./_test_hostile_cases.ts";
 import { startServerProcess } from "./_test_server_process.ts";
 import { loopbackEnv } from "./_test_loopback_env.ts";
+import { eventually } from "./_test_eventually.ts";
 
-/** grpc-js keeps channel timers and sockets past a test's end; each test closes what it opened. */
-const integration = { sanitizeOps: false, sanitizeResources: false };
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const MB = 1e6;
@@ -50,9 +49,9 @@ const BYSTANDER_RESULT = RESULT_HEADER + "Toys,1\n";
 /** A whole server on loopback with its own storage, and what the checks need. */
 interface TestServer extends AsyncDisposable {
   server: RunningServer;
-  client: SalesClient;
+  client: GrpcSalesClient;
   /** A second connection, for the other clients the server must keep serving. */
-  bystander: SalesClient;
+  bystander: GrpcSalesClient;
   webUrl: string;
   storageDir: string;
   /** Results the test saw stored: the only files allowed in `results/`. */
@@ -68,8 +67,8 @@ async function startTestServer(env: Record<string, string> = {}): Promise<TestSe
     }),
     { log: () => {} },
   );
-  const client = new SalesClient(`127.0.0.1:${server.grpc.port}`);
-  const bystander = new SalesClient(`127.0.0.1:${server.grpc.port}`);
+  const client = new GrpcSalesClient(`127.0.0.1:${server.grpc.port}`);
+  const bystander = new GrpcSalesClient(`127.0.0.1:${server.grpc.port}`);
   return {
     server,
     client,
@@ -84,15 +83,6 @@ async function startTestServer(env: Record<string, string> = {}): Promise<TestSe
       await Deno.remove(storageDir, { recursive: true });
     },
   };
-}
-
-/** Polls until `check` passes, for state that settles just after a call returns. */
-async function eventually(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    if (check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  assert.fail(`Timed out waiting for ${what}`);
 }
 
 /** The input's bytes re-cut into pieces of exactly `size` (the last may be shorter). */
@@ -176,7 +166,9 @@ function upload(
       case "browser": {
         const file = new File([...input.chunks()] as BlobPart[], filename);
         try {
-          const summary = await uploadFile(createSalesClient(s.webUrl), file, { attempts: 1 });
+          const summary = await uploadFile(createGrpcWebSalesClient(s.webUrl), file, {
+            attempts: 1,
+          });
           return { response: summary, resultCsv: decoder.decode(summary.resultCsv) };
         } catch (error) {
           // The page's UploadError carries connect's error, whose code is the gRPC status.
@@ -206,7 +198,7 @@ async function bystanderUpload(s: TestServer): Promise<void> {
 
 /** No upload state, no temp file, and no result the test did not see stored (CSV and metadata). */
 async function assertNothingLeft(s: TestServer): Promise<void> {
-  await eventually(() => s.server.service.uploadsInProgress === 0, "no upload in progress");
+  await eventually(() => s.server.service.uploadsInProgress === 0, "no upload in progress", 10_000);
   const files: string[] = [];
   for await (const entry of Deno.readDir(`${s.storageDir}/results`)) {
     files.push(entry.name);
@@ -224,7 +216,6 @@ const scenario = (name: string) =>
 for (const testCase of uploadCases) {
   Deno.test({
     name: `HOSTILE_CASES "${testCase.name}" ends as expected on ${testCase.paths.join(", ")}`,
-    ...integration,
     async fn(t) {
       await using s = await startTestServer(testCase.env?.("test"));
       const input = testCase.input("test");
@@ -250,7 +241,6 @@ for (const testCase of uploadCases) {
 Deno.test({
   name: "HOSTILE_CASES MAX_CONCURRENT_UPLOADS refuses one more upload on every path with a retry " +
     "hint, and serves the rest",
-  ...integration,
   async fn(t) {
     const { env, expected } = scenario("MAX_CONCURRENT_UPLOADS");
     await using s = await startTestServer(env("test"));
@@ -274,7 +264,11 @@ Deno.test({
     const streamB = s.bystander.uploadStream(heldOpen(b), "b.csv");
     const chunkedC = await s.client.startUpload("c.csv", c.length);
     await s.client.appendUpload(chunkedC.uploadId, 0, c.subarray(0, 1000));
-    await eventually(() => s.server.service.uploadsInProgress === 3, "three uploads in progress");
+    await eventually(
+      () => s.server.service.uploadsInProgress === 3,
+      "three uploads in progress",
+      10_000,
+    );
 
     const fourth: Record<UploadPath, () => Promise<unknown>> = {
       unary: () => s.client.upload(BYSTANDER_CSV, "d.csv"),
@@ -282,7 +276,7 @@ Deno.test({
       chunked: () => s.client.startUpload("d.csv", BYSTANDER_CSV.length),
       "chunked-unsized": () => s.client.startUpload("d.csv", 0),
       browser: () =>
-        uploadFile(createSalesClient(s.webUrl), new File([BYSTANDER_CSV], "d.csv"), {
+        uploadFile(createGrpcWebSalesClient(s.webUrl), new File([BYSTANDER_CSV], "d.csv"), {
           attempts: 1,
         }),
     };
@@ -351,7 +345,6 @@ Deno.test({
 Deno.test({
   name: "HOSTILE_CASES max message size refuses an AppendUpload too big on both transports, and " +
     "the upload goes on",
-  ...integration,
   async fn() {
     const maxMessage = HOSTILE_CASES.find((c) => c.name === "max message size") as UploadCase;
     await using s = await startTestServer(maxMessage.env!("test"));
@@ -362,7 +355,7 @@ Deno.test({
       (error) => error,
     );
     assert.equal(statusName(grpcError.code), "RESOURCE_EXHAUSTED");
-    const webError = await appendBlob(createSalesClient(s.webUrl), {
+    const webError = await appendBlob(createGrpcWebSalesClient(s.webUrl), {
       uploadId,
       offset: 0,
       chunk: new Blob([tooBig]),
@@ -384,7 +377,6 @@ Deno.test({
 
 Deno.test({
   name: "HOSTILE_CASES upload idle expiry frees an idle chunked upload and spares an active one",
-  ...integration,
   async fn() {
     const { env, expected } = scenario("upload idle expiry");
     await using s = await startTestServer(env("test"));
@@ -457,12 +449,11 @@ const MEMORY_RUNS: {
 Deno.test({
   name:
     "HOSTILE_CASES marked boundedMemory grow the server's peak RSS by less than half their size",
-  ...integration,
   async fn(t) {
     const marked = uploadCases.filter((c) => c.boundedMemory).map((c) => c.name).sort();
     assert.deepEqual(marked, MEMORY_RUNS.map((run) => run.name).sort(), "every marked case runs");
     await using server = await startServerProcess({ MAX_UPLOAD_BYTES: String(512 * MIB) });
-    const client = new SalesClient(server.grpcAddress);
+    const client = new GrpcSalesClient(server.grpcAddress);
     try {
       const run = async (input: HostileInput): Promise<Settled> =>
         await settle(async () => {

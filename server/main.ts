@@ -10,11 +10,12 @@
 
 import { type Config, loadConfig } from "./config.ts";
 import { AppError } from "./errors.ts";
+import { consoleLogger, createConsoleLogger, type Logger } from "./logger.ts";
 import { startGrpcServer } from "./grpc/grpc_server.ts";
 import { withAuth } from "./service/auth.ts";
 import { BufferBudget } from "./service/buffer_budget.ts";
 import { ClientAddresses } from "./service/client_address.ts";
-import { DownloadUrls } from "./service/download_url.ts";
+import { DownloadUrlSigner, DownloadUrlVerifier } from "./service/download_url.ts";
 import { SalesMetrics } from "./service/metrics.ts";
 import { createSalesService, type SalesServiceHandle } from "./service/sales_service.ts";
 import { ResultStore } from "./storage/result_store.ts";
@@ -24,9 +25,17 @@ import { createWebHandler } from "./web/web_app.ts";
 
 /** Options of {@linkcode startServer} that are not configuration. */
 export interface StartServerOptions {
-  /** Where start-up lines go. @default {console.log} */
+  /**
+   * The one logger every part of the server reports to (start-up lines, unexpected errors,
+   * storage failures, build failures in dev mode). @default {a console logger, see `log`}
+   */
+  logger?: Logger;
+  /**
+   * Where the default logger's `info` lines (start-up lines, sweeps) go; its warnings and errors
+   * go to the console. Ignored when `logger` is given. @default {console.log}
+   */
   log?: (line: string) => void;
-  /** Where each finished or failed upload's JSON line goes. @default {options.log} */
+  /** Where each finished or failed upload's JSON line goes. @default {the logger's info} */
   uploadLog?: (line: string) => void;
   /**
    * `deno task dev`: build the island bundle at start and reload open pages when the server
@@ -58,8 +67,9 @@ export async function startServer(
   config: Config,
   options: StartServerOptions = {},
 ): Promise<RunningServer> {
-  const log = options.log ?? console.log;
-  const store = await ResultStore.open(config.storageDir, { replicaId: config.replicaId });
+  const logger = options.logger ?? createConsoleLogger({ info: options.log });
+  const log = (line: string) => logger.info(line);
+  const store = await ResultStore.open(config.storageDir, { replicaId: config.replicaId, logger });
   if (store.removedTempFiles > 0) {
     log(
       `[storage] Removed ${store.removedTempFiles} unfinished result file(s) left by a crash of replica ${config.replicaId} or stale for an hour`,
@@ -78,15 +88,16 @@ export async function startServer(
     // Checking a signature does not involve the base URL, which needs the bound port.
     createResultsHandler({
       store,
-      downloadUrls: new DownloadUrls({ publicResultsUrl: "", ...signing }),
+      downloadUrls: new DownloadUrlVerifier({ secret: config.salesUrlSecret }),
       allowedHosts: config.allowedHosts,
       metrics: { render: () => metrics.render(), token: config.metricsToken },
       onStorageError: () => metrics.storageError("read"),
+      logError: (message, error) => logger.error(message, error),
     }),
   );
   const httpPort = httpServer.addr.port;
   const publicResultsUrl = config.publicResultsUrl ?? `http://localhost:${httpPort}`;
-  const downloadUrls = new DownloadUrls({ publicResultsUrl, ...signing });
+  const downloadUrls = new DownloadUrlSigner({ publicResultsUrl, ...signing });
 
   // One budget for both transports: the bound on request bytes held in memory is per process.
   const budget = new BufferBudget({ maxBytes: config.maxBufferedBytes });
@@ -120,6 +131,7 @@ export async function startServer(
       budget,
       maxConcurrentStreams: config.maxConcurrentStreams,
       connectionIdleTimeoutSec: config.connectionIdleTimeoutSec,
+      logger,
     });
   } catch (error) {
     service.close();
@@ -129,7 +141,9 @@ export async function startServer(
 
   // Loaded only in dev mode: under `deno task start` none of it exists.
   const devReload = options.dev
-    ? (await import("./web/dev_reload.ts")).createDevReload()
+    ? (await import("./web/dev_reload.ts")).createDevReload({
+      logError: (message, error) => logger.error(message, error),
+    })
     : undefined;
   let webServer: Deno.HttpServer<Deno.NetAddr>;
   try {
@@ -137,7 +151,7 @@ export async function startServer(
       hostname: config.webHost,
       port: config.webPort,
       onListen: () => {},
-    }, createWebHandler({ service: guardedService, config, budget, devReload }));
+    }, createWebHandler({ service: guardedService, config, budget, devReload, logger }));
   } catch (error) {
     await grpcServer.shutdown(0);
     service.close();
@@ -201,6 +215,12 @@ export async function startServer(
   };
 }
 
+/** A failed start: an AppError's message says it all; anything else is shown whole. */
+function logStartFailure(error: unknown): void {
+  if (error instanceof AppError) consoleLogger.error(error.message);
+  else consoleLogger.error("Cannot start the server:", error);
+}
+
 /** A host to show in a URL: the wildcard address means "this machine". */
 function displayHost(host: string): string {
   if (host === "0.0.0.0" || host === "::") return "localhost";
@@ -212,7 +232,7 @@ if (import.meta.main) {
   try {
     config = loadConfig(Deno.env.toObject());
   } catch (error) {
-    console.error(error instanceof AppError ? error.message : error);
+    logStartFailure(error);
     Deno.exit(1);
   }
   // Listen for signals before starting: one arriving during start-up still ends in a clean exit.
@@ -220,11 +240,11 @@ if (import.meta.main) {
   let stopping = false;
   const stop = async (signal: Deno.Signal) => {
     if (stopping) {
-      console.log(`[main] ${signal} received again: exiting now`);
+      consoleLogger.info(`[main] ${signal} received again: exiting now`);
       Deno.exit(1);
     }
     stopping = true;
-    console.log(`[main] ${signal} received: finishing calls in flight, then exiting`);
+    consoleLogger.info(`[main] ${signal} received: finishing calls in flight, then exiting`);
     const server = await starting?.catch(() => undefined);
     await server?.shutdown();
     Deno.exit(0);
@@ -232,10 +252,10 @@ if (import.meta.main) {
   Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
   Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
   try {
-    starting = startServer(config, { dev: Deno.args.includes("--dev") });
+    starting = startServer(config, { dev: Deno.args.includes("--dev"), logger: consoleLogger });
     await starting;
   } catch (error) {
-    console.error(error instanceof AppError ? error.message : error);
+    logStartFailure(error);
     Deno.exit(1);
   }
 }

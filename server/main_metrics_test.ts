@@ -11,8 +11,8 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { loadConfig } from "./config.ts";
 import { SalesService as SalesServiceDesc } from "../gen/sales_pb.ts";
-import { SalesClient } from "./grpc/sales_client.ts";
-import type { WireUploadResponse } from "./grpc/sales_proto.ts";
+import { GrpcSalesClient } from "./grpc/sales_client.ts";
+import type { UploadResponse__Output } from "../gen/proto_loader/sales/v1/UploadResponse.ts";
 import { type RunningServer, startServer } from "./main.ts";
 import { loopbackEnv } from "./_test_loopback_env.ts";
 import { parsePrometheusText, type Sample, sampleValue } from "./_test_prometheus_text.ts";
@@ -27,14 +27,12 @@ const TOO_BIG = encoder.encode(
   "Department Name,Date,Number of Sales\n" + "Toys,2024-01-02,3\n".repeat(20),
 );
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-/** grpc-js keeps channel timers and sockets past a test's end; each test closes what it opened. */
-const integration = { sanitizeOps: false, sanitizeResources: false };
 
 interface Harness {
   server: RunningServer;
   /** The upload log lines so far, parsed. */
   lines: Record<string, unknown>[];
-  grpcClient: SalesClient;
+  grpcClient: GrpcSalesClient;
   webClient: ReturnType<typeof createClient<typeof SalesServiceDesc>>;
 }
 
@@ -50,7 +48,7 @@ async function withServer(fn: (harness: Harness) => Promise<void>): Promise<void
     }),
     { log: () => {}, uploadLog: (line) => lines.push(JSON.parse(line)) },
   );
-  const grpcClient = new SalesClient(`127.0.0.1:${server.grpc.port}`);
+  const grpcClient = new GrpcSalesClient(`127.0.0.1:${server.grpc.port}`);
   const webClient = createClient(
     SalesServiceDesc,
     createGrpcWebTransport({ baseUrl: `http://127.0.0.1:${server.web.port}` }),
@@ -66,14 +64,14 @@ async function withServer(fn: (harness: Harness) => Promise<void>): Promise<void
 
 interface GrpcOutcome {
   error: grpc.ServiceError | null;
-  response: WireUploadResponse | undefined;
+  response: UploadResponse__Output | undefined;
   /** The `x-request-id` of the response headers. */
   requestId: string | undefined;
 }
 
 /** `UploadCSV` over grpc-js, keeping the response headers. */
 function grpcUpload(
-  client: SalesClient,
+  client: GrpcSalesClient,
   data: Uint8Array,
   filename: string,
   requestId?: string,
@@ -85,7 +83,7 @@ function grpcUpload(
     const call = client.raw.UploadCSV(
       { data, filename },
       metadata,
-      (error: grpc.ServiceError | null, response?: WireUploadResponse) =>
+      (error: grpc.ServiceError | null, response?: UploadResponse__Output) =>
         resolve({ error, response, requestId: echoed }),
     );
     call.on("metadata", (headers: grpc.Metadata) => {
@@ -113,7 +111,6 @@ function linesOf(lines: Record<string, unknown>[], transport: string) {
 Deno.test({
   name:
     "startServer counts a finished and a failed upload per transport at /metrics, behind METRICS_TOKEN",
-  ...integration,
   fn: () =>
     withServer(async ({ server, lines, grpcClient, webClient }) => {
       const refused = await scrape(server);
@@ -189,7 +186,6 @@ Deno.test({
 
 Deno.test({
   name: "startServer writes one JSON line per upload with every field",
-  ...integration,
   fn: () =>
     withServer(async ({ lines, grpcClient, webClient }) => {
       const ok = await grpcUpload(grpcClient, CSV, "ok.csv", "line-ok");
@@ -241,7 +237,6 @@ Deno.test({
 
 Deno.test({
   name: "startServer echoes x-request-id on both transports, and makes one when there is none",
-  ...integration,
   fn: () =>
     withServer(async ({ lines, grpcClient, webClient }) => {
       const given = await grpcUpload(grpcClient, CSV, "a.csv", "echo-grpc");

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { loopbackEnv } from "../_test_loopback_env.ts";
+import { eventually } from "../_test_eventually.ts";
 
 /** How far `deno task upload` may read ahead of a stalled server. */
 const STALL_READ_LIMIT = 64 * 1024 * 1024;
@@ -41,17 +42,6 @@ async function writeCsv(path: string, blocks: number): Promise<number> {
   return rows.length * blocks;
 }
 
-/** Polls `probe` every 20 ms until it returns a value, or fails after `ms`. */
-async function waitFor<T>(what: string, ms: number, probe: () => T | undefined): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 /** How far process `pid` has read `path`: the offset of its descriptor (procfs `fdinfo`). */
 function readOffset(pid: number, path: string): number | undefined {
   try {
@@ -81,8 +71,6 @@ Deno.test({
   name: "upload.ts stops reading within 64 MiB while the server is stalled, then finishes",
   // Linux only: it stops the server with SIGSTOP and watches the client through /proc.
   ignore: Deno.build.os !== "linux",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn(t) {
     const dir = await Deno.makeTempDir({ prefix: "upload_stall_test_" });
     const path = await Deno.realPath(dir) + "/stall.csv";
@@ -131,21 +119,29 @@ Deno.test({
           const result = client.output();
           const pid = client.pid;
           // Stall the server once the upload is well under way.
-          const atStop = await waitFor("the upload to start", 30_000, () => {
-            const offset = readOffset(pid, path);
-            return offset !== undefined && offset >= 16 * 1024 * 1024 ? offset : undefined;
-          });
+          const atStop = await eventually(
+            () => {
+              const offset = readOffset(pid, path);
+              return offset !== undefined && offset >= 16 * 1024 * 1024 ? offset : undefined;
+            },
+            "the upload to start",
+            30_000,
+          );
           Deno.kill(server.pid, "SIGSTOP");
           stopped = true;
           // Reading has stopped once the offset holds still for half a second. A file no
           // longer open was read to its end.
           let last = readOffset(pid, path) ?? size;
           let since = Date.now();
-          const held = await waitFor("the client to stop reading", 20_000, () => {
-            const offset = readOffset(pid, path) ?? size;
-            if (offset !== last) [last, since] = [offset, Date.now()];
-            return Date.now() - since >= 500 ? offset : undefined;
-          });
+          const held = await eventually(
+            () => {
+              const offset = readOffset(pid, path) ?? size;
+              if (offset !== last) [last, since] = [offset, Date.now()];
+              return Date.now() - since >= 500 ? offset : undefined;
+            },
+            "the client to stop reading",
+            20_000,
+          );
           const rssMb = statusKb(pid, "VmRSS") / 1e3;
           Deno.kill(server.pid, "SIGCONT");
           stopped = false;

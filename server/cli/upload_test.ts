@@ -16,8 +16,6 @@ import { runDeno } from "../_test_run_deno.ts";
 const SAMPLE = new URL("../../testdata/sample.csv", import.meta.url).pathname;
 const UPLOAD = new URL("./upload.ts", import.meta.url).pathname;
 const AGGREGATE = new URL("./aggregate.ts", import.meta.url).pathname;
-/** The server's grpc-js channels and sockets outlive a test by a moment; each test closes its own. */
-const integration = { sanitizeOps: false, sanitizeResources: false };
 
 async function withServer(
   fn: (address: string, dir: string) => Promise<void>,
@@ -158,7 +156,6 @@ Deno.test("gzipChunks reads no further ahead than a few chunks of a slow sender"
 
 Deno.test({
   name: "main prints one JSON line and writes the same result as the aggregate command",
-  ...integration,
   async fn(t) {
     for (const flags of [[], ["--no-compress"], ["--chunked"], ["--chunked", "--no-compress"]]) {
       await t.step(flags.join(" ") || "compressed", () => checkAgainstAggregate(flags));
@@ -210,7 +207,6 @@ async function checkAgainstAggregate(flags: string[]): Promise<void> {
 
 Deno.test({
   name: "main draws a progress bar on stderr when it is a terminal",
-  ...integration,
   async fn() {
     await withServer(async (address) => {
       const { io, sink } = captureIo(true);
@@ -259,7 +255,6 @@ Deno.test("main fails clearly for a missing file and an unreachable server", asy
 
 Deno.test({
   name: "upload.ts exits non-zero with a usage message and zero with JSON on stdout",
-  ...integration,
   async fn() {
     const usage = await runDeno(["run", "-A", UPLOAD]);
     assert.equal(usage.code, 2);
@@ -277,7 +272,6 @@ Deno.test({
 
 Deno.test({
   name: "main sends SALES_API_TOKEN and explains a missing or wrong token",
-  ...integration,
   async fn() {
     const token = "cli-t0ken";
     await withServer(async (address, dir) => {
@@ -322,7 +316,6 @@ Deno.test({
 
 Deno.test({
   name: "upload.ts reads SALES_API_TOKEN from its environment",
-  ...integration,
   async fn() {
     const token = "env-t0ken";
     await withServer(async (address) => {
@@ -350,7 +343,6 @@ Deno.test({
 
 Deno.test({
   name: "main prints a summary for people on a terminal, and the JSON line with --json",
-  ...integration,
   async fn() {
     await withServer(async (address, dir) => {
       // Bad rows with control characters, as a binary file's rows have.
@@ -398,7 +390,6 @@ Deno.test({
 
 Deno.test({
   name: "main refuses an empty or binary file as the page does, unless --force",
-  ...integration,
   async fn() {
     await withServer(async (address, dir) => {
       const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13]);

@@ -118,16 +118,3 @@ export function write(stream: http2.ClientHttp2Stream, bytes: Uint8Array): Promi
     stream.write(bytes, (error) => error ? reject(error) : resolve());
   });
 }
-
-/** Polls `check` every 5 ms until it holds, failing after `timeoutMs`. */
-export async function eventually(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 5000,
-): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}

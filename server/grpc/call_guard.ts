@@ -21,9 +21,10 @@
 import * as grpc from "@grpc/grpc-js";
 import { constants as http2Constants } from "node:http2";
 import { Status } from "../errors.ts";
+import { consoleLogger, type Logger } from "../logger.ts";
 import type { BufferBudget, Reservation } from "../service/buffer_budget.ts";
 import type { CallContext } from "../service/types.ts";
-import { type ErrorLogger, toGrpcStatus } from "./grpc_status.ts";
+import { toGrpcStatus } from "./grpc_status.ts";
 
 /** Options of {@linkcode createCallGuard}. */
 export interface CallGuardOptions {
@@ -41,8 +42,8 @@ export interface CallGuardOptions {
    * guard reserves nothing for them. @default {Infinity}
    */
   maxMessageBytes?: number;
-  /** Where internal errors go. @default {console.error} */
-  logError?: ErrorLogger;
+  /** Where internal errors go. @default {consoleLogger} */
+  logger?: Logger;
 }
 
 /** The `node:http2` server stream of a call, as far as the guard uses it. */
@@ -85,7 +86,7 @@ export function requestStreamOf(
  * `interceptors` option: it needs the base call to see request bytes as they arrive.
  */
 export function createCallGuard(options: CallGuardOptions = {}): grpc.ServerInterceptor {
-  const logError = options.logError ?? ((message, error) => console.error(message, error));
+  const logger = options.logger ?? consoleLogger;
   const maxMessageBytes = options.maxMessageBytes ?? Infinity;
   const needsToken = options.needsToken ?? (() => true);
   let warnedNoStream = false;
@@ -109,7 +110,7 @@ export function createCallGuard(options: CallGuardOptions = {}): grpc.ServerInte
       if (stream === undefined) {
         if (!warnedNoStream) {
           warnedNoStream = true;
-          logError(
+          logger.error(
             "Cannot enforce MAX_BUFFERED_BYTES on the gRPC port:",
             new Error("grpc-js no longer exposes the request stream of a call (call.stream)"),
           );
@@ -120,7 +121,7 @@ export function createCallGuard(options: CallGuardOptions = {}): grpc.ServerInte
           budget: options.budget,
           maxMessageBytes,
           releaseOnHandOver: method.requestStream,
-          refuse: (error) => refuse(toGrpcStatus(error, method.path, logError)),
+          refuse: (error) => refuse(toGrpcStatus(error, method.path, logger)),
         });
       }
     }
@@ -132,7 +133,7 @@ export function createCallGuard(options: CallGuardOptions = {}): grpc.ServerInte
           try {
             tokenCheck(metadataContext(metadata));
           } catch (error) {
-            refuse(toGrpcStatus(error, method.path, logError));
+            refuse(toGrpcStatus(error, method.path, logger));
             return;
           }
         }

@@ -40,8 +40,6 @@ async function sendBody(stream: http2.ClientHttp2Stream, bytes: number): Promise
 Deno.test({
   name: "server refuses 16 concurrent unauthenticated 60 MiB uploads without buffering them",
   ignore: Deno.build.os !== "linux",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     await using child = await startServerChild(MAIN, {
       env: { SALES_API_TOKEN: "memory-test-token" },

@@ -17,19 +17,12 @@ import {
   requestStreamOf,
 } from "./call_guard.ts";
 import { type GrpcServerOptions, peerOf, startGrpcServer } from "./grpc_server.ts";
-import { SalesClient } from "./sales_client.ts";
-import { salesServiceDefinition, type WireUploadChunk } from "./sales_proto.ts";
-import {
-  eventually,
-  framed,
-  lengthPrefix,
-  rawCall,
-  uploadRequest,
-  write,
-} from "./_test_raw_grpc.ts";
+import { GrpcSalesClient } from "./sales_client.ts";
+import { salesServiceDefinition } from "./sales_proto.ts";
+import type { UploadChunk__Output } from "../../gen/proto_loader/sales/v1/UploadChunk.ts";
+import { framed, lengthPrefix, rawCall, uploadRequest, write } from "./_test_raw_grpc.ts";
+import { consistently, eventually } from "../_test_eventually.ts";
 
-/** grpc-js and node:http2 keep timers and sockets past a test's end; each test closes what it opened. */
-const sockets = { sanitizeOps: false, sanitizeResources: false };
 const UPLOAD = "/sales.v1.SalesService/UploadCSV";
 const UPLOAD_STREAM = "/sales.v1.SalesService/UploadCSVStream";
 const MIB = 1024 * 1024;
@@ -127,15 +120,15 @@ async function startMeteredServer(budgetBytes: number) {
   const rows = (bytes: number) => ({ rows: String(bytes) });
   server.addService(markUndecodable(salesServiceDefinition()), {
     UploadCSV: (
-      call: grpc.ServerUnaryCall<WireUploadChunk, unknown>,
+      call: grpc.ServerUnaryCall<UploadChunk__Output, unknown>,
       callback: grpc.sendUnaryData<unknown>,
     ) => callback(null, rows(call.request.data.length)),
     UploadCSVStream: (
-      call: grpc.ServerReadableStream<WireUploadChunk, unknown>,
+      call: grpc.ServerReadableStream<UploadChunk__Output, unknown>,
       callback: grpc.sendUnaryData<unknown>,
     ) => {
       let bytes = 0;
-      call.on("data", (chunk: WireUploadChunk) => bytes += chunk.data.length);
+      call.on("data", (chunk: UploadChunk__Output) => bytes += chunk.data.length);
       call.on("end", () => callback(null, rows(bytes)));
       call.on("error", () => {});
     },
@@ -170,7 +163,6 @@ const HELD_READ_LIMIT = 256 * 1024;
 
 Deno.test({
   name: "createCallGuard refuses a call without a valid token before reading its request message",
-  ...sockets,
   async fn(t) {
     await using s = await startGuardedServer({ apiToken: TOKEN });
     const session = s.connect();
@@ -205,8 +197,8 @@ Deno.test({
     assert.deepEqual(s.calls, [], "the service saw none of the refused calls");
 
     await t.step("health checks need no token, and a valid token gets through", async () => {
-      const client = new SalesClient(`127.0.0.1:${s.port}`);
-      const authorized = new SalesClient(`127.0.0.1:${s.port}`, {
+      const client = new GrpcSalesClient(`127.0.0.1:${s.port}`);
+      const authorized = new GrpcSalesClient(`127.0.0.1:${s.port}`, {
         metadata: { authorization: `Bearer ${TOKEN}` },
       });
       try {
@@ -225,7 +217,6 @@ Deno.test({
 
 Deno.test({
   name: "createCallGuard holds a message that does not fit the budget until room is free",
-  ...sockets,
   async fn() {
     await using s = await startMeteredServer(3 * MIB);
     const message = uploadRequest(csvBytes(2 * MIB));
@@ -238,8 +229,12 @@ Deno.test({
     second.stream.end(framed(message));
     await eventually(() => s.budget.waiting === 1, "the second message to wait for room");
     // Paused: flow control holds the client while the message waits.
-    await new Promise((resolve) => setTimeout(resolve, 200));
     const held = s.seen[1];
+    await consistently(
+      () => held.bytesRead < HELD_READ_LIMIT && held.stream.readableLength < HELD_READ_LIMIT,
+      "the waiting message's stream to stay paused",
+      200,
+    );
     assert.ok(held.bytesRead < HELD_READ_LIMIT, `the server read ${held.bytesRead} bytes`);
     assert.ok(
       held.stream.readableLength < HELD_READ_LIMIT,
@@ -258,7 +253,6 @@ Deno.test({
 
 Deno.test({
   name: "createCallGuard keeps a stream paused when its handler asks for a message that waits",
-  ...sockets,
   async fn() {
     await using s = await startMeteredServer(3 * MIB);
     const held = uploadRequest(csvBytes(2 * MIB));
@@ -274,8 +268,12 @@ Deno.test({
     const streaming = rawCall(s.connect(), UPLOAD_STREAM);
     streaming.stream.end(new Uint8Array([...small, ...large]));
     await eventually(() => s.budget.waiting === 1, "the large message to wait for room");
-    await new Promise((resolve) => setTimeout(resolve, 200));
     const waiting = s.seen[1];
+    await consistently(
+      () => waiting.bytesRead < HELD_READ_LIMIT,
+      "the waiting message's stream to stay paused",
+      200,
+    );
     assert.ok(waiting.bytesRead < HELD_READ_LIMIT, `the server read ${waiting.bytesRead} bytes`);
 
     holder.stream.end(held);
@@ -289,7 +287,6 @@ Deno.test({
 
 Deno.test({
   name: "createCallGuard refuses a message that finds no room with RESOURCE_EXHAUSTED and pushback",
-  ...sockets,
   async fn() {
     await using s = await startGuardedServer({
       budgetBytes: 3 * MIB,
@@ -317,7 +314,7 @@ Deno.test({
     const holder = rawCall(s.connect(), UPLOAD);
     holder.stream.write(lengthPrefix(message.length));
     await eventually(() => s.budget.reserved > 0, "the holder's reservation");
-    const client = new SalesClient(`127.0.0.1:${s.port}`);
+    const client = new GrpcSalesClient(`127.0.0.1:${s.port}`);
     try {
       const status = await new Promise<grpc.ServiceError>((resolve) => {
         client.raw.UploadCSV(
@@ -337,7 +334,6 @@ Deno.test({
 
 Deno.test({
   name: "createCallGuard ends a call whose reserved message stops arriving, and frees its room",
-  ...sockets,
   async fn() {
     await using s = await startGuardedServer({
       budgetBytes: 3 * MIB,
@@ -365,7 +361,6 @@ Deno.test({
 
 Deno.test({
   name: "createCallGuard releases the reservations of cancelled calls",
-  ...sockets,
   async fn() {
     await using s = await startGuardedServer({ budgetBytes: 3 * MIB, tuneHttp2: false });
     const message = uploadRequest(csvBytes(2 * MIB));
@@ -401,12 +396,11 @@ Deno.test({
 
 Deno.test({
   name: "createCallGuard releases each streamed message as the handler takes it",
-  ...sockets,
   async fn() {
     // Ten 1 MiB messages through a 3 MiB budget: each must be released for the next to fit.
     await using s = await startGuardedServer({ budgetBytes: 3 * MIB, tuneHttp2: false });
     let maxReserved = 0;
-    const client = new SalesClient(`127.0.0.1:${s.port}`);
+    const client = new GrpcSalesClient(`127.0.0.1:${s.port}`);
     try {
       const chunks = function* () {
         for (let i = 0; i < 10; i++) {
@@ -426,7 +420,6 @@ Deno.test({
 
 Deno.test({
   name: "createCallGuard answers an undecodable request message with INVALID_ARGUMENT",
-  ...sockets,
   async fn(t) {
     await using s = await startGuardedServer({ apiToken: TOKEN });
     const session = s.connect();
@@ -457,7 +450,6 @@ Deno.test({
 
 Deno.test({
   name: "requestStreamOf finds the HTTP/2 stream of grpc-js's base call",
-  ...sockets,
   async fn() {
     // The budget relies on this grpc-js private (BaseServerInterceptingCall.stream). If this test
     // fails, grpc-js changed: MAX_BUFFERED_BYTES is no longer enforced on the gRPC port.
@@ -511,10 +503,9 @@ const echoMethod: grpc.MethodDefinition<Uint8Array, Uint8Array> = {
 
 Deno.test({
   name: "startGrpcServer gives the service each call's peer address",
-  ...sockets,
   async fn() {
     await using s = await startGuardedServer();
-    const client = new SalesClient(`127.0.0.1:${s.port}`);
+    const client = new GrpcSalesClient(`127.0.0.1:${s.port}`);
     try {
       await client.upload(csvBytes(100), "x.csv");
     } finally {

@@ -8,10 +8,8 @@ import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import { createFakeSalesService } from "../web/_test_fake_sales_service.ts";
 import { type GrpcServerOptions, startGrpcServer } from "./grpc_server.ts";
-import { eventually, framed, rawCall } from "./_test_raw_grpc.ts";
-
-/** grpc-js and node:http2 keep timers and sockets past a test's end; each test closes what it opened. */
-const sockets = { sanitizeOps: false, sanitizeResources: false };
+import { framed, rawCall } from "./_test_raw_grpc.ts";
+import { consistently, eventually } from "../_test_eventually.ts";
 
 const PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 /** An empty SETTINGS frame: length 0, type 4, no flags, stream 0. */
@@ -83,7 +81,6 @@ async function rawConnection(port: number, hello: Uint8Array): Promise<RawConnec
 
 Deno.test({
   name: "startGrpcServer closes connections that open no stream within the idle timeout",
-  ...sockets,
   async fn(t) {
     await using server = await startServer({ connectionIdleTimeoutSec: 0.3 });
     for (
@@ -118,7 +115,6 @@ Deno.test({
 
 Deno.test({
   name: "startGrpcServer keeps a connection with a call in progress past the idle timeout",
-  ...sockets,
   async fn() {
     await using server = await startServer({ connectionIdleTimeoutSec: 0.2 });
     const session = http2.connect(`http://127.0.0.1:${server.port}`);
@@ -129,7 +125,11 @@ Deno.test({
       // A Watch stays open until the client ends it.
       const watch = rawCall(session, "/grpc.health.v1.Health/Watch");
       watch.stream.end(framed(new Uint8Array(0)));
-      await new Promise((resolve) => setTimeout(resolve, 600));
+      await consistently(
+        () => !goaway,
+        "the server to keep a connection that has a call in progress",
+        600,
+      );
       assert.equal(goaway, false, "the server closed a connection that had a call in progress");
       watch.stream.close(http2.constants.NGHTTP2_CANCEL);
       await eventually(() => goaway, "the server to close the connection once idle");
@@ -141,7 +141,6 @@ Deno.test({
 
 Deno.test({
   name: "startGrpcServer sends keepalive pings",
-  ...sockets,
   async fn() {
     await using server = await startServer({ keepaliveTimeMs: 100 });
     const connection = await rawConnection(
@@ -158,7 +157,6 @@ Deno.test({
 
 Deno.test({
   name: "startGrpcServer advertises SETTINGS_MAX_CONCURRENT_STREAMS",
-  ...sockets,
   async fn(t) {
     for (const [name, option, expected] of [["default", undefined, 256], ["set", 7, 7]] as const) {
       await t.step(name, async () => {

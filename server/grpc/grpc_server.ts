@@ -1,8 +1,10 @@
 /**
  * Serves {@linkcode SalesService} over native gRPC with grpc-js, plus the standard
  * `grpc.health.v1.Health` service and server reflection (`reflection.ts`). This folder is the only
- * code that knows grpc-js: handlers turn wire messages into the service's plain types (uint64
- * strings into numbers and back) and errors into statuses through {@linkcode toGrpcStatus}.
+ * code that knows grpc-js. One generic adapter builds every handler from the wire mapping that
+ * gRPC-Web shares (`service/wire.ts`, uint64 as decimal strings here), and passes failures on
+ * unchanged; the error interceptor (`grpc_status.ts`) maps them to statuses and logs the
+ * unexpected ones, once for every method.
  *
  * Every call first passes the call guard (`call_guard.ts`): the token is checked and each request
  * message's room in the memory budget is reserved before grpc-js reads the message. Connections
@@ -20,19 +22,15 @@ import { AppError, Status } from "../errors.ts";
 import { createTokenCheck } from "../service/auth.ts";
 import type { BufferBudget } from "../service/buffer_budget.ts";
 import { REQUEST_ID_HEADER, resolveRequestId } from "../service/request_id.ts";
-import type { CallContext, SalesService, UploadChunk, UploadResponse } from "../service/types.ts";
+import type { CallContext, SalesService } from "../service/types.ts";
+import { consoleLogger, type Logger } from "../logger.ts";
+import { createWireMethods, uint64AsString } from "../service/wire.ts";
+import type { SalesServiceHandlers } from "../../gen/proto_loader/sales/v1/SalesService.ts";
+import type { UploadChunk__Output } from "../../gen/proto_loader/sales/v1/UploadChunk.ts";
 import { createCallGuard, markUndecodable } from "./call_guard.ts";
-import { type ErrorLogger, toGrpcStatus } from "./grpc_status.ts";
+import { createErrorInterceptor, FAILED_CALL, FailedCallTrailer } from "./grpc_status.ts";
 import { addReflection } from "./reflection.ts";
-import {
-  SALES_PROTO_PATH,
-  SALES_SERVICE_NAME,
-  salesServiceDefinition,
-  type WireAppendUploadResponse,
-  type WireGetResultResponse,
-  type WireUploadChunk,
-  type WireUploadResponse,
-} from "./sales_proto.ts";
+import { SALES_PROTO_PATH, SALES_SERVICE_NAME, salesServiceDefinition } from "./sales_proto.ts";
 
 /** Options of {@linkcode startGrpcServer}. */
 export interface GrpcServerOptions {
@@ -58,8 +56,8 @@ export interface GrpcServerOptions {
    * {@linkcode KEEPALIVE_TIMEOUT_MS} closes it. @default {60000}
    */
   keepaliveTimeMs?: number;
-  /** Where the causes of internal errors are logged. @default {console.error} */
-  logError?: ErrorLogger;
+  /** Where the causes of internal errors are logged. @default {consoleLogger} */
+  logger?: Logger;
   /**
    * Whether to use larger HTTP/2 frames and windows than Node's defaults (see
    * `UPLOAD_HTTP2_SETTINGS`); `false` is for tests that need the runtime's defaults.
@@ -81,7 +79,7 @@ export async function startGrpcServer(
   service: SalesService,
   options: GrpcServerOptions = {},
 ): Promise<GrpcServerHandle> {
-  const logError = options.logError ?? ((message, error) => console.error(message, error));
+  const logger = options.logger ?? consoleLogger;
   const maxMessageBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
   const apiToken = options.apiToken === "" ? undefined : options.apiToken;
   const guard = createCallGuard({
@@ -90,7 +88,7 @@ export async function startGrpcServer(
     needsToken: (path) => path.startsWith(`/${SALES_SERVICE_NAME}/`),
     budget: options.budget,
     maxMessageBytes,
-    logError,
+    logger,
   });
   const server = new grpc.Server({
     "grpc.max_receive_message_length": maxMessageBytes,
@@ -105,13 +103,15 @@ export async function startGrpcServer(
       1,
       Math.round((options.connectionIdleTimeoutSec ?? 300) * 1000),
     ),
-    interceptors: [guard],
+    // The guard first: it needs grpc-js's base call. The error interceptor is outermost, so it
+    // sees each status as the handler gave it.
+    interceptors: [guard, createErrorInterceptor(logger)],
   });
   /** Calls not yet answered, so a shutdown whose grace runs out can answer them with a reason. */
   const unanswered = new Set<(status: Partial<grpc.StatusObject>) => void>();
   server.addService(
     markUndecodable(salesServiceDefinition()),
-    salesHandlers(service, logError, unanswered),
+    salesHandlers(service, unanswered),
   );
   const health = new HealthImplementation({ "": "SERVING", [SALES_SERVICE_NAME]: "SERVING" });
   // The health and reflection services register themselves; their definitions get the same
@@ -175,8 +175,6 @@ export async function startGrpcServer(
   };
 }
 
-type Callback<T> = grpc.sendUnaryData<T>;
-
 /** How long a keepalive ping may go unanswered before the connection is closed, in milliseconds. */
 export const KEEPALIVE_TIMEOUT_MS = 20_000;
 
@@ -201,167 +199,72 @@ const CALL_ENDED_STATUS: Partial<grpc.StatusObject> = {
 /** How long those answers get to reach their clients before the connections are cut. */
 const SHUTDOWN_FLUSH_MS = 100;
 
-/** grpc-js handlers for every SalesService method. */
+/** grpc-js handlers for every SalesService method, built from the one wire mapping. */
 function salesHandlers(
   service: SalesService,
-  logError: ErrorLogger,
   unanswered: Set<(status: Partial<grpc.StatusObject>) => void>,
-): grpc.UntypedServiceImplementation {
-  /**
-   * Answers a unary or client-streaming call with the service's promise, mapping errors once. Until
-   * then the call is in `unanswered`, where a shutdown may answer it first; the later answer is dropped.
-   */
-  const respond = <T>(
-    call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerReadableStream<unknown, unknown>,
-    method: string,
-    callback: Callback<T>,
-    work: (ctx: CallContext) => Promise<T>,
-  ) => {
-    const ctx = contextOf(call);
-    let answered = false;
-    const answer: Callback<T> = (error, value) => {
-      if (answered) return;
-      answered = true;
-      unanswered.delete(cut);
-      // The request id goes out in the response headers, whatever the outcome.
-      if (!call.cancelled) {
-        const metadata = new grpc.Metadata();
-        metadata.set(REQUEST_ID_HEADER, ctx.requestId!);
-        call.sendMetadata(metadata);
-      }
-      callback(error, value);
-    };
-    const cut = (status: Partial<grpc.StatusObject>) => answer(status);
-    unanswered.add(cut);
-    Promise.try(() => work(ctx)).then(
-      (response) => answer(null, response),
-      // Once the call has ended (cancelled, or refused by the call guard), its request stream fails
-      // with whatever error the runtime gives; nobody hears the answer, so it is not an error.
-      (error) => answer(call.cancelled ? CALL_ENDED_STATUS : toGrpcStatus(error, method, logError)),
-    );
-  };
-
+): SalesServiceHandlers {
+  const methods = createWireMethods(service, uint64AsString);
+  const unary = <Req, Res>(
+    run: (request: Req, ctx: CallContext) => Promise<Res>,
+  ): grpc.handleUnaryCall<Req, Res> =>
+  (call, callback) => respond(call, callback, unanswered, (ctx) => run(call.request, ctx));
   return {
-    UploadCSV(
-      call: grpc.ServerUnaryCall<WireUploadChunk, WireUploadResponse>,
-      callback: Callback<WireUploadResponse>,
-    ) {
-      respond(call, "UploadCSV", callback, async (ctx) => {
-        const response = await service.uploadCsv(
-          { data: plainBytes(call.request.data), filename: call.request.filename },
-          ctx,
-        );
-        return toWireUploadResponse(response);
-      });
-    },
-
-    UploadCSVStream(
-      call: grpc.ServerReadableStream<WireUploadChunk, WireUploadResponse>,
-      callback: Callback<WireUploadResponse>,
-    ) {
-      respond(call, "UploadCSVStream", callback, async (ctx) => {
-        return toWireUploadResponse(await service.uploadCsvStream(chunksOf(call), ctx));
-      });
-    },
-
-    DownloadResult(
-      call: grpc.ServerUnaryCall<{ resultId: string }, { data: Uint8Array }>,
-      callback: Callback<{ data: Uint8Array }>,
-    ) {
+    UploadCSV: unary(methods.UploadCSV),
+    UploadCSVStream: (call, callback) =>
       respond(
         call,
-        "DownloadResult",
         callback,
-        (ctx) => service.downloadResult({ resultId: call.request.resultId }, ctx),
-      );
-    },
-
-    GetResult(
-      call: grpc.ServerUnaryCall<{ resultId: string }, WireGetResultResponse>,
-      callback: Callback<WireGetResultResponse>,
-    ) {
-      respond(call, "GetResult", callback, async (ctx) => {
-        const result = await service.getResult({ resultId: call.request.resultId }, ctx);
-        return {
-          ...result,
-          rows: String(result.rows),
-          badRows: String(result.badRows),
-          departments: String(result.departments),
-          badRowSamples: result.badRowSamples.map((sample) => ({
-            ...sample,
-            line: String(sample.line),
-          })),
-          createdAt: result.createdAt.toISOString(),
-          sizeBytes: String(result.sizeBytes),
-        };
-      });
-    },
-
-    StartUpload(
-      call: grpc.ServerUnaryCall<
-        { filename: string; size: string },
-        { uploadId: string; chunkSize: number }
-      >,
-      callback: Callback<{ uploadId: string; chunkSize: number }>,
-    ) {
-      respond(call, "StartUpload", callback, (ctx) =>
-        service.startUpload(
-          { filename: call.request.filename, size: toSafeNumber(call.request.size, "size") },
-          ctx,
-        ));
-    },
-
-    AppendUpload(
-      call: grpc.ServerUnaryCall<
-        { uploadId: string; offset: string; data: Uint8Array },
-        WireAppendUploadResponse
-      >,
-      callback: Callback<WireAppendUploadResponse>,
-    ) {
-      respond(call, "AppendUpload", callback, async (ctx) => {
-        const progress = await service.appendUpload(
-          {
-            uploadId: call.request.uploadId,
-            offset: toSafeNumber(call.request.offset, "offset"),
-            data: plainBytes(call.request.data),
-          },
-          ctx,
-        );
-        return {
-          committedOffset: String(progress.committedOffset),
-          rows: String(progress.rows),
-          badRows: String(progress.badRows),
-        };
-      });
-    },
-
-    FinishUpload(
-      call: grpc.ServerUnaryCall<{ uploadId: string }, WireUploadResponse>,
-      callback: Callback<WireUploadResponse>,
-    ) {
-      respond(
-        call,
-        "FinishUpload",
-        callback,
-        async (ctx) =>
-          toWireUploadResponse(
-            await service.finishUpload({ uploadId: call.request.uploadId }, ctx),
-          ),
-      );
-    },
-
-    CancelUpload(
-      call: grpc.ServerUnaryCall<{ uploadId: string }, Record<never, never>>,
-      callback: Callback<Record<never, never>>,
-    ) {
-      respond(
-        call,
-        "CancelUpload",
-        callback,
-        (ctx) => service.cancelUpload({ uploadId: call.request.uploadId }, ctx),
-      );
-    },
+        unanswered,
+        (ctx) => methods.UploadCSVStream(call as AsyncIterable<UploadChunk__Output>, ctx),
+      ),
+    DownloadResult: unary(methods.DownloadResult),
+    GetResult: unary(methods.GetResult),
+    StartUpload: unary(methods.StartUpload),
+    AppendUpload: unary(methods.AppendUpload),
+    FinishUpload: unary(methods.FinishUpload),
+    CancelUpload: unary(methods.CancelUpload),
   };
+}
+
+/**
+ * Answers a unary or client-streaming call with `work`'s promise. Until then the call is in
+ * `unanswered`, where a shutdown may answer it first; the later answer is dropped. A failure goes
+ * to grpc-js as it was thrown, in a {@linkcode FailedCallTrailer}, for the error interceptor to map.
+ */
+function respond<T>(
+  call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerReadableStream<unknown, unknown>,
+  callback: grpc.sendUnaryData<T>,
+  unanswered: Set<(status: Partial<grpc.StatusObject>) => void>,
+  work: (ctx: CallContext) => Promise<T>,
+): void {
+  const ctx = contextOf(call);
+  let answered = false;
+  const answer = (send: () => void) => {
+    if (answered) return;
+    answered = true;
+    unanswered.delete(cut);
+    // The request id goes out in the response headers, whatever the outcome.
+    if (!call.cancelled) {
+      const metadata = new grpc.Metadata();
+      metadata.set(REQUEST_ID_HEADER, ctx.requestId!);
+      call.sendMetadata(metadata);
+    }
+    send();
+  };
+  const cut = (status: Partial<grpc.StatusObject>) => answer(() => callback(status));
+  unanswered.add(cut);
+  Promise.try(() => work(ctx)).then(
+    (response) => answer(() => callback(null, response)),
+    (error) =>
+      answer(() => {
+        // Once the call has ended (cancelled, or refused by the call guard), its request stream
+        // fails with whatever error the runtime gives; nobody hears the answer, so it is not an
+        // error.
+        if (call.cancelled) callback(CALL_ENDED_STATUS);
+        else callback(FAILED_CALL, null, new FailedCallTrailer(error));
+      }),
+  );
 }
 
 /**
@@ -403,49 +306,6 @@ export function peerOf(peer: string): string | undefined {
   return peer;
 }
 
-/** The messages of a client stream. grpc-js destroys the stream on cancel, which ends this with an error. */
-async function* chunksOf(
-  call: grpc.ServerReadableStream<WireUploadChunk, unknown>,
-): AsyncIterable<UploadChunk> {
-  for await (const message of call as AsyncIterable<WireUploadChunk>) {
-    yield { data: plainBytes(message.data), filename: message.filename };
-  }
-}
-
-/**
- * The bytes of a wire `Buffer` as a plain `Uint8Array`, without copying. Deno's `Buffer` overrides
- * methods such as `lastIndexOf` and `subarray` with slow JavaScript versions; the service and the
- * aggregator should get the engine's own.
- */
-function plainBytes(data: Uint8Array): Uint8Array {
-  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-}
-
-function toWireUploadResponse(response: UploadResponse): WireUploadResponse {
-  return {
-    resultId: response.resultId,
-    downloadUrl: response.downloadUrl,
-    rows: String(response.rows),
-    badRows: String(response.badRows),
-    departments: String(response.departments),
-    elapsedSec: response.elapsedSec,
-    badRowSamples: response.badRowSamples.map((sample) => ({
-      line: String(sample.line),
-      reason: sample.reason,
-      raw: sample.raw,
-    })),
-  };
-}
-
-/** A uint64 from the wire as a number; values past 2^53 - 1 cannot be offsets or sizes here. */
-function toSafeNumber(value: string | number, field: string): number {
-  const number = Number(value);
-  if (!Number.isSafeInteger(number) || number < 0) {
-    throw new AppError(Status.INVALID_ARGUMENT, `${field} ${value} is larger than 2^53 - 1`);
-  }
-  return number;
-}
-
 /**
  * HTTP/2 settings for fast uploads. Node's defaults (64 KiB windows, 16 KiB frames) make a client
  * stream pay one socket write per 16 KiB and the server one WINDOW_UPDATE per few frames; on this
@@ -453,26 +313,37 @@ function toSafeNumber(value: string | number, field: string): number {
  * MB/s (a 2 MiB window ~200). The window bounds what each stream can have buffered in the server,
  * so many concurrent uploads cost up to 4 MiB each.
  */
-const UPLOAD_HTTP2_SETTINGS = { initialWindowSize: 4 * 1024 * 1024, maxFrameSize: 256 * 1024 };
+export const UPLOAD_HTTP2_SETTINGS = {
+  initialWindowSize: 4 * 1024 * 1024,
+  maxFrameSize: 256 * 1024,
+} as const;
 
 /**
- * grpc-js offers no option for these settings, so they are applied to each new session of the
- * servers it created. `http2Servers` is private to grpc-js (pinned in deno.json); if it changes,
- * this does nothing and only speed is lost, which the upload benchmark shows.
+ * grpc-js 1.14 offers no option for these settings, so they are applied to each new session of
+ * the servers it created, found in its private `http2Servers` field (grpc-js is pinned in
+ * deno.json). If the field changes, this tunes nothing and only speed is lost; the test
+ * "tuneHttp2Sessions finds grpc-js's http2 servers ..." in `grpc_server_test.ts` fails then.
+ * Upstream, https://github.com/grpc/grpc-node/pull/3058 makes the server read
+ * `grpc-node.flow_control_window` (the window, not the frame size): once released, the window
+ * can move to that option. Returns how many HTTP/2 servers were tuned.
  */
-function tuneHttp2Sessions(server: grpc.Server): void {
+export function tuneHttp2Sessions(server: grpc.Server): number {
   const http2Servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
-  if (!(http2Servers instanceof Map)) return;
+  if (!(http2Servers instanceof Map)) return 0;
+  let tuned = 0;
   for (const http2Server of http2Servers.keys()) {
-    http2Server.on?.("session", (session: Http2SessionLike) => {
+    if (typeof http2Server?.on !== "function") continue;
+    http2Server.on("session", (session: Http2SessionLike) => {
       session.settings(UPLOAD_HTTP2_SETTINGS);
       session.setLocalWindowSize?.(UPLOAD_HTTP2_SETTINGS.initialWindowSize);
     });
+    tuned++;
   }
+  return tuned;
 }
 
 /** The part of `node:http2`'s ServerHttp2Session used here. */
 interface Http2SessionLike {
-  settings(settings: Record<string, number>): void;
+  settings(settings: typeof UPLOAD_HTTP2_SETTINGS): void;
   setLocalWindowSize?(size: number): void;
 }

@@ -9,18 +9,17 @@ import { defaultReplicaId, loadConfig } from "../config.ts";
 import { AppError, Status } from "../errors.ts";
 import { type RunningServer, startServer } from "../main.ts";
 import * as http2 from "node:http2";
-import { SalesClient } from "./sales_client.ts";
-import { startGrpcServer } from "./grpc_server.ts";
+import { GrpcSalesClient } from "./sales_client.ts";
+import { startGrpcServer, tuneHttp2Sessions, UPLOAD_HTTP2_SETTINGS } from "./grpc_server.ts";
 import { framed, rawCall, uploadRequest } from "./_test_raw_grpc.ts";
 import { chunksOf } from "../_test_bytes.ts";
+import { consistently, eventually } from "../_test_eventually.ts";
 import { loopbackEnv } from "../_test_loopback_env.ts";
 import { SIGNED_URL_TTL_SEC, startSignedSalesService } from "../_test_signed_sales_service.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const SAMPLE_PATH = new URL("../../testdata/sample.csv", import.meta.url);
-/** grpc-js keeps channel timers and sockets past a test's end; each test closes what it opened. */
-const integration = { sanitizeOps: false, sanitizeResources: false };
 
 /** A CSV of `rows` rows over 40 departments, some quoted, plus 3 bad rows. */
 function generatedCsv(rows: number): string {
@@ -72,7 +71,7 @@ function isAppError(code: Status, pattern?: RegExp) {
 
 interface TestServer {
   server: RunningServer;
-  client: SalesClient;
+  client: GrpcSalesClient;
   storageDir: string;
   resultsUrl(path: string): string;
   resultFiles(): Promise<string[]>;
@@ -90,7 +89,7 @@ async function startTestServer(
     ...env,
   });
   const server = await startServer(config, { log: () => {} });
-  const client = new SalesClient(`127.0.0.1:${server.grpc.port}`);
+  const client = new GrpcSalesClient(`127.0.0.1:${server.grpc.port}`);
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
@@ -116,18 +115,8 @@ async function startTestServer(
   };
 }
 
-/** Polls until `check` passes, for state that changes after a call returns (cleanup, expiry). */
-async function eventually(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  assert.fail(`Timed out waiting for ${what}`);
-}
-
 Deno.test({
   name: "startServer serves every RPC with results equal to the aggregate command's",
-  ...integration,
   async fn(t) {
     await using s = await startTestServer();
     const csv = generatedCsv(3000);
@@ -207,7 +196,6 @@ Deno.test({
 
 Deno.test({
   name: "startServer sends uint64 fields as decimal strings on the wire",
-  ...integration,
   async fn() {
     await using s = await startTestServer();
     const response = await new Promise<Record<string, unknown>>((resolve, reject) => {
@@ -227,7 +215,6 @@ Deno.test({
 Deno.test({
   name:
     "startServer acknowledges retried chunks and rejects wrong offsets naming the committed one",
-  ...integration,
   async fn() {
     await using s = await startTestServer();
     const bytes = encoder.encode(generatedCsv(500));
@@ -266,7 +253,6 @@ Deno.test({
 
 Deno.test({
   name: "startServer expires idle chunked uploads",
-  ...integration,
   async fn() {
     await using s = await startTestServer({ UPLOAD_IDLE_TIMEOUT_SEC: "0.2" });
     const { uploadId } = await s.client.startUpload("idle.csv", 0);
@@ -282,7 +268,6 @@ Deno.test({
 
 Deno.test({
   name: "startServer leaves no result, temp file or upload state when a client leaves mid-stream",
-  ...integration,
   async fn() {
     await using s = await startTestServer();
     const bytes = encoder.encode(generatedCsv(20_000));
@@ -310,7 +295,6 @@ Deno.test({
 
 Deno.test({
   name: "startServer answers RESOURCE_EXHAUSTED for a unary message above MAX_MESSAGE_BYTES",
-  ...integration,
   async fn() {
     await using s = await startTestServer({ MAX_MESSAGE_BYTES: String(64 * 1024) });
     const bytes = encoder.encode(generatedCsv(5000));
@@ -327,7 +311,6 @@ Deno.test({
 
 Deno.test({
   name: "startServer rejects malformed and unknown result ids over gRPC and HTTP",
-  ...integration,
   async fn(t) {
     await using s = await startTestServer();
     await Deno.writeTextFile(`${s.storageDir}/secret.csv`, "top secret");
@@ -403,7 +386,6 @@ async function rawHttpGet(port: number, path: string): Promise<string> {
 
 Deno.test({
   name: "startServer serves ETag and conditional requests on the result file server",
-  ...integration,
   async fn() {
     await using s = await startTestServer();
     const { resultId } = await s.client.upload(await Deno.readFile(SAMPLE_PATH), "sample.csv");
@@ -424,7 +406,6 @@ Deno.test({
 
 Deno.test({
   name: "startServer keeps results across a restart and removes leftover temp files",
-  ...integration,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "grpc_restart_test_" });
     try {
@@ -457,7 +438,6 @@ Deno.test({
 
 Deno.test({
   name: "startServer shutdown lets an upload in flight finish and then refuses new calls",
-  ...integration,
   async fn() {
     await using s = await startTestServer();
     const bytes = encoder.encode(generatedCsv(20_000));
@@ -475,14 +455,14 @@ Deno.test({
     const shutdown = s.server.shutdown(10_000);
     let shutdownDone = false;
     shutdown.then(() => shutdownDone = true);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await consistently(() => !shutdownDone, "shutdown to wait for the call in flight", 100);
     assert.equal(shutdownDone, false, "shutdown waits for the call in flight");
     release();
     const response = await upload;
     assert.equal(response.rows, 20_003);
     await shutdown;
     assert.equal((await s.resultFiles()).length, 2, "the result and its metadata");
-    const late = new SalesClient(`127.0.0.1:${s.server.grpc.port}`);
+    const late = new GrpcSalesClient(`127.0.0.1:${s.server.grpc.port}`);
     try {
       await assert.rejects(
         late.downloadResult(response.resultId),
@@ -496,7 +476,6 @@ Deno.test({
 
 Deno.test({
   name: "startServer answers malformed gRPC requests with the status the protocol asks for",
-  ...integration,
   async fn(t) {
     await using s = await startTestServer();
     const session = http2.connect(`http://127.0.0.1:${s.server.grpc.port}`);
@@ -545,14 +524,13 @@ Deno.test({
 
 Deno.test({
   name: "startGrpcServer GetResult describes a result and renews its signed URL, behind the token",
-  ...integration,
   async fn() {
     await using signed = await startSignedSalesService("grpc_get_result_test_");
     const { store, downloadUrls, clock } = signed;
     const server = await startGrpcServer(signed.service, { port: 0, apiToken: "t0ken" });
     const address = `127.0.0.1:${server.port}`;
-    const client = new SalesClient(address, { metadata: { authorization: "Bearer t0ken" } });
-    const anonymous = new SalesClient(address);
+    const client = new GrpcSalesClient(address, { metadata: { authorization: "Bearer t0ken" } });
+    const anonymous = new GrpcSalesClient(address);
     try {
       const csv =
         "Department Name,Date,Number of Sales\nToys,2024-01-02,3\nToys,bad,4\nGarden,2024-01-03,5\n";
@@ -624,6 +602,50 @@ Deno.test({
       client.close();
       anonymous.close();
       await server.shutdown(100);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "tuneHttp2Sessions finds grpc-js's http2 servers in its private field and tunes new sessions",
+  async fn() {
+    // tuneHttp2Sessions reaches into grpc-js's private `http2Servers`; when an upgrade renames or
+    // reshapes it, uploads silently slow down. This fails first.
+    const server = new grpc.Server();
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(
+        "127.0.0.1:0",
+        grpc.ServerCredentials.createInsecure(),
+        (error, bound) => error ? reject(error) : resolve(bound),
+      )
+    );
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      const http2Servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
+      assert.ok(http2Servers instanceof Map, "grpc-js no longer keeps a Map in `http2Servers`");
+      assert.equal(http2Servers.size, 1);
+      for (const http2Server of http2Servers.keys()) {
+        assert.equal(typeof http2Server.on, "function", "`http2Servers` keys are not servers");
+        assert.equal(http2Server.listening, true, "`http2Servers` keys are not listening servers");
+      }
+      assert.equal(tuneHttp2Sessions(server), 1);
+
+      // A session opened afterwards gets the tuned settings from the server.
+      let deadline: ReturnType<typeof setTimeout> | undefined;
+      const settings = await new Promise<http2.Settings>((resolve, reject) => {
+        // Node's default maxFrameSize is 16 KiB: only the tuned SETTINGS frame matches.
+        session.on("remoteSettings", (remote: http2.Settings) => {
+          if (remote.maxFrameSize === UPLOAD_HTTP2_SETTINGS.maxFrameSize) resolve(remote);
+        });
+        session.once("error", reject);
+        deadline = setTimeout(() => reject(new Error("No tuned SETTINGS within 5 s")), 5_000);
+      }).finally(() => clearTimeout(deadline));
+      assert.equal(settings.maxFrameSize, UPLOAD_HTTP2_SETTINGS.maxFrameSize);
+      assert.equal(settings.initialWindowSize, UPLOAD_HTTP2_SETTINGS.initialWindowSize);
+    } finally {
+      session.destroy();
+      server.forceShutdown();
     }
   },
 });

@@ -98,9 +98,6 @@ const fromBase64 = (data: string) =>
 
 Deno.test({
   name: "startGrpcServer offers reflection: buf curl lists and calls every method with no .proto",
-  // grpc-js keeps channel timers past the test; the server is shut down at the end.
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const storageDir = await Deno.makeTempDir({ prefix: "reflection_test_" });
     const service = createSalesService({

@@ -1,11 +1,12 @@
 /**
  * A grpc-js client for `sales.v1.SalesService` with promise methods and the service's plain types
- * (numbers, `AppError`). Used by `deno task upload`, the benchmarks and the integration tests.
+ * (numbers, `AppError`). Used by `deno task upload`, the benchmarks and the integration tests. The
+ * browser's gRPC-Web client is `GrpcWebSalesClient` in `browser/upload_client.ts`.
  *
  * @example
  * ```ts ignore
- * import { SalesClient } from "./sales_client.ts";
- * const client = new SalesClient("localhost:50051");
+ * import { GrpcSalesClient } from "./sales_client.ts";
+ * const client = new GrpcSalesClient("localhost:50051");
  * const response = await client.uploadStream(chunks, "sales.csv");
  * client.close();
  * ```
@@ -16,16 +17,23 @@
 import * as grpc from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
 import type { ResultDescription, UploadResponse } from "../service/types.ts";
-import { fromGrpcError } from "./grpc_status.ts";
 import {
-  salesClientConstructor,
-  type WireAppendUploadResponse,
-  type WireGetResultResponse,
-  type WireUploadResponse,
-} from "./sales_proto.ts";
+  fromAppendUploadResponseMessage,
+  fromGetResultResponseMessage,
+  fromUploadResponseMessage,
+  type UploadResponseMessage,
+} from "../service/wire.ts";
+import type { SalesServiceClient } from "../../gen/proto_loader/sales/v1/SalesService.ts";
+import type { AppendUploadResponse__Output } from "../../gen/proto_loader/sales/v1/AppendUploadResponse.ts";
+import type { GetResultResponse__Output } from "../../gen/proto_loader/sales/v1/GetResultResponse.ts";
+import type { UploadResponse__Output } from "../../gen/proto_loader/sales/v1/UploadResponse.ts";
+import { appendChunks, type RetryOptions, withRetry } from "../../browser/resumable_upload.ts";
+import { AppError, Status } from "../errors.ts";
+import { fromGrpcError } from "./grpc_status.ts";
+import { createSalesServiceClient } from "./sales_proto.ts";
 
-/** Options of {@linkcode SalesClient}. */
-export interface SalesClientOptions {
+/** Options of {@linkcode GrpcSalesClient}. */
+export interface GrpcSalesClientOptions {
   /** Metadata sent with every call, such as `authorization`. @default {{}} */
   metadata?: Record<string, string>;
   /** Extra grpc-js channel options. @default {{}} */
@@ -44,7 +52,7 @@ export function newRoutingKey(): string {
   return crypto.randomUUID();
 }
 
-/** Options of {@linkcode SalesClient.uploadStream}. */
+/** Options of {@linkcode GrpcSalesClient.uploadStream}. */
 export interface UploadStreamOptions {
   /** Called after each chunk is handed to the connection, with the bytes handed over so far. */
   onProgress?: (bytesSent: number) => void;
@@ -69,14 +77,17 @@ export const MAX_UNSENT_BYTES = 2 * 1024 * 1024;
 // deno-lint-ignore no-explicit-any
 type RawMethod = (...args: any[]) => any;
 
-/** A connection to a SalesService server; call {@linkcode SalesClient.close} when done. */
-export class SalesClient {
+/**
+ * A grpc-js connection to a SalesService server (the native gRPC side; the browser's gRPC-Web one
+ * is `GrpcWebSalesClient`); call {@linkcode GrpcSalesClient.close} when done.
+ */
+export class GrpcSalesClient {
   /** The underlying grpc-js client, for callers that need the raw calls (tests). */
   readonly raw: grpc.Client & Record<string, RawMethod>;
   readonly #health: grpc.Client & Record<string, RawMethod>;
   readonly #metadata: grpc.Metadata;
 
-  constructor(address: string, options: SalesClientOptions = {}) {
+  constructor(address: string, options: GrpcSalesClientOptions = {}) {
     const channelOptions: grpc.ChannelOptions = {
       // Results and uploads may be large; the server enforces its own limits.
       "grpc.max_receive_message_length": -1,
@@ -84,13 +95,17 @@ export class SalesClient {
       ...options.channelOptions,
     };
     const credentials = grpc.credentials.createInsecure();
-    const Client = salesClientConstructor();
-    this.raw = new Client(address, credentials, channelOptions) as SalesClient["raw"];
+    const client: SalesServiceClient = createSalesServiceClient(
+      address,
+      credentials,
+      channelOptions,
+    );
+    this.raw = client as unknown as GrpcSalesClient["raw"];
     const HealthClient = grpc.makeGenericClientConstructor(healthService, "Health");
     // Sharing the channel keeps health checks on the same connection as the calls they vouch for.
     this.#health = new HealthClient(address, credentials, {
       channelOverride: this.raw.getChannel(),
-    }) as SalesClient["raw"];
+    }) as GrpcSalesClient["raw"];
     this.#metadata = new grpc.Metadata();
     for (const [key, value] of Object.entries(options.metadata ?? {})) {
       this.#metadata.set(key, value);
@@ -104,10 +119,10 @@ export class SalesClient {
     options: UploadStreamOptions = {},
   ): Promise<UploadResponse> {
     let call!: grpc.ClientWritableStream<unknown>;
-    const response = new Promise<WireUploadResponse>((resolve, reject) => {
+    const response = new Promise<UploadResponseMessage>((resolve, reject) => {
       call = this.raw.UploadCSVStream(
         this.#metadata,
-        (error: Error | null, value: WireUploadResponse) => {
+        (error: Error | null, value: UploadResponse__Output) => {
           if (error) reject(error);
           else resolve(value);
         },
@@ -143,7 +158,7 @@ export class SalesClient {
       throw error;
     }
     try {
-      return fromWireUploadResponse(await response);
+      return fromUploadResponseMessage(await response);
     } catch (error) {
       throw fromGrpcError(error);
     }
@@ -157,23 +172,40 @@ export class SalesClient {
     chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     filename: string,
     size: number,
-    options: UploadStreamOptions & { routingKey?: string } = {},
+    options: UploadStreamOptions & {
+      routingKey?: string;
+      /** Retries of each call, as the page does them. @default {no retry} */
+      retry?: RetryOptions;
+    } = {},
   ): Promise<UploadResponse> {
     // One key for the four calls: behind a hashing proxy they all reach the same replica.
     const routingKey = options.routingKey ?? newRoutingKey();
-    const { uploadId } = await this.startUpload(filename, size, routingKey);
-    let offset = 0;
-    for await (const chunk of chunks) {
-      offset = (await this.appendUpload(uploadId, offset, chunk, routingKey)).committedOffset;
-      options.onProgress?.(offset);
-    }
-    return await this.finishUpload(uploadId, routingKey);
+    const retry: RetryOptions = { isRetryable: isTransient, ...options.retry };
+    const { uploadId } = await withRetry(
+      () => this.startUpload(filename, size, routingKey),
+      retry,
+    );
+    // A stream cannot go back: each chunk is sent once, and must be committed whole.
+    const pending = (async function* () {
+      yield* chunks;
+    })();
+    await appendChunks<Uint8Array>({
+      next: async () => {
+        const taken = await pending.next();
+        return taken.done ? undefined : taken.value;
+      },
+      sizeOf: (chunk) => chunk.length,
+      append: (offset, chunk) => this.appendUpload(uploadId, offset, chunk, routingKey),
+      retry,
+      onAppended: (_chunk, progress) => options.onProgress?.(progress.committedOffset),
+    });
+    return await withRetry(() => this.finishUpload(uploadId, routingKey), retry);
   }
 
   /** Sends a whole file in one `UploadCSV` message. */
   async upload(data: Uint8Array, filename: string): Promise<UploadResponse> {
-    return fromWireUploadResponse(
-      await this.#unary<WireUploadResponse>("UploadCSV", { data, filename }),
+    return fromUploadResponseMessage(
+      await this.#unary<UploadResponse__Output>("UploadCSV", { data, filename }),
     );
   }
 
@@ -187,16 +219,9 @@ export class SalesClient {
    * signed anew when the server signs URLs: the way to renew a link that expired.
    */
   async getResult(resultId: string): Promise<ResultDescription> {
-    const wire = await this.#unary<WireGetResultResponse>("GetResult", { resultId });
-    return {
-      ...wire,
-      rows: Number(wire.rows),
-      badRows: Number(wire.badRows),
-      departments: Number(wire.departments),
-      badRowSamples: wire.badRowSamples.map((sample) => ({ ...sample, line: Number(sample.line) })),
-      createdAt: new Date(wire.createdAt),
-      sizeBytes: Number(wire.sizeBytes),
-    };
+    return fromGetResultResponseMessage(
+      await this.#unary<GetResultResponse__Output>("GetResult", { resultId }),
+    );
   }
 
   /**
@@ -219,22 +244,19 @@ export class SalesClient {
     data: Uint8Array,
     routingKey?: string,
   ): Promise<{ committedOffset: number; rows: number; badRows: number }> {
-    const progress = await this.#unary<WireAppendUploadResponse>("AppendUpload", {
-      uploadId,
-      offset: String(offset),
-      data,
-    }, routingKey);
-    return {
-      committedOffset: Number(progress.committedOffset),
-      rows: Number(progress.rows),
-      badRows: Number(progress.badRows),
-    };
+    return fromAppendUploadResponseMessage(
+      await this.#unary<AppendUploadResponse__Output>("AppendUpload", {
+        uploadId,
+        offset: String(offset),
+        data,
+      }, routingKey),
+    );
   }
 
   /** Ends a chunked upload and returns its result (the same one when repeated). */
   async finishUpload(uploadId: string, routingKey?: string): Promise<UploadResponse> {
-    return fromWireUploadResponse(
-      await this.#unary<WireUploadResponse>("FinishUpload", { uploadId }, routingKey),
+    return fromUploadResponseMessage(
+      await this.#unary<UploadResponse__Output>("FinishUpload", { uploadId }, routingKey),
     );
   }
 
@@ -360,19 +382,10 @@ function findHttp2Stream(call: unknown): Http2StreamLike | undefined {
   return undefined;
 }
 
-/** An `UploadResponse` from the wire in the service's plain types. */
-export function fromWireUploadResponse(response: WireUploadResponse): UploadResponse {
-  return {
-    resultId: response.resultId,
-    downloadUrl: response.downloadUrl,
-    rows: Number(response.rows),
-    badRows: Number(response.badRows),
-    departments: Number(response.departments),
-    elapsedSec: response.elapsedSec,
-    badRowSamples: response.badRowSamples.map((sample) => ({
-      line: Number(sample.line),
-      reason: sample.reason,
-      raw: sample.raw,
-    })),
-  };
+/** Failures worth retrying at the same offset: the call or its reply may simply have been lost. */
+function isTransient(error: unknown): boolean {
+  return error instanceof AppError && (
+    error.code === Status.UNAVAILABLE || error.code === Status.UNKNOWN ||
+    error.code === Status.DEADLINE_EXCEEDED || error.code === Status.ABORTED
+  );
 }

@@ -29,7 +29,7 @@ import { resultFileName } from "../storage/result_file_name.ts";
 import type { ResultStore } from "../storage/result_store.ts";
 import { ChunkedUploads } from "./chunked_uploads.ts";
 import { ClientAddresses, FORWARDED_FOR_HEADER } from "./client_address.ts";
-import { DownloadUrls } from "./download_url.ts";
+import { DownloadUrlSigner } from "./download_url.ts";
 import type { SalesMetrics, StorageOperation } from "./metrics.ts";
 import { requestIdOf } from "./request_id.ts";
 import type {
@@ -49,7 +49,7 @@ export interface SalesServiceOptions {
   /** Base of every `downloadUrl`, without a trailing slash. */
   publicResultsUrl: string;
   /** Builds each `downloadUrl`, signed when configured. @default {unsigned, under `publicResultsUrl`} */
-  downloadUrls?: DownloadUrls;
+  downloadUrls?: DownloadUrlSigner;
   /** Seconds without committed bytes after which a chunked upload expires. @default {900} */
   uploadIdleTimeoutSec?: number;
   /** Longest a chunked upload may stay open, however active, in seconds. @default {86400} */
@@ -100,7 +100,7 @@ export interface SalesServiceHandle extends SalesService {
 /** Builds the sales service over a result store. */
 export function createSalesService(options: SalesServiceOptions): SalesServiceHandle {
   const { store, publicResultsUrl } = options;
-  const downloadUrls = options.downloadUrls ?? new DownloadUrls({ publicResultsUrl });
+  const downloadUrls = options.downloadUrls ?? new DownloadUrlSigner({ publicResultsUrl });
   const clientAddresses = options.clientAddresses ?? new ClientAddresses();
   /**
    * Every live aggregator and the client it counts against, so leaks show in tests and both

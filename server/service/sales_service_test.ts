@@ -6,6 +6,7 @@ import type { SalesInputOptions } from "../aggregate/sales_input.ts";
 import { AppError, Status } from "../errors.ts";
 import { ResultStore } from "../storage/result_store.ts";
 import { chunksOf } from "../_test_bytes.ts";
+import { eventually } from "../_test_eventually.ts";
 import { ClientAddresses } from "./client_address.ts";
 import { createSalesService, MAX_FILENAME_LENGTH } from "./sales_service.ts";
 import type { CallContext, UploadChunk } from "./types.ts";
@@ -685,9 +686,7 @@ Deno.test("createSalesService counts a streaming call against its client while i
     yield { data: encoder.encode("Toys,2024-01-02,2\n"), filename: "" };
   }
   const streaming = t.service.uploadCsvStream(chunks(), from(client));
-  for (let turn = 0; turn < 1000 && t.service.uploadsInProgressFor(client) === 0; turn++) {
-    await new Promise((resolve) => setTimeout(resolve, 0));
-  }
+  await eventually(() => t.service.uploadsInProgressFor(client) > 0, "the stream to hold a slot");
   assert.equal(t.service.uploadsInProgressFor(client), 1, "the stream holds a slot");
   await assert.rejects(
     t.service.startUpload({ filename: "b.csv", size: 0 }, from(client)),

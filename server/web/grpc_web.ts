@@ -17,6 +17,7 @@ import {
   createContextKey,
   createContextValues,
   type HandlerContext,
+  type Interceptor,
   type ServiceImpl,
 } from "@connectrpc/connect";
 import {
@@ -39,7 +40,9 @@ import { SalesService as SalesServiceDesc } from "../../gen/sales_pb.ts";
 import { createTokenCheck } from "../service/auth.ts";
 import type { BufferBudget } from "../service/buffer_budget.ts";
 import { REQUEST_ID_HEADER, resolveRequestId } from "../service/request_id.ts";
-import type { CallContext, SalesService, UploadChunk, UploadResponse } from "../service/types.ts";
+import type { CallContext, SalesService } from "../service/types.ts";
+import { createWireMethods, uint64AsBigInt } from "../service/wire.ts";
+import { consoleLogger, type Logger } from "../logger.ts";
 import { gzipCompression } from "./gzip_compression.ts";
 import { Base64DecodeStream, Base64EncodeStream } from "./grpc_web_text.ts";
 import { parseTarget, splitRequestUrl } from "./host_check.ts";
@@ -70,6 +73,8 @@ export interface GrpcWebHandlerOptions {
    * @default {undefined} (not counted)
    */
   budget?: BufferBudget;
+  /** Where unexpected errors are logged. @default {consoleLogger} */
+  logger?: Logger;
 }
 
 /** Request headers a browser may send cross-origin: gRPC-Web's own, the token and our ids. */
@@ -146,6 +151,8 @@ export function createGrpcWebHandler(
     // Responses are gzipped when the client's grpc-accept-encoding (or, without one, its own
     // grpc-encoding) allows it. Requests are inflated by RequestEnvelopeStream, within the budget.
     acceptCompression: [gzipCompression],
+    requestGate: resolveCallRequestId,
+    interceptors: [createErrorInterceptor(options.logger ?? consoleLogger)],
   });
   router.service(SalesServiceDesc, createSalesServiceImpl(options.service));
   router.service(HealthDesc, createHealthImpl());
@@ -279,116 +286,71 @@ export function createHealthImpl(): Partial<ServiceImpl<typeof HealthDesc>> {
   };
 }
 
-/** The connect implementation of SalesService: converts messages and errors, nothing else. */
+/**
+ * The connect implementation of SalesService, built from the one wire mapping (`service/wire.ts`,
+ * uint64 as `bigint` here). Errors pass through as thrown: {@linkcode createErrorInterceptor} maps
+ * them, and {@linkcode resolveCallRequestId} has put the call's request id in its headers.
+ */
 export function createSalesServiceImpl(
   service: SalesService,
 ): ServiceImpl<typeof SalesServiceDesc> {
+  const methods = createWireMethods(service, uint64AsBigInt);
   return {
-    uploadCSV: (request, ctx) =>
-      call(
-        ctx,
-        (callCtx) => service.uploadCsv({ data: request.data, filename: request.filename }, callCtx),
-        toUploadResponseInit,
-      ),
-    uploadCSVStream: (requests, ctx) =>
-      call(
-        ctx,
-        (callCtx) => service.uploadCsvStream(toUploadChunks(requests), callCtx),
-        toUploadResponseInit,
-      ),
-    downloadResult: (request, ctx) =>
-      call(
-        ctx,
-        (callCtx) => service.downloadResult({ resultId: request.resultId }, callCtx),
-        (r) => r,
-      ),
-    startUpload: (request, ctx) =>
-      call(
-        ctx,
-        (callCtx) =>
-          service.startUpload(
-            { filename: request.filename, size: toSafeNumber(request.size, "size") },
-            callCtx,
-          ),
-        (response) => response,
-      ),
-    appendUpload: (request, ctx) =>
-      call(
-        ctx,
-        (callCtx) =>
-          service.appendUpload(
-            {
-              uploadId: request.uploadId,
-              offset: toSafeNumber(request.offset, "offset"),
-              data: request.data,
-            },
-            callCtx,
-          ),
-        (response) => ({
-          committedOffset: BigInt(response.committedOffset),
-          rows: BigInt(response.rows),
-          badRows: BigInt(response.badRows),
-        }),
-      ),
-    finishUpload: (request, ctx) =>
-      call(
-        ctx,
-        (callCtx) => service.finishUpload({ uploadId: request.uploadId }, callCtx),
-        toUploadResponseInit,
-      ),
-    cancelUpload: (request, ctx) =>
-      call(
-        ctx,
-        (callCtx) => service.cancelUpload({ uploadId: request.uploadId }, callCtx),
-        () => ({}),
-      ),
-    getResult: (request, ctx) =>
-      call(
-        ctx,
-        (callCtx) => service.getResult({ resultId: request.resultId }, callCtx),
-        (result) => ({
-          ...result,
-          rows: BigInt(result.rows),
-          badRows: BigInt(result.badRows),
-          departments: BigInt(result.departments),
-          badRowSamples: result.badRowSamples.map((sample) => ({
-            ...sample,
-            line: BigInt(sample.line),
-          })),
-          createdAt: result.createdAt.toISOString(),
-          sizeBytes: BigInt(result.sizeBytes),
-        }),
-      ),
+    uploadCSV: (request, ctx) => methods.UploadCSV(request, toCallContext(ctx)),
+    uploadCSVStream: (requests, ctx) => methods.UploadCSVStream(requests, toCallContext(ctx)),
+    downloadResult: (request, ctx) => methods.DownloadResult(request, toCallContext(ctx)),
+    startUpload: (request, ctx) => methods.StartUpload(request, toCallContext(ctx)),
+    appendUpload: (request, ctx) => methods.AppendUpload(request, toCallContext(ctx)),
+    finishUpload: (request, ctx) => methods.FinishUpload(request, toCallContext(ctx)),
+    cancelUpload: (request, ctx) => methods.CancelUpload(request, toCallContext(ctx)),
+    getResult: (request, ctx) => methods.GetResult(request, toCallContext(ctx)),
   };
 }
 
+/** The call's request id, as {@linkcode resolveCallRequestId} resolved and echoed it. */
+const REQUEST_ID = createContextKey<string | undefined>(undefined, { description: "request id" });
+
 /**
- * Runs a service call and maps its failure to a ConnectError, the one place this transport does.
- * The call's request id goes in the response headers first, so every outcome carries it.
+ * Resolves the call's request id before anything else runs (connect's request gate) and puts it in
+ * the response headers, which go out whatever the outcome.
  */
-async function call<T, R>(
-  ctx: HandlerContext,
-  run: (callCtx: CallContext) => Promise<T>,
-  convert: (value: T) => R,
-): Promise<R> {
-  const callCtx = toCallContext(ctx);
-  ctx.responseHeader.set(REQUEST_ID_HEADER, callCtx.requestId!);
-  try {
-    // A deadline that passed while the request was read: answer it without doing the work.
-    throwIfDeadlineExceeded(ctx);
-    return convert(await run(callCtx));
-  } catch (error) {
-    // The service sees only an aborted signal and says CANCELLED; the reason tells a deadline.
-    throwIfDeadlineExceeded(ctx);
-    if (error instanceof ConnectError) throw error;
-    const appError = toAppError(error);
-    if (!(error instanceof AppError)) console.error("[gRPC-Web] Unexpected error:", error);
-    throw toConnectError(appError);
-  }
+export function resolveCallRequestId(ctx: HandlerContext): void {
+  // Health checks never carried one.
+  if (ctx.service.typeName !== SalesServiceDesc.typeName) return;
+  const requestId = resolveRequestId(ctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined);
+  ctx.values.set(REQUEST_ID, requestId);
+  ctx.responseHeader.set(REQUEST_ID_HEADER, requestId);
 }
 
-function throwIfDeadlineExceeded(ctx: HandlerContext): void {
-  const reason: unknown = ctx.signal.aborted ? ctx.signal.reason : undefined;
+/**
+ * The router interceptor that maps every failure to a ConnectError, the one place this transport
+ * does: `AppError`s keep their code and message (and retry hint), anything unexpected becomes
+ * `INTERNAL` with a generic message and is logged with the method's name. It also answers a call
+ * whose deadline passed while its request was read, without doing the work.
+ */
+export function createErrorInterceptor(logger: Logger): Interceptor {
+  return (next) => async (request) => {
+    try {
+      throwIfDeadlineExceeded(request.signal);
+      return await next(request);
+    } catch (error) {
+      // The service sees only an aborted signal and says CANCELLED; the reason tells a deadline.
+      throwIfDeadlineExceeded(request.signal);
+      if (error instanceof ConnectError) throw error;
+      const appError = toAppError(error);
+      if (!(error instanceof AppError)) {
+        logger.error(
+          `[gRPC-Web] ${request.method.parent.typeName}/${request.method.name} failed:`,
+          error,
+        );
+      }
+      throw toConnectError(appError);
+    }
+  };
+}
+
+function throwIfDeadlineExceeded(signal: AbortSignal): void {
+  const reason: unknown = signal.aborted ? signal.reason : undefined;
   if (reason instanceof ConnectError && reason.code === Code.DeadlineExceeded) throw reason;
 }
 
@@ -398,37 +360,9 @@ function toCallContext(ctx: HandlerContext): CallContext {
     header: (name) => ctx.requestHeader.get(name) ?? undefined,
     peer: ctx.values.get(PEER),
     transport: "grpc-web",
-    requestId: resolveRequestId(ctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined),
+    requestId: ctx.values.get(REQUEST_ID) ??
+      resolveRequestId(ctx.requestHeader.get(REQUEST_ID_HEADER) ?? undefined),
   };
-}
-
-async function* toUploadChunks(
-  requests: AsyncIterable<{ data: Uint8Array; filename: string }>,
-): AsyncIterable<UploadChunk> {
-  for await (const request of requests) yield { data: request.data, filename: request.filename };
-}
-
-function toUploadResponseInit(response: UploadResponse) {
-  return {
-    resultId: response.resultId,
-    downloadUrl: response.downloadUrl,
-    rows: BigInt(response.rows),
-    badRows: BigInt(response.badRows),
-    departments: BigInt(response.departments),
-    elapsedSec: response.elapsedSec,
-    badRowSamples: response.badRowSamples.map((row) => ({
-      line: BigInt(row.line),
-      reason: row.reason,
-      raw: row.raw,
-    })),
-  };
-}
-
-function toSafeNumber(value: bigint, field: string): number {
-  if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new ConnectError(`Field ${field} is too large: ${value}`, Code.InvalidArgument);
-  }
-  return Number(value);
 }
 
 /** A gRPC-Web answer with no message: HTTP 200, the status (and its metadata) in trailers. */

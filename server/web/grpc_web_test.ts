@@ -15,7 +15,9 @@ import {
   UploadRequestSchema,
   UploadResponseSchema,
 } from "../../gen/sales_pb.ts";
-import { eventually } from "../grpc/_test_raw_grpc.ts";
+import { eventually } from "../_test_eventually.ts";
+import { testAlone } from "../_test_alone.ts";
+import { RecordingLogger } from "../_test_recording_logger.ts";
 import { BufferBudget } from "../service/buffer_budget.ts";
 import type { CallContext, SalesService, UploadChunk } from "../service/types.ts";
 import { startSignedSalesService } from "../_test_signed_sales_service.ts";
@@ -32,7 +34,8 @@ const DOWNLOAD_PATH = "/sales.v1.SalesService/DownloadResult";
 
 function setup(options: { corsOrigins?: string[]; readMaxBytes?: number } = {}) {
   const { service, log } = createFakeSalesService({ chunkSize: 8 });
-  const handler = createGrpcWebHandler({ service, ...options });
+  const logger = new RecordingLogger();
+  const handler = createGrpcWebHandler({ service, logger, ...options });
   // The handler must only ever see requests the web app routes to it.
   const route = (request: Request) => {
     assert.ok(isGrpcWebRequest(request), `${request.method} ${request.url} is not gRPC-Web`);
@@ -42,7 +45,7 @@ function setup(options: { corsOrigins?: string[]; readMaxBytes?: number } = {}) 
     baseUrl: BASE,
     fetch: (input, init) => route(new Request(input, init)),
   });
-  return { log, route, client: createClient(SalesServiceDesc, transport) };
+  return { log, logger, route, client: createClient(SalesServiceDesc, transport) };
 }
 
 /** Splits a gRPC-Web body into its frames: messages and the trailer (as a Headers object). */
@@ -129,7 +132,7 @@ Deno.test("createGrpcWebHandler passes request headers to the service", async ()
 });
 
 Deno.test("createGrpcWebHandler maps service errors to gRPC status codes for the client", async (t) => {
-  const { client } = setup();
+  const { client, logger } = setup();
   const cases = [
     {
       name: "wrong offset",
@@ -157,22 +160,24 @@ Deno.test("createGrpcWebHandler maps service errors to gRPC status codes for the
       call: () => client.uploadCSV({ filename: "crash.csv", data: new Uint8Array(0) }),
       code: Code.Internal,
       message: /^Internal server error$/,
+      logged: true,
     },
   ];
-  for (const { name, call, code, message } of cases) {
+  for (const { name, call, code, message, logged } of cases) {
     await t.step(name, async () => {
-      const originalError = console.error;
-      console.error = () => {}; // the unexpected case is logged on purpose
-      try {
-        await assert.rejects(call, (error: unknown) => {
-          assert.ok(error instanceof ConnectError);
-          assert.equal(error.code, code);
-          assert.match(error.rawMessage, message);
-          return true;
-        });
-      } finally {
-        console.error = originalError;
-      }
+      logger.entries.length = 0;
+      await assert.rejects(call, (error: unknown) => {
+        assert.ok(error instanceof ConnectError);
+        assert.equal(error.code, code);
+        assert.match(error.rawMessage, message);
+        return true;
+      });
+      // Only the unexpected error is logged, once, with the method and its cause.
+      assert.deepEqual(
+        logger.entries.map((entry) => `${entry.level} ${entry.message}`),
+        logged ? ["error [gRPC-Web] sales.v1.SalesService/UploadCSV failed:"] : [],
+      );
+      if (logged) assert.ok(logger.entries[0].details[0] instanceof Error);
     });
   }
 });
@@ -412,46 +417,51 @@ function gatedService(onCall: (ctx: CallContext) => void = () => {}) {
   };
 }
 
-Deno.test("createGrpcWebHandler refuses a call without the token from its headers, unread, over a socket", async () => {
-  const budget = new BufferBudget({ maxBytes: 1 << 30 });
-  const { service, log } = createFakeSalesService();
-  const handler = createGrpcWebHandler({ service, apiToken: TOKEN, budget });
-  await using server = serve((request, info) => handler(request, info));
-  const messageBytes = 24 << 20;
-  const chunk = new Uint8Array(1 << 20);
-  const prefix = new Uint8Array(5);
-  new DataView(prefix.buffer).setUint32(1, messageBytes);
-  const rssBefore = Deno.memoryUsage().rss;
-  const clients = Array.from({ length: 8 }, async (_, i) => {
-    await using connection = await RawConnection.open(server.port);
-    await connection.write(
-      `POST ${UPLOAD_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
-        `Content-Type: application/grpc-web+proto\r\n` +
-        (i % 2 === 0 ? "" : "Authorization: Bearer wrong\r\n") +
-        `Content-Length: ${5 + messageBytes}\r\n\r\n`,
-    );
-    await connection.write(prefix);
-    await connection.write(chunk);
-    // The answer comes while 23 of the 24 MiB are still to be sent.
-    const response = await connection.readResponse();
-    assert.equal(response.status, 200);
-    const { trailer } = parseFrames(response.body);
-    assert.equal(trailer?.get("grpc-status"), "16");
-    assert.match(
-      decodeURIComponent(trailer?.get("grpc-message") ?? ""),
-      i % 2 === 0 ? /requires an access token/ : /not valid/,
-    );
-    // The rest of the body goes nowhere: sending it costs the server nothing.
-    for (let sent = chunk.length; sent < messageBytes; sent += chunk.length) {
+// Alone: it measures the process's resident memory.
+testAlone(
+  import.meta.url,
+  "createGrpcWebHandler refuses a call without the token from its headers, unread, over a socket",
+  async () => {
+    const budget = new BufferBudget({ maxBytes: 1 << 30 });
+    const { service, log } = createFakeSalesService();
+    const handler = createGrpcWebHandler({ service, apiToken: TOKEN, budget });
+    await using server = serve((request, info) => handler(request, info));
+    const messageBytes = 24 << 20;
+    const chunk = new Uint8Array(1 << 20);
+    const prefix = new Uint8Array(5);
+    new DataView(prefix.buffer).setUint32(1, messageBytes);
+    const rssBefore = Deno.memoryUsage().rss;
+    const clients = Array.from({ length: 8 }, async (_, i) => {
+      await using connection = await RawConnection.open(server.port);
+      await connection.write(
+        `POST ${UPLOAD_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+          `Content-Type: application/grpc-web+proto\r\n` +
+          (i % 2 === 0 ? "" : "Authorization: Bearer wrong\r\n") +
+          `Content-Length: ${5 + messageBytes}\r\n\r\n`,
+      );
+      await connection.write(prefix);
       await connection.write(chunk);
-    }
-  });
-  await Promise.all(clients);
-  const grewMiB = (Deno.memoryUsage().rss - rssBefore) / (1 << 20);
-  assert.ok(grewMiB < 64, `RSS grew by ${grewMiB.toFixed(1)} MiB for 192 MiB of refused bodies`);
-  assert.deepEqual(log.calls, []);
-  assert.equal(budget.reserved, 0);
-});
+      // The answer comes while 23 of the 24 MiB are still to be sent.
+      const response = await connection.readResponse();
+      assert.equal(response.status, 200);
+      const { trailer } = parseFrames(response.body);
+      assert.equal(trailer?.get("grpc-status"), "16");
+      assert.match(
+        decodeURIComponent(trailer?.get("grpc-message") ?? ""),
+        i % 2 === 0 ? /requires an access token/ : /not valid/,
+      );
+      // The rest of the body goes nowhere: sending it costs the server nothing.
+      for (let sent = chunk.length; sent < messageBytes; sent += chunk.length) {
+        await connection.write(chunk);
+      }
+    });
+    await Promise.all(clients);
+    const grewMiB = (Deno.memoryUsage().rss - rssBefore) / (1 << 20);
+    assert.ok(grewMiB < 64, `RSS grew by ${grewMiB.toFixed(1)} MiB for 192 MiB of refused bodies`);
+    assert.deepEqual(log.calls, []);
+    assert.equal(budget.reserved, 0);
+  },
+);
 
 Deno.test("createGrpcWebHandler answers health checks over gRPC-Web, without a token", async (t) => {
   const { service } = createFakeSalesService();

@@ -25,6 +25,7 @@
 import { createSecretMatcher } from "../service/auth.ts";
 import type { MetricsText } from "../service/metrics.ts";
 import { plainText } from "./host_check.ts";
+import { consoleLogger } from "../logger.ts";
 
 /** The path metrics are served at. */
 export const METRICS_PATH = "/metrics";
@@ -35,7 +36,7 @@ export interface MetricsHandlerOptions {
   render: () => Promise<MetricsText>;
   /** The bearer token a scrape must carry (`METRICS_TOKEN`). @default {undefined} (open) */
   token?: string;
-  /** Called with unexpected errors before a generic 500 is sent. @default {console.error} */
+  /** Called with unexpected errors before a generic 500 is sent. @default {consoleLogger.error} */
   logError?: (message: string, error: unknown) => void;
 }
 
@@ -43,7 +44,7 @@ export interface MetricsHandlerOptions {
 export function createMetricsHandler(
   options: MetricsHandlerOptions,
 ): (request: Request) => Promise<Response> {
-  const logError = options.logError ?? ((message, error) => console.error(message, error));
+  const logError = options.logError ?? ((message, error) => consoleLogger.error(message, error));
   const matches = options.token === undefined || options.token === ""
     ? undefined
     : createSecretMatcher(options.token);

@@ -1,0 +1,10 @@
+// Original file: proto/sales.proto
+
+
+export interface CancelUploadRequest {
+  'uploadId'?: (string);
+}
+
+export interface CancelUploadRequest__Output {
+  'uploadId': (string);
+}

@@ -1,0 +1,8 @@
+// Original file: proto/sales.proto
+
+
+export interface CancelUploadResponse {
+}
+
+export interface CancelUploadResponse__Output {
+}

@@ -1,0 +1,10 @@
+// Original file: proto/sales.proto
+
+
+export interface DownloadRequest {
+  'resultId'?: (string);
+}
+
+export interface DownloadRequest__Output {
+  'resultId': (string);
+}
