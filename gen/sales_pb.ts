@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sales.proto.
  */
 export const file_sales: GenFile = /*@__PURE__*/
-  fileDesc("CgtzYWxlcy5wcm90bxIIc2FsZXMudjEiLwoNVXBsb2FkUmVxdWVzdBIMCgRkYXRhGAEgASgMEhAKCGZpbGVuYW1lGAIgASgJIq4BCg5VcGxvYWRSZXNwb25zZRIRCglyZXN1bHRfaWQYASABKAkSFAoMZG93bmxvYWRfdXJsGAIgASgJEgwKBHJvd3MYAyABKAQSEAoIYmFkX3Jvd3MYBCABKAQSEwoLZGVwYXJ0bWVudHMYBSABKAQSEwoLZWxhcHNlZF9zZWMYBiABKAESKQoPYmFkX3Jvd19zYW1wbGVzGAcgAygLMhAuc2FsZXMudjEuQmFkUm93IjMKBkJhZFJvdxIMCgRsaW5lGAEgASgEEg4KBnJlYXNvbhgCIAEoCRILCgNyYXcYAyABKAkiJAoPRG93bmxvYWRSZXF1ZXN0EhEKCXJlc3VsdF9pZBgBIAEoCSIgChBEb3dubG9hZFJlc3BvbnNlEgwKBGRhdGEYASABKAwiLQoLVXBsb2FkQ2h1bmsSDAoEZGF0YRgBIAEoDBIQCghmaWxlbmFtZRgCIAEoCSI0ChJTdGFydFVwbG9hZFJlcXVlc3QSEAoIZmlsZW5hbWUYASABKAkSDAoEc2l6ZRgCIAEoBCI8ChNTdGFydFVwbG9hZFJlc3BvbnNlEhEKCXVwbG9hZF9pZBgBIAEoCRISCgpjaHVua19zaXplGAIgASgNIkYKE0FwcGVuZFVwbG9hZFJlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJEg4KBm9mZnNldBgCIAEoBBIMCgRkYXRhGAMgASgMIlAKFEFwcGVuZFVwbG9hZFJlc3BvbnNlEhgKEGNvbW1pdHRlZF9vZmZzZXQYASABKAQSDAoEcm93cxgCIAEoBBIQCghiYWRfcm93cxgDIAEoBCIoChNGaW5pc2hVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSIoChNDYW5jZWxVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSIWChRDYW5jZWxVcGxvYWRSZXNwb25zZSIlChBHZXRSZXN1bHRSZXF1ZXN0EhEKCXJlc3VsdF9pZBgBIAEoCSKHAgoRR2V0UmVzdWx0UmVzcG9uc2USEQoJcmVzdWx0X2lkGAEgASgJEhQKDGRvd25sb2FkX3VybBgCIAEoCRIQCghmaWxlbmFtZRgDIAEoCRIZChFkb3dubG9hZF9maWxlbmFtZRgEIAEoCRIMCgRyb3dzGAUgASgEEhAKCGJhZF9yb3dzGAYgASgEEhMKC2RlcGFydG1lbnRzGAcgASgEEikKD2JhZF9yb3dfc2FtcGxlcxgIIAMoCzIQLnNhbGVzLnYxLkJhZFJvdxISCgpjcmVhdGVkX2F0GAkgASgJEhIKCnNpemVfYnl0ZXMYCiABKAQSFAoMaGFzX21ldGFkYXRhGAsgASgIMtYECgxTYWxlc1NlcnZpY2USPgoJVXBsb2FkQ1NWEhcuc2FsZXMudjEuVXBsb2FkUmVxdWVzdBoYLnNhbGVzLnYxLlVwbG9hZFJlc3BvbnNlEkcKDkRvd25sb2FkUmVzdWx0Ehkuc2FsZXMudjEuRG93bmxvYWRSZXF1ZXN0Ghouc2FsZXMudjEuRG93bmxvYWRSZXNwb25zZRJECg9VcGxvYWRDU1ZTdHJlYW0SFS5zYWxlcy52MS5VcGxvYWRDaHVuaxoYLnNhbGVzLnYxLlVwbG9hZFJlc3BvbnNlKAESSgoLU3RhcnRVcGxvYWQSHC5zYWxlcy52MS5TdGFydFVwbG9hZFJlcXVlc3QaHS5zYWxlcy52MS5TdGFydFVwbG9hZFJlc3BvbnNlEk0KDEFwcGVuZFVwbG9hZBIdLnNhbGVzLnYxLkFwcGVuZFVwbG9hZFJlcXVlc3QaHi5zYWxlcy52MS5BcHBlbmRVcGxvYWRSZXNwb25zZRJHCgxGaW5pc2hVcGxvYWQSHS5zYWxlcy52MS5GaW5pc2hVcGxvYWRSZXF1ZXN0Ghguc2FsZXMudjEuVXBsb2FkUmVzcG9uc2USTQoMQ2FuY2VsVXBsb2FkEh0uc2FsZXMudjEuQ2FuY2VsVXBsb2FkUmVxdWVzdBoeLnNhbGVzLnYxLkNhbmNlbFVwbG9hZFJlc3BvbnNlEkQKCUdldFJlc3VsdBIaLnNhbGVzLnYxLkdldFJlc3VsdFJlcXVlc3QaGy5zYWxlcy52MS5HZXRSZXN1bHRSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("CgtzYWxlcy5wcm90bxIIc2FsZXMudjEiLwoNVXBsb2FkUmVxdWVzdBIMCgRkYXRhGAEgASgMEhAKCGZpbGVuYW1lGAIgASgJIucBCg5VcGxvYWRSZXNwb25zZRIRCglyZXN1bHRfaWQYASABKAkSFAoMZG93bmxvYWRfdXJsGAIgASgJEgwKBHJvd3MYAyABKAQSEAoIYmFkX3Jvd3MYBCABKAQSEwoLZGVwYXJ0bWVudHMYBSABKAQSEwoLZWxhcHNlZF9zZWMYBiABKAESKQoPYmFkX3Jvd19zYW1wbGVzGAcgAygLMhAuc2FsZXMudjEuQmFkUm93EiQKBWZpbGVzGAggAygLMhUuc2FsZXMudjEuRmlsZVN1bW1hcnkSEQoJcGFnZV9wYXRoGAkgASgJIlAKC0ZpbGVTdW1tYXJ5EgwKBG5hbWUYASABKAkSDAoEcm93cxgCIAEoBBIQCghiYWRfcm93cxgDIAEoBBITCgtkZXBhcnRtZW50cxgEIAEoBCJVCgZCYWRSb3cSDAoEbGluZRgBIAEoBBIOCgZyZWFzb24YAiABKAkSCwoDcmF3GAMgASgJEgwKBGZpbGUYBCABKAkSEgoKZmlsZV9pbmRleBgFIAEoDSIkCg9Eb3dubG9hZFJlcXVlc3QSEQoJcmVzdWx0X2lkGAEgASgJIiAKEERvd25sb2FkUmVzcG9uc2USDAoEZGF0YRgBIAEoDCItCgtVcGxvYWRDaHVuaxIMCgRkYXRhGAEgASgMEhAKCGZpbGVuYW1lGAIgASgJIkcKElN0YXJ0VXBsb2FkUmVxdWVzdBIQCghmaWxlbmFtZRgBIAEoCRIMCgRzaXplGAIgASgEEhEKCWZpbGVuYW1lcxgDIAMoCSI8ChNTdGFydFVwbG9hZFJlc3BvbnNlEhEKCXVwbG9hZF9pZBgBIAEoCRISCgpjaHVua19zaXplGAIgASgNIloKE0FwcGVuZFVwbG9hZFJlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJEg4KBm9mZnNldBgCIAEoBBIMCgRkYXRhGAMgASgMEhIKCmZpbGVfaW5kZXgYBCABKA0iUAoUQXBwZW5kVXBsb2FkUmVzcG9uc2USGAoQY29tbWl0dGVkX29mZnNldBgBIAEoBBIMCgRyb3dzGAIgASgEEhAKCGJhZF9yb3dzGAMgASgEIigKE0ZpbmlzaFVwbG9hZFJlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJIigKE0NhbmNlbFVwbG9hZFJlcXVlc3QSEQoJdXBsb2FkX2lkGAEgASgJIhYKFENhbmNlbFVwbG9hZFJlc3BvbnNlIiUKEEdldFJlc3VsdFJlcXVlc3QSEQoJcmVzdWx0X2lkGAEgASgJIsACChFHZXRSZXN1bHRSZXNwb25zZRIRCglyZXN1bHRfaWQYASABKAkSFAoMZG93bmxvYWRfdXJsGAIgASgJEhAKCGZpbGVuYW1lGAMgASgJEhkKEWRvd25sb2FkX2ZpbGVuYW1lGAQgASgJEgwKBHJvd3MYBSABKAQSEAoIYmFkX3Jvd3MYBiABKAQSEwoLZGVwYXJ0bWVudHMYByABKAQSKQoPYmFkX3Jvd19zYW1wbGVzGAggAygLMhAuc2FsZXMudjEuQmFkUm93EhIKCmNyZWF0ZWRfYXQYCSABKAkSEgoKc2l6ZV9ieXRlcxgKIAEoBBIUCgxoYXNfbWV0YWRhdGEYCyABKAgSJAoFZmlsZXMYDCADKAsyFS5zYWxlcy52MS5GaWxlU3VtbWFyeRIRCglwYWdlX3BhdGgYDSABKAky1gQKDFNhbGVzU2VydmljZRI+CglVcGxvYWRDU1YSFy5zYWxlcy52MS5VcGxvYWRSZXF1ZXN0Ghguc2FsZXMudjEuVXBsb2FkUmVzcG9uc2USRwoORG93bmxvYWRSZXN1bHQSGS5zYWxlcy52MS5Eb3dubG9hZFJlcXVlc3QaGi5zYWxlcy52MS5Eb3dubG9hZFJlc3BvbnNlEkQKD1VwbG9hZENTVlN0cmVhbRIVLnNhbGVzLnYxLlVwbG9hZENodW5rGhguc2FsZXMudjEuVXBsb2FkUmVzcG9uc2UoARJKCgtTdGFydFVwbG9hZBIcLnNhbGVzLnYxLlN0YXJ0VXBsb2FkUmVxdWVzdBodLnNhbGVzLnYxLlN0YXJ0VXBsb2FkUmVzcG9uc2USTQoMQXBwZW5kVXBsb2FkEh0uc2FsZXMudjEuQXBwZW5kVXBsb2FkUmVxdWVzdBoeLnNhbGVzLnYxLkFwcGVuZFVwbG9hZFJlc3BvbnNlEkcKDEZpbmlzaFVwbG9hZBIdLnNhbGVzLnYxLkZpbmlzaFVwbG9hZFJlcXVlc3QaGC5zYWxlcy52MS5VcGxvYWRSZXNwb25zZRJNCgxDYW5jZWxVcGxvYWQSHS5zYWxlcy52MS5DYW5jZWxVcGxvYWRSZXF1ZXN0Gh4uc2FsZXMudjEuQ2FuY2VsVXBsb2FkUmVzcG9uc2USRAoJR2V0UmVzdWx0Ehouc2FsZXMudjEuR2V0UmVzdWx0UmVxdWVzdBobLnNhbGVzLnYxLkdldFJlc3VsdFJlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message sales.v1.UploadRequest
@@ -79,6 +79,23 @@ export type UploadResponse = Message<"sales.v1.UploadResponse"> & {
    * @generated from field: repeated sales.v1.BadRow bad_row_samples = 7;
    */
   badRowSamples: BadRow[];
+
+  /**
+   * One entry per uploaded file, in upload order, with that file's own counts (rows, bad_rows
+   * and departments above are over all files). A single-file upload has one entry.
+   *
+   * @generated from field: repeated sales.v1.FileSummary files = 8;
+   */
+  files: FileSummary[];
+
+  /**
+   * The result's page on the web port: `/r/<result_id>`, with the same `expires` and `signature`
+   * query parameters as download_url when the server signs URLs. A path: the web origin is the
+   * client's to know.
+   *
+   * @generated from field: string page_path = 9;
+   */
+  pagePath: string;
 };
 
 /**
@@ -89,11 +106,51 @@ export const UploadResponseSchema: GenMessage<UploadResponse> = /*@__PURE__*/
   messageDesc(file_sales, 1);
 
 /**
+ * One file of an upload and its own counts.
+ *
+ * @generated from message sales.v1.FileSummary
+ */
+export type FileSummary = Message<"sales.v1.FileSummary"> & {
+  /**
+   * The file's name as the client gave it; empty when it gave none.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Rows (good + bad) and bad rows in this file.
+   *
+   * @generated from field: uint64 rows = 2;
+   */
+  rows: bigint;
+
+  /**
+   * @generated from field: uint64 bad_rows = 3;
+   */
+  badRows: bigint;
+
+  /**
+   * Distinct departments with at least one good row in this file.
+   *
+   * @generated from field: uint64 departments = 4;
+   */
+  departments: bigint;
+};
+
+/**
+ * Describes the message sales.v1.FileSummary.
+ * Use `create(FileSummarySchema)` to create a new message.
+ */
+export const FileSummarySchema: GenMessage<FileSummary> = /*@__PURE__*/
+  messageDesc(file_sales, 2);
+
+/**
  * @generated from message sales.v1.BadRow
  */
 export type BadRow = Message<"sales.v1.BadRow"> & {
   /**
-   * 1-based line where the record starts; the header, when present, is line 1.
+   * 1-based line where the record starts in its own file; the header, when present, is line 1.
    *
    * @generated from field: uint64 line = 1;
    */
@@ -110,6 +167,20 @@ export type BadRow = Message<"sales.v1.BadRow"> & {
    * @generated from field: string raw = 3;
    */
   raw: string;
+
+  /**
+   * The name of the file the row is in, as the client gave it (empty when it gave none).
+   *
+   * @generated from field: string file = 4;
+   */
+  file: string;
+
+  /**
+   * The 0-based position of that file in the upload, for uploads holding two files of one name.
+   *
+   * @generated from field: uint32 file_index = 5;
+   */
+  fileIndex: number;
 };
 
 /**
@@ -117,7 +188,7 @@ export type BadRow = Message<"sales.v1.BadRow"> & {
  * Use `create(BadRowSchema)` to create a new message.
  */
 export const BadRowSchema: GenMessage<BadRow> = /*@__PURE__*/
-  messageDesc(file_sales, 2);
+  messageDesc(file_sales, 3);
 
 /**
  * @generated from message sales.v1.DownloadRequest
@@ -134,7 +205,7 @@ export type DownloadRequest = Message<"sales.v1.DownloadRequest"> & {
  * Use `create(DownloadRequestSchema)` to create a new message.
  */
 export const DownloadRequestSchema: GenMessage<DownloadRequest> = /*@__PURE__*/
-  messageDesc(file_sales, 3);
+  messageDesc(file_sales, 4);
 
 /**
  * @generated from message sales.v1.DownloadResponse
@@ -151,7 +222,7 @@ export type DownloadResponse = Message<"sales.v1.DownloadResponse"> & {
  * Use `create(DownloadResponseSchema)` to create a new message.
  */
 export const DownloadResponseSchema: GenMessage<DownloadResponse> = /*@__PURE__*/
-  messageDesc(file_sales, 4);
+  messageDesc(file_sales, 5);
 
 /**
  * @generated from message sales.v1.UploadChunk
@@ -163,7 +234,10 @@ export type UploadChunk = Message<"sales.v1.UploadChunk"> & {
   data: Uint8Array;
 
   /**
-   * Set on the first chunk only.
+   * Set on the first chunk of each file. On the stream's first chunk it names the first file; on
+   * a later chunk it ends the current file and starts the next one, whose first bytes are this
+   * chunk's data. Each file keeps its own header, line numbers and gzip detection; a record never
+   * spans two files. Clients that send one file set it on the first chunk only, as before.
    *
    * @generated from field: string filename = 2;
    */
@@ -175,23 +249,32 @@ export type UploadChunk = Message<"sales.v1.UploadChunk"> & {
  * Use `create(UploadChunkSchema)` to create a new message.
  */
 export const UploadChunkSchema: GenMessage<UploadChunk> = /*@__PURE__*/
-  messageDesc(file_sales, 5);
+  messageDesc(file_sales, 6);
 
 /**
  * @generated from message sales.v1.StartUploadRequest
  */
 export type StartUploadRequest = Message<"sales.v1.StartUploadRequest"> & {
   /**
+   * The file's name. With several files, the first file's name (or empty): `filenames` rules.
+   *
    * @generated from field: string filename = 1;
    */
   filename: string;
 
   /**
-   * Total size in bytes when known, 0 when not.
+   * Total size in bytes when known (over all files), 0 when not.
    *
    * @generated from field: uint64 size = 2;
    */
   size: bigint;
+
+  /**
+   * For an upload of several files: every file's name, in upload order. Empty for one file.
+   *
+   * @generated from field: repeated string filenames = 3;
+   */
+  filenames: string[];
 };
 
 /**
@@ -199,7 +282,7 @@ export type StartUploadRequest = Message<"sales.v1.StartUploadRequest"> & {
  * Use `create(StartUploadRequestSchema)` to create a new message.
  */
 export const StartUploadRequestSchema: GenMessage<StartUploadRequest> = /*@__PURE__*/
-  messageDesc(file_sales, 6);
+  messageDesc(file_sales, 7);
 
 /**
  * @generated from message sales.v1.StartUploadResponse
@@ -223,7 +306,7 @@ export type StartUploadResponse = Message<"sales.v1.StartUploadResponse"> & {
  * Use `create(StartUploadResponseSchema)` to create a new message.
  */
 export const StartUploadResponseSchema: GenMessage<StartUploadResponse> = /*@__PURE__*/
-  messageDesc(file_sales, 7);
+  messageDesc(file_sales, 8);
 
 /**
  * @generated from message sales.v1.AppendUploadRequest
@@ -235,7 +318,8 @@ export type AppendUploadRequest = Message<"sales.v1.AppendUploadRequest"> & {
   uploadId: string;
 
   /**
-   * Byte offset of data within the file; must equal the committed offset (or repeat committed bytes).
+   * Byte offset of data within the upload (all files' bytes counted one after another); must
+   * equal the committed offset (or repeat committed bytes).
    *
    * @generated from field: uint64 offset = 2;
    */
@@ -245,6 +329,16 @@ export type AppendUploadRequest = Message<"sales.v1.AppendUploadRequest"> & {
    * @generated from field: bytes data = 3;
    */
   data: Uint8Array;
+
+  /**
+   * The 0-based index of the file `data` belongs to (always 0 for one file). It never goes back:
+   * the first append with a higher index ends the current file and starts that one (files skipped
+   * over are empty). Files after the last index appended are empty too. Must be less than the
+   * number of `filenames` given to StartUpload (1 when none were).
+   *
+   * @generated from field: uint32 file_index = 4;
+   */
+  fileIndex: number;
 };
 
 /**
@@ -252,7 +346,7 @@ export type AppendUploadRequest = Message<"sales.v1.AppendUploadRequest"> & {
  * Use `create(AppendUploadRequestSchema)` to create a new message.
  */
 export const AppendUploadRequestSchema: GenMessage<AppendUploadRequest> = /*@__PURE__*/
-  messageDesc(file_sales, 8);
+  messageDesc(file_sales, 9);
 
 /**
  * @generated from message sales.v1.AppendUploadResponse
@@ -281,7 +375,7 @@ export type AppendUploadResponse = Message<"sales.v1.AppendUploadResponse"> & {
  * Use `create(AppendUploadResponseSchema)` to create a new message.
  */
 export const AppendUploadResponseSchema: GenMessage<AppendUploadResponse> = /*@__PURE__*/
-  messageDesc(file_sales, 9);
+  messageDesc(file_sales, 10);
 
 /**
  * @generated from message sales.v1.FinishUploadRequest
@@ -298,7 +392,7 @@ export type FinishUploadRequest = Message<"sales.v1.FinishUploadRequest"> & {
  * Use `create(FinishUploadRequestSchema)` to create a new message.
  */
 export const FinishUploadRequestSchema: GenMessage<FinishUploadRequest> = /*@__PURE__*/
-  messageDesc(file_sales, 10);
+  messageDesc(file_sales, 11);
 
 /**
  * @generated from message sales.v1.CancelUploadRequest
@@ -315,7 +409,7 @@ export type CancelUploadRequest = Message<"sales.v1.CancelUploadRequest"> & {
  * Use `create(CancelUploadRequestSchema)` to create a new message.
  */
 export const CancelUploadRequestSchema: GenMessage<CancelUploadRequest> = /*@__PURE__*/
-  messageDesc(file_sales, 11);
+  messageDesc(file_sales, 12);
 
 /**
  * @generated from message sales.v1.CancelUploadResponse
@@ -328,7 +422,7 @@ export type CancelUploadResponse = Message<"sales.v1.CancelUploadResponse"> & {
  * Use `create(CancelUploadResponseSchema)` to create a new message.
  */
 export const CancelUploadResponseSchema: GenMessage<CancelUploadResponse> = /*@__PURE__*/
-  messageDesc(file_sales, 12);
+  messageDesc(file_sales, 13);
 
 /**
  * @generated from message sales.v1.GetResultRequest
@@ -345,7 +439,7 @@ export type GetResultRequest = Message<"sales.v1.GetResultRequest"> & {
  * Use `create(GetResultRequestSchema)` to create a new message.
  */
 export const GetResultRequestSchema: GenMessage<GetResultRequest> = /*@__PURE__*/
-  messageDesc(file_sales, 13);
+  messageDesc(file_sales, 14);
 
 /**
  * @generated from message sales.v1.GetResultResponse
@@ -421,6 +515,20 @@ export type GetResultResponse = Message<"sales.v1.GetResultResponse"> & {
    * @generated from field: bool has_metadata = 11;
    */
   hasMetadata: boolean;
+
+  /**
+   * One entry per uploaded file, as in UploadResponse; `filename` is the first file's name.
+   *
+   * @generated from field: repeated sales.v1.FileSummary files = 12;
+   */
+  files: FileSummary[];
+
+  /**
+   * The result's page on the web port, as in UploadResponse (signed anew, like download_url).
+   *
+   * @generated from field: string page_path = 13;
+   */
+  pagePath: string;
 };
 
 /**
@@ -428,7 +536,7 @@ export type GetResultResponse = Message<"sales.v1.GetResultResponse"> & {
  * Use `create(GetResultResponseSchema)` to create a new message.
  */
 export const GetResultResponseSchema: GenMessage<GetResultResponse> = /*@__PURE__*/
-  messageDesc(file_sales, 14);
+  messageDesc(file_sales, 15);
 
 /**
  * @generated from service sales.v1.SalesService
@@ -456,6 +564,8 @@ export const SalesService: GenService<{
   },
   /**
    * Aggregates a CSV streamed in chunks of any size; the filename travels on the first chunk.
+   * Several files make one result: a non-empty filename on a later chunk ends the current file
+   * and starts the next one (see UploadChunk).
    *
    * @generated from rpc sales.v1.SalesService.UploadCSVStream
    */
@@ -478,6 +588,9 @@ export const SalesService: GenService<{
    * Upload ids name their replica (`<32 hex>.<replica id>`): a call that reaches another replica
    * gets NOT_FOUND saying the upload is not on this replica, unlike an expired or cancelled one.
    * Without the header, uploads work against a single server.
+   *
+   * Several files make one result: StartUpload lists their names in `filenames`, and each
+   * AppendUpload says in `file_index` which file its data belongs to (see AppendUploadRequest).
    *
    * @generated from rpc sales.v1.SalesService.StartUpload
    */

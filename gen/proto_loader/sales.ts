@@ -8,6 +8,7 @@ import type { CancelUploadRequest as _sales_v1_CancelUploadRequest, CancelUpload
 import type { CancelUploadResponse as _sales_v1_CancelUploadResponse, CancelUploadResponse__Output as _sales_v1_CancelUploadResponse__Output } from './sales/v1/CancelUploadResponse.ts';
 import type { DownloadRequest as _sales_v1_DownloadRequest, DownloadRequest__Output as _sales_v1_DownloadRequest__Output } from './sales/v1/DownloadRequest.ts';
 import type { DownloadResponse as _sales_v1_DownloadResponse, DownloadResponse__Output as _sales_v1_DownloadResponse__Output } from './sales/v1/DownloadResponse.ts';
+import type { FileSummary as _sales_v1_FileSummary, FileSummary__Output as _sales_v1_FileSummary__Output } from './sales/v1/FileSummary.ts';
 import type { FinishUploadRequest as _sales_v1_FinishUploadRequest, FinishUploadRequest__Output as _sales_v1_FinishUploadRequest__Output } from './sales/v1/FinishUploadRequest.ts';
 import type { GetResultRequest as _sales_v1_GetResultRequest, GetResultRequest__Output as _sales_v1_GetResultRequest__Output } from './sales/v1/GetResultRequest.ts';
 import type { GetResultResponse as _sales_v1_GetResultResponse, GetResultResponse__Output as _sales_v1_GetResultResponse__Output } from './sales/v1/GetResultResponse.ts';
@@ -32,6 +33,7 @@ export interface ProtoGrpcType {
       CancelUploadResponse: MessageTypeDefinition<_sales_v1_CancelUploadResponse, _sales_v1_CancelUploadResponse__Output>
       DownloadRequest: MessageTypeDefinition<_sales_v1_DownloadRequest, _sales_v1_DownloadRequest__Output>
       DownloadResponse: MessageTypeDefinition<_sales_v1_DownloadResponse, _sales_v1_DownloadResponse__Output>
+      FileSummary: MessageTypeDefinition<_sales_v1_FileSummary, _sales_v1_FileSummary__Output>
       FinishUploadRequest: MessageTypeDefinition<_sales_v1_FinishUploadRequest, _sales_v1_FinishUploadRequest__Output>
       GetResultRequest: MessageTypeDefinition<_sales_v1_GetResultRequest, _sales_v1_GetResultRequest__Output>
       GetResultResponse: MessageTypeDefinition<_sales_v1_GetResultResponse, _sales_v1_GetResultResponse__Output>

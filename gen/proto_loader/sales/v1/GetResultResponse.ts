@@ -1,6 +1,7 @@
 // Original file: proto/sales.proto
 
 import type { BadRow as _sales_v1_BadRow, BadRow__Output as _sales_v1_BadRow__Output } from '../../sales/v1/BadRow.ts';
+import type { FileSummary as _sales_v1_FileSummary, FileSummary__Output as _sales_v1_FileSummary__Output } from '../../sales/v1/FileSummary.ts';
 import type { Long } from '@grpc/proto-loader';
 
 export interface GetResultResponse {
@@ -38,6 +39,14 @@ export interface GetResultResponse {
    * counts are 0 and created_at is the file's modification time.
    */
   'hasMetadata'?: (boolean);
+  /**
+   * One entry per uploaded file, as in UploadResponse; `filename` is the first file's name.
+   */
+  'files'?: (_sales_v1_FileSummary)[];
+  /**
+   * The result's page on the web port, as in UploadResponse (signed anew, like download_url).
+   */
+  'pagePath'?: (string);
 }
 
 export interface GetResultResponse__Output {
@@ -75,4 +84,12 @@ export interface GetResultResponse__Output {
    * counts are 0 and created_at is the file's modification time.
    */
   'hasMetadata': (boolean);
+  /**
+   * One entry per uploaded file, as in UploadResponse; `filename` is the first file's name.
+   */
+  'files': (_sales_v1_FileSummary__Output)[];
+  /**
+   * The result's page on the web port, as in UploadResponse (signed anew, like download_url).
+   */
+  'pagePath': (string);
 }

@@ -93,6 +93,9 @@ export interface SalesServiceClient extends grpc.Client {
    * Upload ids name their replica (`<32 hex>.<replica id>`): a call that reaches another replica
    * gets NOT_FOUND saying the upload is not on this replica, unlike an expired or cancelled one.
    * Without the header, uploads work against a single server.
+   * 
+   * Several files make one result: StartUpload lists their names in `filenames`, and each
+   * AppendUpload says in `file_index` which file its data belongs to (see AppendUploadRequest).
    */
   StartUpload(argument: _sales_v1_StartUploadRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_sales_v1_StartUploadResponse__Output>): grpc.ClientUnaryCall;
   StartUpload(argument: _sales_v1_StartUploadRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_sales_v1_StartUploadResponse__Output>): grpc.ClientUnaryCall;
@@ -112,6 +115,9 @@ export interface SalesServiceClient extends grpc.Client {
    * Upload ids name their replica (`<32 hex>.<replica id>`): a call that reaches another replica
    * gets NOT_FOUND saying the upload is not on this replica, unlike an expired or cancelled one.
    * Without the header, uploads work against a single server.
+   * 
+   * Several files make one result: StartUpload lists their names in `filenames`, and each
+   * AppendUpload says in `file_index` which file its data belongs to (see AppendUploadRequest).
    */
   startUpload(argument: _sales_v1_StartUploadRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_sales_v1_StartUploadResponse__Output>): grpc.ClientUnaryCall;
   startUpload(argument: _sales_v1_StartUploadRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_sales_v1_StartUploadResponse__Output>): grpc.ClientUnaryCall;
@@ -135,6 +141,8 @@ export interface SalesServiceClient extends grpc.Client {
   
   /**
    * Aggregates a CSV streamed in chunks of any size; the filename travels on the first chunk.
+   * Several files make one result: a non-empty filename on a later chunk ends the current file
+   * and starts the next one (see UploadChunk).
    */
   UploadCSVStream(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_sales_v1_UploadResponse__Output>): grpc.ClientWritableStream<_sales_v1_UploadChunk>;
   UploadCSVStream(metadata: grpc.Metadata, callback: grpc.requestCallback<_sales_v1_UploadResponse__Output>): grpc.ClientWritableStream<_sales_v1_UploadChunk>;
@@ -142,6 +150,8 @@ export interface SalesServiceClient extends grpc.Client {
   UploadCSVStream(callback: grpc.requestCallback<_sales_v1_UploadResponse__Output>): grpc.ClientWritableStream<_sales_v1_UploadChunk>;
   /**
    * Aggregates a CSV streamed in chunks of any size; the filename travels on the first chunk.
+   * Several files make one result: a non-empty filename on a later chunk ends the current file
+   * and starts the next one (see UploadChunk).
    */
   uploadCsvStream(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_sales_v1_UploadResponse__Output>): grpc.ClientWritableStream<_sales_v1_UploadChunk>;
   uploadCsvStream(metadata: grpc.Metadata, callback: grpc.requestCallback<_sales_v1_UploadResponse__Output>): grpc.ClientWritableStream<_sales_v1_UploadChunk>;
@@ -183,6 +193,9 @@ export interface SalesServiceHandlers extends grpc.UntypedServiceImplementation 
    * Upload ids name their replica (`<32 hex>.<replica id>`): a call that reaches another replica
    * gets NOT_FOUND saying the upload is not on this replica, unlike an expired or cancelled one.
    * Without the header, uploads work against a single server.
+   * 
+   * Several files make one result: StartUpload lists their names in `filenames`, and each
+   * AppendUpload says in `file_index` which file its data belongs to (see AppendUploadRequest).
    */
   StartUpload: grpc.handleUnaryCall<_sales_v1_StartUploadRequest__Output, _sales_v1_StartUploadResponse>;
   
@@ -193,6 +206,8 @@ export interface SalesServiceHandlers extends grpc.UntypedServiceImplementation 
   
   /**
    * Aggregates a CSV streamed in chunks of any size; the filename travels on the first chunk.
+   * Several files make one result: a non-empty filename on a later chunk ends the current file
+   * and starts the next one (see UploadChunk).
    */
   UploadCSVStream: grpc.handleClientStreamingCall<_sales_v1_UploadChunk__Output, _sales_v1_UploadResponse>;
   

@@ -1,6 +1,7 @@
 // Original file: proto/sales.proto
 
 import type { BadRow as _sales_v1_BadRow, BadRow__Output as _sales_v1_BadRow__Output } from '../../sales/v1/BadRow.ts';
+import type { FileSummary as _sales_v1_FileSummary, FileSummary__Output as _sales_v1_FileSummary__Output } from '../../sales/v1/FileSummary.ts';
 import type { Long } from '@grpc/proto-loader';
 
 export interface UploadResponse {
@@ -14,6 +15,17 @@ export interface UploadResponse {
    * The first bad rows in file order (at most 20).
    */
   'badRowSamples'?: (_sales_v1_BadRow)[];
+  /**
+   * One entry per uploaded file, in upload order, with that file's own counts (rows, bad_rows
+   * and departments above are over all files). A single-file upload has one entry.
+   */
+  'files'?: (_sales_v1_FileSummary)[];
+  /**
+   * The result's page on the web port: `/r/<result_id>`, with the same `expires` and `signature`
+   * query parameters as download_url when the server signs URLs. A path: the web origin is the
+   * client's to know.
+   */
+  'pagePath'?: (string);
 }
 
 export interface UploadResponse__Output {
@@ -27,4 +39,15 @@ export interface UploadResponse__Output {
    * The first bad rows in file order (at most 20).
    */
   'badRowSamples': (_sales_v1_BadRow__Output)[];
+  /**
+   * One entry per uploaded file, in upload order, with that file's own counts (rows, bad_rows
+   * and departments above are over all files). A single-file upload has one entry.
+   */
+  'files': (_sales_v1_FileSummary__Output)[];
+  /**
+   * The result's page on the web port: `/r/<result_id>`, with the same `expires` and `signature`
+   * query parameters as download_url when the server signs URLs. A path: the web origin is the
+   * client's to know.
+   */
+  'pagePath': (string);
 }
