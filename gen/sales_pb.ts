@@ -89,9 +89,9 @@ export type UploadResponse = Message<"sales.v1.UploadResponse"> & {
   files: FileSummary[];
 
   /**
-   * The result's page on the web port: `/r/<result_id>`, with the same `expires` and `signature`
-   * query parameters as download_url when the server signs URLs. A path: the web origin is the
-   * client's to know.
+   * The result's page on the web port: `/r/<result_id>`, with `exp` and `sig` query parameters
+   * (the same secret and lifetime as download_url, signed for the page only) when the server signs
+   * URLs. A path: the web origin is the client's to know.
    *
    * @generated from field: string page_path = 9;
    */
@@ -270,7 +270,8 @@ export type StartUploadRequest = Message<"sales.v1.StartUploadRequest"> & {
   size: bigint;
 
   /**
-   * For an upload of several files: every file's name, in upload order. Empty for one file.
+   * For an upload of several files: every file's name, in upload order (at most 1000). Empty
+   * for one file.
    *
    * @generated from field: repeated string filenames = 3;
    */
@@ -466,7 +467,8 @@ export type GetResultResponse = Message<"sales.v1.GetResultResponse"> & {
   filename: string;
 
   /**
-   * The name downloads get: `<filename without .csv/.gz>.result.csv`, or `<result_id>.csv`.
+   * The name downloads get: `<filename without .csv/.gz>.result.csv`, or `<result_id>.csv`; for
+   * several files `<first file's name without .csv/.gz>-and-<N-1>-more.result.csv`.
    *
    * @generated from field: string download_filename = 4;
    */

@@ -16,6 +16,16 @@ export interface SummaryBadRow {
   line: number;
   reason: string;
   raw: string;
+  /** The file it is in; shown when the summary lists several {@linkcode Summary.files}. */
+  file?: string;
+}
+
+/** One file of several and its own counts, as the summary lists it. */
+export interface SummaryFile {
+  name: string;
+  rows: number;
+  badRows: number;
+  departments: number;
 }
 
 /** What a human summary reports. */
@@ -32,6 +42,8 @@ export interface Summary {
   /** Where the result is, one `label: place` line each. */
   where: [label: string, place: string][];
   badRowSamples: SummaryBadRow[];
+  /** Each file's counts, listed when there are several (each bad row then names its file). @default {[]} */
+  files?: SummaryFile[];
 }
 
 /** How many bad rows the human summary lists. */
@@ -213,6 +225,19 @@ export function formatSummary(summary: Summary): string {
   ];
   const labelWidth = Math.max(8, ...summary.where.map(([label]) => label.length + 1));
   for (const [label, place] of summary.where) lines.push(`  ${label.padEnd(labelWidth)} ${place}`);
+  const files = summary.files ?? [];
+  const several = files.length > 1;
+  if (several) {
+    lines.push(`Files:`);
+    const nameWidth = Math.max(...files.map((file) => escapeControl(file.name).length));
+    for (const file of files) {
+      lines.push(
+        `  ${escapeControl(file.name).padEnd(nameWidth)}  ${plural(file.rows, "row", "rows")} ` +
+          `(${plural(file.badRows, "bad row", "bad rows")}), ` +
+          plural(file.departments, "department", "departments"),
+      );
+    }
+  }
   const shown = summary.badRowSamples.slice(0, SUMMARY_BAD_ROWS);
   if (shown.length > 0) {
     lines.push(
@@ -223,7 +248,8 @@ export function formatSummary(summary: Summary): string {
     for (const row of shown) {
       const raw = escapeControl(row.raw);
       const clipped = raw.length > RAW_WIDTH ? `${raw.slice(0, RAW_WIDTH)}…` : raw;
-      lines.push(`  line ${formatCount(row.line)}: ${row.reason}: ${clipped}`);
+      const where = several && row.file !== undefined ? `${escapeControl(row.file)} ` : "";
+      lines.push(`  ${where}line ${formatCount(row.line)}: ${row.reason}: ${clipped}`);
     }
   }
   return lines.join("\n") + "\n";

@@ -1,5 +1,6 @@
 /**
- * `deno task upload <file.csv> [options]`: streams a CSV to the service with `UploadCSVStream`
+ * `deno task upload <file.csv>... [options]`: streams one CSV or several (into one result, each
+ * read by the server on its own: its own header, line numbers and gzip) to the service with `UploadCSVStream`
  * (with `--chunked`: the resumable `StartUpload`/`AppendUpload`/`FinishUpload` calls the page
  * uses, each carrying one `x-upload-id` routing header so that a proxy keeps them on one replica),
  * gzip-compressed on the way unless `--no-compress` is given or the file already is gzip. On a
@@ -42,10 +43,12 @@ import {
   StatusLine,
 } from "./_cli_output.ts";
 
-const USAGE = `Usage: deno task upload <file.csv> [options]
+const USAGE = `Usage: deno task upload <file.csv>... [options]
 
-Sends a sales CSV (or .csv.gz) to a running service, which totals it and stores the result.
-On a terminal it shows progress and a summary; otherwise it prints one JSON line.
+Sends sales CSVs (or .csv.gz) to a running service, which totals them and stores one result.
+Several files give one result: each is read on its own (its own header, line numbers and
+gzip), and the totals are added up. On a terminal it shows progress and a summary; otherwise
+it prints one JSON line.
 
 Options:
   --addr host:port   the service's gRPC address (default localhost:50051)
@@ -63,7 +66,8 @@ Environment:
 
 Examples:
   deno task upload sample.csv
-  deno task upload big.csv.gz --addr 10.0.0.5:50051 --out totals.csv --json`;
+  deno task upload big.csv.gz --addr 10.0.0.5:50051 --out totals.csv --json
+  deno task upload january.csv february.csv.gz march.csv --out q1.csv`;
 
 /**
  * Bytes per streamed message. 64 KiB uploads as fast as 256 KiB on loopback, and its buffers stay
@@ -74,7 +78,10 @@ export const CHUNK_BYTES = 64 * 1024;
 
 /** Parsed command line. */
 export interface UploadArgs {
+  /** The first file to upload. */
   input: string;
+  /** Every file to upload, in the order given (`input` first), when there are several. */
+  inputs?: string[];
   /** Server address, `host:port`. @default {"localhost:50051"} */
   address: string;
   /** Where to write the result CSV, if anywhere. */
@@ -114,13 +121,14 @@ export function parseUploadArgs(args: string[]): UploadArgs | "help" {
     help: { type: "boolean", short: "h", default: false },
   }, USAGE);
   if (values.help) return "help";
-  if (positionals.length > 1) throw new Error(`Unexpected argument ${positionals[1]}\n\n${USAGE}`);
   const input = positionals[0];
   if (!input) throw new Error(`Missing the CSV file to upload\n\n${USAGE}`);
   if (values.out === "") throw new Error(`--out needs a file name\n\n${USAGE}`);
   const address = parseAddress(values.addr, USAGE);
   return {
     input,
+    // One file parses as it always did.
+    ...(positionals.length > 1 ? { inputs: positionals } : {}),
     address,
     output: values.out,
     compress: !values["no-compress"],
@@ -151,60 +159,73 @@ export async function main(
   if ("exitCode" in start) return start.exitCode;
   const { args: parsed, token } = start;
 
-  const checked = await checkInputFile(parsed.input, { force: parsed.force, action: "send it" });
-  if (checked.problem !== undefined) {
-    io.stderr(`error: ${checked.problem}\n`);
-    return 1;
+  const inputs = parsed.inputs ?? [parsed.input];
+  const sizes: number[] = [];
+  /** Whether each file goes as it is (gzip already, or --no-compress): its size is then known. */
+  const asIs: boolean[] = [];
+  for (const input of inputs) {
+    const checked = await checkInputFile(input, { force: parsed.force, action: "send it" });
+    if (checked.problem !== undefined) {
+      io.stderr(`error: ${checked.problem}\n`);
+      return 1;
+    }
+    sizes.push(checked.size);
+    try {
+      asIs.push(!parsed.compress || await isGzipFile(input));
+    } catch (error) {
+      io.stderr(`error: ${cannotRead(input, error)}\n`);
+      return 1;
+    }
   }
-  const size = checked.size;
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(parsed.input, { read: true });
-  } catch (error) {
-    io.stderr(`error: ${cannotRead(parsed.input, error)}\n`);
-    return 1;
-  }
+  const size = sizes.reduce((sum, bytes) => sum + bytes, 0);
+  const several = inputs.length > 1;
 
   const client = new GrpcSalesClient(parsed.address, {
     metadata: token === undefined ? {} : { authorization: `Bearer ${token}` },
   });
   const progress = io.stderrIsTerminal
-    ? new ProgressBar(size, io.stderr, parsed.address)
+    ? new ProgressBar(size, io.stderr, parsed.address, inputs.map((input) => basename(input)))
     : undefined;
   const started = performance.now();
   let opened = false;
+  /** The file being read: its index, the bytes of the files before it, and its reading. */
+  let current = 0;
+  let readBefore = 0;
+  let source: UploadChunks | undefined;
+  const bytesRead = () => readBefore + (source?.fileBytesRead() ?? 0);
   try {
     progress?.connecting();
-    const source = await uploadChunks(file, parsed.compress);
     let allRead = false;
     const open = () => {
       opened = true;
-      if (allRead) progress?.computing(source.fileBytesRead());
-      else progress?.update(source.fileBytesRead());
+      if (allRead) progress?.computing(bytesRead());
+      else progress?.update(bytesRead(), current);
     };
-    // The bar follows the file read, whatever goes on the wire; it starts once the call is open.
+    // The bar follows the files read, whatever goes on the wire; it starts once the call is open.
     const onProgress = () => {
       if (parsed.chunked && !opened) open();
-      else if (opened) progress?.update(source.fileBytesRead());
+      else if (opened) progress?.update(bytesRead(), current);
     };
-    const thenComputing = async function* (): AsyncGenerator<Uint8Array> {
+    // Each file is opened when its turn comes, and read only as fast as the call takes it.
+    const fileChunks = async function* (index: number): AsyncGenerator<Uint8Array> {
+      current = index;
+      source = await uploadChunks(await Deno.open(inputs[index], { read: true }), parsed.compress);
       yield* source.chunks;
-      // A small file is read whole before the call is open: "Computing" waits for it.
+      readBefore += source.fileBytesRead();
+      source = undefined;
+      if (index < inputs.length - 1) return;
+      // A small upload is read whole before the call is open: "Computing" waits for it.
       allRead = true;
-      if (opened) progress?.computing(source.fileBytesRead());
+      if (opened) progress?.computing(bytesRead());
     };
-    // Chunked: the size is known only when the file travels as it is (gzip's is known at the end).
+    const files = inputs.map((input, index) => ({
+      name: basename(input),
+      chunks: fileChunks(index),
+    }));
+    // Chunked: the size is known only when every file travels as it is (gzip's is known at the end).
     const response = parsed.chunked
-      ? await client.uploadResumable(
-        thenComputing(),
-        basename(parsed.input),
-        source.compressed ? 0 : size,
-        { onProgress },
-      )
-      : await client.uploadStream(thenComputing(), basename(parsed.input), {
-        onProgress,
-        onOpen: open,
-      });
+      ? await client.uploadFilesResumable(files, asIs.every(Boolean) ? size : 0, { onProgress })
+      : await client.uploadFilesStream(files, { onProgress, onOpen: open });
     const seconds = (performance.now() - started) / 1000;
     progress?.done();
     if (parsed.output !== undefined) {
@@ -212,11 +233,11 @@ export async function main(
       await Deno.writeFile(parsed.output, data);
     }
     if (parsed.json || !io.stdoutIsTerminal) {
-      io.stdout(JSON.stringify(toJson(response, parsed.output)));
+      io.stdout(JSON.stringify(toJson(response, parsed.output, several)));
     } else {
       io.stdout(
         formatSummary({
-          done: `Uploaded ${parsed.input}`,
+          done: `Uploaded ${inputs.join(", ")}`,
           rows: response.rows,
           badRows: response.badRows,
           departments: response.departments,
@@ -228,13 +249,14 @@ export async function main(
             ...(parsed.output === undefined ? [] : [["Saved", parsed.output] as [string, string]]),
           ],
           badRowSamples: response.badRowSamples,
+          ...(several ? { files: response.files } : {}),
         }).trimEnd(),
       );
     }
     return 0;
   } catch (error) {
     progress?.abandon();
-    io.stderr(`error: ${describe(error, parsed, token !== undefined, opened)}\n`);
+    io.stderr(`error: ${describe(error, inputs[current], parsed, token !== undefined, opened)}\n`);
     return 1;
   } finally {
     client.close();
@@ -324,8 +346,15 @@ export async function* gzipChunks(
   }
 }
 
-/** The response as the aggregate command prints its result: snake_case, one line. */
-function toJson(response: UploadResponse, output: string | undefined): Record<string, unknown> {
+/**
+ * The response as the aggregate command prints its result: snake_case, one line. One file prints
+ * what it always printed; several add each file's counts and each bad row's file.
+ */
+function toJson(
+  response: UploadResponse,
+  output: string | undefined,
+  several: boolean,
+): Record<string, unknown> {
   return {
     result_id: response.resultId,
     download_url: response.downloadUrl,
@@ -334,11 +363,42 @@ function toJson(response: UploadResponse, output: string | undefined): Record<st
     departments: response.departments,
     elapsed_sec: response.elapsedSec,
     ...(output === undefined ? {} : { output }),
-    bad_row_samples: response.badRowSamples,
+    bad_row_samples: response.badRowSamples.map(({ line, reason, raw, file, fileIndex }) =>
+      several ? { line, reason, raw, file, file_index: fileIndex } : { line, reason, raw }
+    ),
+    ...(several
+      ? {
+        files: response.files.map(({ name, rows, badRows, departments }) => ({
+          name,
+          rows,
+          bad_rows: badRows,
+          departments,
+        })),
+      }
+      : {}),
   };
 }
 
-function describe(error: unknown, args: UploadArgs, tokenSent: boolean, opened: boolean): string {
+/** Whether the file at `path` starts with gzip's magic bytes. */
+async function isGzipFile(path: string): Promise<boolean> {
+  using file = await Deno.open(path, { read: true });
+  const head = new Uint8Array(2);
+  let headBytes = 0;
+  while (headBytes < 2) {
+    const read = await file.read(head.subarray(headBytes));
+    if (read === null) break;
+    headBytes += read;
+  }
+  return headBytes === 2 && head[0] === 0x1f && head[1] === 0x8b;
+}
+
+function describe(
+  error: unknown,
+  input: string,
+  args: UploadArgs,
+  tokenSent: boolean,
+  opened: boolean,
+): string {
   if (error instanceof AppError) {
     if (error.code === Status.UNAVAILABLE && opened) {
       return `Lost the connection to the service at ${args.address}: ${error.message} (${
@@ -348,25 +408,29 @@ function describe(error: unknown, args: UploadArgs, tokenSent: boolean, opened: 
     return describeCallError(error, args.address, tokenSent);
   }
   if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.PermissionDenied) {
-    return cannotRead(args.input, error);
+    return cannotRead(input, error);
   }
   return (error as Error)?.message ?? String(error);
 }
 
 /**
  * One status line on stderr: "Connecting…" until the call is open, then a progress bar (bytes,
- * MB/s, time left, redrawn at most ten times a second), then "Computing totals…" once the last
- * byte is sent.
+ * MB/s, time left, redrawn at most ten times a second; with several files, the file being sent
+ * and its position), then "Computing totals…" once the last byte is sent.
  */
 class ProgressBar {
   #started = performance.now();
   #lastDraw = 0;
   #line: StatusLine;
 
+  #file = 0;
+
   constructor(
     readonly total: number,
     write: (text: string) => void,
     readonly address: string,
+    /** The names of the files, when there are several. */
+    readonly files: readonly string[] = [],
   ) {
     this.#line = new StatusLine(write);
   }
@@ -376,10 +440,14 @@ class ProgressBar {
     this.#line.draw(`Connecting to ${this.address}…`);
   }
 
-  update(bytes: number): void {
+  /** Shows `bytes` of all files read, while file `file` is being sent. */
+  update(bytes: number, file = this.#file): void {
     const now = performance.now();
     if (this.#lastDraw === 0) this.#started = now;
-    if (now - this.#lastDraw < 100 && bytes < this.total) return;
+    // A new file is drawn at once, so that even a small one shows.
+    const fileChanged = file !== this.#file;
+    this.#file = file;
+    if (now - this.#lastDraw < 100 && bytes < this.total && !fileChanged) return;
     this.#lastDraw = now;
     this.#line.draw(this.#bar(bytes, now));
   }
@@ -405,9 +473,12 @@ class ProgressBar {
     const rate = seconds > 0 ? bytes / seconds : 0;
     const fraction = this.total > 0 ? Math.min(bytes / this.total, 1) : 1;
     const eta = rate > 0 ? (this.total - bytes) / rate : Infinity;
+    const file = this.files.length > 1
+      ? `  ${this.files[this.#file]} (${this.#file + 1}/${this.files.length})`
+      : "";
     return progressBar(fraction) +
       `  ${megabytes(bytes)} / ${megabytes(this.total)}  ${(rate / 1e6).toFixed(1)} MB/s` +
-      `  ETA ${formatDuration(eta)}`;
+      `  ETA ${formatDuration(eta)}${file}`;
   }
 }
 

@@ -12,6 +12,7 @@ import {
 } from "./upload.ts";
 import { loopbackEnv } from "../_test_loopback_env.ts";
 import { runDeno } from "../_test_run_deno.ts";
+import { CORRUPT_SECOND, expectedResult, THREE_FILES } from "../service/_test_multi_file.ts";
 
 const SAMPLE = new URL("../../testdata/sample.csv", import.meta.url).pathname;
 const UPLOAD = new URL("./upload.ts", import.meta.url).pathname;
@@ -88,7 +89,7 @@ Deno.test("parseUploadArgs reads the file, --addr and --out in either form", () 
 
 Deno.test("parseUploadArgs rejects bad command lines with the usage", () => {
   for (
-    const args of [[], ["a.csv", "b.csv"], ["--nope", "a.csv"], ["a.csv", "--out"], [
+    const args of [[], ["--nope", "a.csv"], ["a.csv", "--out"], [
       "a.csv",
       "--addr",
       "nohost",
@@ -96,6 +97,14 @@ Deno.test("parseUploadArgs rejects bad command lines with the usage", () => {
   ) {
     assert.throws(() => parseUploadArgs(args), /Usage: deno task upload/);
   }
+});
+
+Deno.test("parseUploadArgs takes several files, in order", () => {
+  const parsed = parseUploadArgs(["a.csv", "b.csv.gz", "--chunked", "c.csv"]);
+  assert.ok(parsed !== "help");
+  assert.equal(parsed.input, "a.csv");
+  assert.deepEqual(parsed.inputs, ["a.csv", "b.csv.gz", "c.csv"]);
+  assert.equal(parsed.chunked, true);
 });
 
 Deno.test("uploadChunks gzips a plain file, and sends a gzip file or --no-compress as is", async (t) => {
@@ -416,7 +425,7 @@ Deno.test({
   },
 });
 
-Deno.test("upload.ts and aggregate.ts --help exit 0 with every option and two examples", async () => {
+Deno.test("upload.ts and aggregate.ts --help exit 0 with every option and at least two examples", async () => {
   for (
     const [script, options] of [
       [UPLOAD, ["--addr", "--out", "--no-compress", "--chunked", "--json", "--force", "--help"]],
@@ -429,7 +438,8 @@ Deno.test("upload.ts and aggregate.ts --help exit 0 with every option and two ex
     assert.match(text, /^Usage: deno task (upload|aggregate) /);
     for (const option of options) assert.ok(text.includes(option), `${script}: ${option}`);
     const examples = text.split("Examples:\n")[1]?.trimEnd().split("\n") ?? [];
-    assert.equal(examples.length, 2, text);
+    // One file, then more: several files became an example of their own.
+    assert.ok(examples.length >= 2, text);
     assert.equal(help.stderr, "");
   }
 });
@@ -471,4 +481,77 @@ Deno.test("upload.ts and aggregate.ts word the same failures the same way", asyn
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test({
+  name: "main uploads several files into one result, over the stream and chunked",
+  async fn(t) {
+    await withServer(async (address, dir) => {
+      const paths: string[] = [];
+      for (const file of THREE_FILES) {
+        paths.push(`${dir}/${file.name}`);
+        await Deno.writeFile(`${dir}/${file.name}`, file.bytes);
+      }
+      const expected = await expectedResult(THREE_FILES);
+      for (const flags of [[], ["--chunked"], ["--chunked", "--no-compress"]]) {
+        await t.step(flags.join(" ") || "stream", async () => {
+          const { io, sink } = captureIo(false);
+          const out = `${dir}/result.csv`;
+          const code = await main([...paths, "--addr", address, "--out", out, ...flags], sink);
+          assert.equal(code, 0, io.stderr);
+          const printed = JSON.parse(io.stdout[0]);
+          assert.equal(printed.rows, expected.rows);
+          assert.equal(printed.bad_rows, expected.badRows);
+          assert.deepEqual(
+            printed.files,
+            expected.files.map(({ name, rows, badRows, departments }) => ({
+              name,
+              rows,
+              bad_rows: badRows,
+              departments,
+            })),
+          );
+          assert.deepEqual(
+            printed.bad_row_samples,
+            expected.badRowSamples.map(({ line, reason, raw, file, fileIndex }) => ({
+              line,
+              reason,
+              raw,
+              file,
+              file_index: fileIndex,
+            })),
+          );
+          assert.equal(await Deno.readTextFile(out), expected.csv);
+        });
+      }
+      await t.step("the terminal summary lists each file and each bad row's file", async () => {
+        const { io, sink } = captureIo(true);
+        sink.stdoutIsTerminal = true;
+        assert.equal(await main([...paths, "--addr", address], sink), 0, io.stderr);
+        const lines = io.stdout[0].split("\n");
+        assert.equal(lines[0], `Uploaded ${paths.join(", ")}: 10 rows (4 bad rows), 3 departments`);
+        const files = lines.indexOf("Files:");
+        assert.deepEqual(lines.slice(files + 1, files + 4), [
+          "  north.csv     4 rows (2 bad rows), 2 departments",
+          "  south.csv.gz  3 rows (1 bad row), 2 departments",
+          "  west.csv      3 rows (1 bad row), 2 departments",
+        ]);
+        assert.match(lines[files + 5], /^ {2}north\.csv line 4: /);
+        assert.match(lines[files + 7], /^ {2}south\.csv\.gz line 3: /);
+        assert.match(lines[files + 8], /^ {2}west\.csv line 3: /);
+        // The bar names the file being sent.
+        assert.match(io.stderr, /west\.csv \(3\/3\)/);
+      });
+      await t.step("a corrupt gzip in the second file fails naming it", async () => {
+        const broken = `${dir}/${CORRUPT_SECOND[1].name}`;
+        await Deno.writeFile(broken, CORRUPT_SECOND[1].bytes);
+        for (const flags of [[], ["--chunked"]]) {
+          const { io, sink } = captureIo(false);
+          const code = await main([paths[0], broken, paths[2], "--addr", address, ...flags], sink);
+          assert.equal(code, 1);
+          assert.match(io.stderr, /^error: .*broken\.csv\.gz.* \(INVALID_ARGUMENT\)\n$/);
+        }
+      });
+    });
+  },
 });

@@ -550,7 +550,16 @@ Deno.test({
           createdAt: undefined,
           sizeBytes: (await store.read(uploaded.resultId)).length,
           hasMetadata: true,
+          files: [{ name: "ventes été.csv", rows: 3, badRows: 1, departments: 2 }],
+          pagePath: described.pagePath,
         },
+      );
+      assert.equal(
+        downloadUrls.verifyPage(
+          uploaded.resultId,
+          new URL(described.pagePath, "http://x").searchParams,
+        ),
+        undefined,
       );
       assert.ok(Math.abs(described.createdAt.getTime() - Date.now()) < 60_000);
 
@@ -573,7 +582,7 @@ Deno.test({
       const olderCsv = "Department Name,Total Number of Sales\nToys,7\n";
       const older = await store.save(olderCsv);
       assert.deepEqual(
-        { ...(await client.getResult(older)), downloadUrl: "", createdAt: undefined },
+        { ...(await client.getResult(older)), downloadUrl: "", pagePath: "", createdAt: undefined },
         {
           resultId: older,
           downloadUrl: "",
@@ -586,6 +595,8 @@ Deno.test({
           createdAt: undefined,
           sizeBytes: encoder.encode(olderCsv).length,
           hasMetadata: false,
+          files: [],
+          pagePath: "",
         },
       );
 

@@ -7,7 +7,8 @@
  * ```ts ignore
  * import { GrpcSalesClient } from "./sales_client.ts";
  * const client = new GrpcSalesClient("localhost:50051");
- * const response = await client.uploadStream(chunks, "sales.csv");
+ * const csv = "Department Name,Date,Number of Sales\nToys,2024-01-02,3\n";
+ * const response = await client.uploadStream([new TextEncoder().encode(csv)], "sales.csv");
  * client.close();
  * ```
  *
@@ -50,6 +51,14 @@ export const ROUTING_HEADER = "x-upload-id";
 /** A fresh routing key for one chunked upload: random, so uploads spread over the replicas. */
 export function newRoutingKey(): string {
   return crypto.randomUUID();
+}
+
+/** One file of an upload of several: its name and its bytes as they are sent. */
+export interface UploadSource {
+  /** The file's name as the server keeps it (a later file's must not be empty). */
+  name: string;
+  /** The bytes to send, in order; read only when the file's turn comes. */
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 }
 
 /** Options of {@linkcode GrpcSalesClient.uploadStream}. */
@@ -113,11 +122,24 @@ export class GrpcSalesClient {
   }
 
   /** Streams `chunks` with `UploadCSVStream`, respecting flow control, and returns the result. */
-  async uploadStream(
+  uploadStream(
     chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     filename: string,
     options: UploadStreamOptions = {},
   ): Promise<UploadResponse> {
+    return this.uploadFilesStream([{ name: filename, chunks }], options);
+  }
+
+  /**
+   * Streams several files into one result with `UploadCSVStream`: each file's name travels on its
+   * first chunk (an empty file is one empty chunk with its name), which tells the server where
+   * one file ends and the next starts. `onProgress` counts the bytes of all files.
+   */
+  async uploadFilesStream(
+    files: readonly UploadSource[],
+    options: UploadStreamOptions = {},
+  ): Promise<UploadResponse> {
+    checkLaterNames(files);
     let call!: grpc.ClientWritableStream<unknown>;
     const response = new Promise<UploadResponseMessage>((resolve, reject) => {
       call = this.raw.UploadCSVStream(
@@ -137,19 +159,24 @@ export class GrpcSalesClient {
     const socket = new SocketProgress(call, options.maxUnsentBytes ?? MAX_UNSENT_BYTES);
     try {
       let bytesSent = 0;
-      let first = true;
-      for await (const data of chunks) {
-        if (over) break;
-        const flowing = call.write({ data, filename: first ? filename : "" });
-        first = false;
-        bytesSent += data.length;
-        options.onProgress?.(bytesSent);
-        if (!flowing) {
-          await Promise.race([new Promise((resolve) => call.once("drain", resolve)), callOver]);
+      for (const [index, file] of files.entries()) {
+        let first = true;
+        for await (const data of file.chunks) {
+          if (over) break;
+          const flowing = call.write({ data, filename: first ? file.name : "" });
+          first = false;
+          bytesSent += data.length;
+          options.onProgress?.(bytesSent);
+          if (!flowing) {
+            await Promise.race([new Promise((resolve) => call.once("drain", resolve)), callOver]);
+          }
+          await socket.caughtUp(data.length, () => over);
         }
-        await socket.caughtUp(data.length, () => over);
+        // An empty file still starts with its name; an empty first file of one names the upload.
+        if (first && !over && (index > 0 || files.length === 1 || file.name !== "")) {
+          call.write({ data: new Uint8Array(0), filename: file.name });
+        }
       }
-      if (first) call.write({ data: new Uint8Array(0), filename });
       call.end();
       await opened;
     } catch (error) {
@@ -168,34 +195,48 @@ export class GrpcSalesClient {
    * Uploads `chunks` the resumable way, as the browser does: StartUpload, one AppendUpload per
    * chunk, each after the previous one was acknowledged, then FinishUpload.
    */
-  async uploadResumable(
+  uploadResumable(
     chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     filename: string,
     size: number,
-    options: UploadStreamOptions & {
-      routingKey?: string;
-      /** Retries of each call, as the page does them. @default {no retry} */
-      retry?: RetryOptions;
-    } = {},
+    options: ResumableUploadOptions = {},
+  ): Promise<UploadResponse> {
+    return this.uploadFilesResumable([{ name: filename, chunks }], size, options);
+  }
+
+  /**
+   * Uploads several files into one result the resumable way: StartUpload names them all, each
+   * AppendUpload says which file its bytes belong to (offsets run on across files), then
+   * FinishUpload. `size` is the bytes of all files, 0 when unknown.
+   */
+  async uploadFilesResumable(
+    files: readonly UploadSource[],
+    size: number,
+    options: ResumableUploadOptions = {},
   ): Promise<UploadResponse> {
     // One key for the four calls: behind a hashing proxy they all reach the same replica.
     const routingKey = options.routingKey ?? newRoutingKey();
     const retry: RetryOptions = { isRetryable: isTransient, ...options.retry };
+    const names = files.map((file) => file.name);
+    // One file travels as it always did, without `filenames`.
     const { uploadId } = await withRetry(
-      () => this.startUpload(filename, size, routingKey),
+      () => this.startUpload(names[0] ?? "", size, routingKey, names.length > 1 ? names : []),
       retry,
     );
     // A stream cannot go back: each chunk is sent once, and must be committed whole.
     const pending = (async function* () {
-      yield* chunks;
+      for (const [fileIndex, file] of files.entries()) {
+        for await (const data of file.chunks) yield { data, fileIndex };
+      }
     })();
-    await appendChunks<Uint8Array>({
+    await appendChunks<{ data: Uint8Array; fileIndex: number }>({
       next: async () => {
         const taken = await pending.next();
         return taken.done ? undefined : taken.value;
       },
-      sizeOf: (chunk) => chunk.length,
-      append: (offset, chunk) => this.appendUpload(uploadId, offset, chunk, routingKey),
+      sizeOf: (chunk) => chunk.data.length,
+      append: (offset, chunk) =>
+        this.appendUpload(uploadId, offset, chunk.data, routingKey, chunk.fileIndex),
       retry,
       onAppended: (_chunk, progress) => options.onProgress?.(progress.committedOffset),
     });
@@ -233,22 +274,25 @@ export class GrpcSalesClient {
     filename: string,
     size: number,
     routingKey?: string,
+    filenames: readonly string[] = [],
   ): Promise<{ uploadId: string; chunkSize: number }> {
-    return this.#unary("StartUpload", { filename, size: String(size) }, routingKey);
+    return this.#unary("StartUpload", { filename, size: String(size), filenames }, routingKey);
   }
 
-  /** Sends the bytes at `offset` of a chunked upload. */
+  /** Sends the bytes at `offset` of a chunked upload, which belong to file `fileIndex`. */
   async appendUpload(
     uploadId: string,
     offset: number,
     data: Uint8Array,
     routingKey?: string,
+    fileIndex = 0,
   ): Promise<{ committedOffset: number; rows: number; badRows: number }> {
     return fromAppendUploadResponseMessage(
       await this.#unary<AppendUploadResponse__Output>("AppendUpload", {
         uploadId,
         offset: String(offset),
         data,
+        fileIndex,
       }, routingKey),
     );
   }
@@ -380,6 +424,28 @@ function findHttp2Stream(call: unknown): Http2StreamLike | undefined {
     layers = next;
   }
   return undefined;
+}
+
+/** Options of {@linkcode GrpcSalesClient.uploadResumable}. */
+export interface ResumableUploadOptions extends UploadStreamOptions {
+  /** The upload's routing key, sent on all four calls. @default {a fresh one} */
+  routingKey?: string;
+  /** Retries of each call, as the page does them. @default {no retry} */
+  retry?: RetryOptions;
+}
+
+/**
+ * Refuses a later file without a name before anything is sent: on the stream, its bytes would
+ * run on into the file before it.
+ */
+function checkLaterNames(files: readonly UploadSource[]): void {
+  const unnamed = files.findIndex((file, index) => index > 0 && file.name === "");
+  if (unnamed > 0) {
+    throw new AppError(
+      Status.INVALID_ARGUMENT,
+      `File ${unnamed + 1} of the upload has no name: every file but the first needs one`,
+    );
+  }
 }
 
 /** Failures worth retrying at the same offset: the call or its reply may simply have been lost. */

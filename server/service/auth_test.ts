@@ -26,6 +26,8 @@ const RESPONSE: UploadResponse = {
   departments: 1,
   elapsedSec: 0,
   badRowSamples: [],
+  files: [{ name: "a.csv", rows: 1, badRows: 0, departments: 1 }],
+  pagePath: "/r/0123456789abcdef0123456789abcdef",
 };
 
 const DESCRIPTION: ResultDescription = {

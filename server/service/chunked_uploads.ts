@@ -8,6 +8,11 @@
  * acknowledged without counting it twice. Anything else is `FAILED_PRECONDITION` naming the
  * committed offset, so the client knows where to resume.
  *
+ * An upload may hold several files, named at the start; offsets count all their bytes one after
+ * another, and each append says which file its bytes belong to (`file_index`). The index never
+ * goes back: the first append with a higher one ends the current file (and any skipped over,
+ * which stay empty) and starts that one. A repeated chunk must repeat its file index too.
+ *
  * Uploads expire and free their memory (and their client's slot) when no bytes were committed for
  * longer than the idle timeout, and in any case at the end of their maximum lifetime. Only
  * committed bytes count as activity: an empty, repeated or refused append, or any other call,
@@ -42,7 +47,7 @@ export interface ChunkedUploadsOptions {
    * Starts the aggregation of a new upload for `client` (as {@linkcode ChunkedUploads.start} got
    * it); throws to refuse it.
    */
-  openRun: (filename: string, client: string) => UploadRun;
+  openRun: (filenames: readonly string[], client: string) => UploadRun;
   /** Stores the result of a run whose input is complete. */
   finishRun: (run: UploadRun) => Promise<UploadResponse>;
   /**
@@ -96,6 +101,7 @@ const MAX_TOMBSTONES = 10_000;
 interface CommittedChunk {
   offset: number;
   length: number;
+  fileIndex: number;
   /** SHA-256, computed off the JavaScript thread while the chunk is aggregated. */
   digest: Promise<string>;
 }
@@ -106,6 +112,8 @@ interface Upload {
   declaredSize: number;
   /** Present until the upload is finished. */
   run: UploadRun | undefined;
+  /** How many files the upload holds: `file_index` is below it. */
+  fileCount: number;
   committedOffset: number;
   rows: number;
   badRows: number;
@@ -130,7 +138,7 @@ export class ChunkedUploads {
   readonly #idleTimeoutMs: number;
   readonly #maxLifetimeMs: number;
   readonly #chunkSize: number;
-  readonly #openRun: (filename: string, client: string) => UploadRun;
+  readonly #openRun: (filenames: readonly string[], client: string) => UploadRun;
   readonly #finishRun: (run: UploadRun) => Promise<UploadResponse>;
   readonly #discardRun: (run: UploadRun, reason: AppError) => void;
   readonly #now: () => number;
@@ -162,9 +170,12 @@ export class ChunkedUploads {
     return this.#uploads.size;
   }
 
-  /** Starts an upload of `declaredSize` bytes (0: unknown) for `client` (an address). */
+  /**
+   * Starts an upload of the files named `filenames` (one or more), `declaredSize` bytes in all
+   * (0: unknown), for `client` (an address).
+   */
   start(
-    filename: string,
+    filenames: readonly string[],
     declaredSize: number,
     client = "unknown",
   ): { uploadId: string; chunkSize: number } {
@@ -175,7 +186,8 @@ export class ChunkedUploads {
     this.#uploads.set(uploadId, {
       uploadId,
       declaredSize,
-      run: this.#openRun(filename, client),
+      run: this.#openRun(filenames, client),
+      fileCount: Math.max(filenames.length, 1),
       committedOffset: 0,
       rows: 0,
       badRows: 0,
@@ -189,14 +201,30 @@ export class ChunkedUploads {
     return { uploadId, chunkSize: this.#chunkSize };
   }
 
-  /** Aggregates `data` found at byte `offset` of the file, or acknowledges a retry. */
-  async append(uploadId: string, offset: number, data: Uint8Array): Promise<AppendProgress> {
+  /**
+   * Aggregates `data` found at byte `offset` of the upload, in file `fileIndex`, or acknowledges a
+   * retry. An empty append changes nothing, its file index included.
+   */
+  async append(
+    uploadId: string,
+    offset: number,
+    data: Uint8Array,
+    fileIndex = 0,
+  ): Promise<AppendProgress> {
     const upload = this.#get(uploadId);
+    if (!Number.isSafeInteger(fileIndex) || fileIndex < 0 || fileIndex >= upload.fileCount) {
+      throw new AppError(
+        Status.INVALID_ARGUMENT,
+        `Invalid file_index in AppendUpload: ${fileIndex}, upload ${uploadId} has ${upload.fileCount} ${
+          upload.fileCount === 1 ? "file (index 0)" : `files (0 to ${upload.fileCount - 1})`
+        }`,
+      );
+    }
     if (
       offset < upload.committedOffset || (offset === upload.committedOffset && data.length === 0)
     ) {
       const progress = progressOf(upload);
-      if (await isRepeat(upload, offset, data)) return progress;
+      if (await isRepeat(upload, offset, data, fileIndex)) return progress;
       throw offsetMismatch(upload, offset);
     }
     if (upload.run === undefined || upload.sealed) {
@@ -206,6 +234,12 @@ export class ChunkedUploads {
       );
     }
     if (offset !== upload.committedOffset) throw offsetMismatch(upload, offset);
+    if (fileIndex < upload.run.fileIndex) {
+      throw new AppError(
+        Status.FAILED_PRECONDITION,
+        `Cannot append to upload ${uploadId}: file_index ${fileIndex} goes back from file ${upload.run.fileIndex} (a file ends when a later one starts)`,
+      );
+    }
     const end = offset + data.length;
     if (upload.declaredSize > 0 && end > upload.declaredSize) {
       throw new AppError(
@@ -216,14 +250,17 @@ export class ChunkedUploads {
     // WebCrypto hashes on another thread, so the digest costs this thread nothing while it
     // aggregates the same bytes (with node:crypto it was a fifth of a chunked upload's CPU).
     const digest = digestOf(data);
-    // push() takes the bytes before it returns and its promise is only backpressure (gzip is
-    // inflated on another thread), so the offset moves now: a retry arriving meanwhile is a repeat.
+    // A later file ends the current one; the run holds this append's bytes until it has.
+    const moved = upload.run.moveToFile(fileIndex);
+    // push() takes the bytes before it returns (or queues them behind the file change) and its
+    // promise is only backpressure (gzip is inflated on another thread), so the offset moves now:
+    // a retry arriving meanwhile is a repeat.
     const pushed = upload.run.push(data);
-    upload.recentChunks.push({ offset, length: data.length, digest });
+    upload.recentChunks.push({ offset, length: data.length, fileIndex, digest });
     if (upload.recentChunks.length > RECENT_CHUNKS) upload.recentChunks.shift();
     upload.committedOffset = end;
     try {
-      await pushed;
+      await Promise.all([moved, pushed]);
     } catch (error) {
       // The aggregator may be mid-record: the upload cannot continue.
       this.#remove(
@@ -417,11 +454,16 @@ function progressOf(upload: Upload): AppendProgress {
   return { committedOffset: upload.committedOffset, rows: upload.rows, badRows: upload.badRows };
 }
 
-/** Whether `data` at `offset` is byte for byte one of the recently committed chunks. */
-async function isRepeat(upload: Upload, offset: number, data: Uint8Array): Promise<boolean> {
+/** Whether `data` at `offset` of file `fileIndex` is byte for byte one of the recent chunks. */
+async function isRepeat(
+  upload: Upload,
+  offset: number,
+  data: Uint8Array,
+  fileIndex: number,
+): Promise<boolean> {
   if (data.length === 0) return offset <= upload.committedOffset;
   const chunk = upload.recentChunks.find((chunk) =>
-    chunk.offset === offset && chunk.length === data.length
+    chunk.offset === offset && chunk.length === data.length && chunk.fileIndex === fileIndex
   );
   return chunk !== undefined && (await chunk.digest) === (await digestOf(data));
 }

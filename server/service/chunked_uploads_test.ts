@@ -13,6 +13,8 @@ function fakeRun(): UploadRun {
     },
     badRows: 0,
     inputFailed: false,
+    fileIndex: 0,
+    moveToFile: () => Promise.resolve(),
     push(chunk: Uint8Array) {
       bytes += chunk.length;
       return Promise.resolve();
@@ -46,18 +48,18 @@ const data = new TextEncoder().encode("Toys,2024-01-01,1\n");
 
 Deno.test("ChunkedUploads issues upload ids that name the replica holding them", () => {
   const uploads = replica("sales-b.eu-7");
-  const { uploadId } = uploads.start("a.csv", 0);
+  const { uploadId } = uploads.start(["a.csv"], 0);
   assert.match(uploadId, /^[0-9a-f]{32}\.sales-b\.eu-7$/);
   assert.deepEqual(parseUploadId(uploadId).replicaId, "sales-b.eu-7");
   // Without a replica id, ids are the 32 hex characters earlier versions issued.
-  assert.match(replica(undefined).start("a.csv", 0).uploadId, /^[0-9a-f]{32}$/);
+  assert.match(replica(undefined).start(["a.csv"], 0).uploadId, /^[0-9a-f]{32}$/);
   uploads.close();
 });
 
 Deno.test("ChunkedUploads answers a call for another replica's upload with NOT_FOUND naming both", async () => {
   const a = replica("sales-a");
   const b = replica("sales-b");
-  const { uploadId } = a.start("a.csv", 0);
+  const { uploadId } = a.start(["a.csv"], 0);
   const elsewhere = notFound(/is not on this replica \(sales-b\): replica sales-a holds it/);
   await assert.rejects(b.append(uploadId, 0, data), elsewhere);
   // finish() refuses an unknown id before it returns a promise.
@@ -73,8 +75,8 @@ Deno.test("ChunkedUploads answers a call for another replica's upload with NOT_F
 Deno.test("ChunkedUploads keeps expired, cancelled and lost uploads apart from misrouted ones", async () => {
   let clock = 0;
   const uploads = replica("sales-a", () => clock);
-  const expired = uploads.start("e.csv", 0).uploadId;
-  const cancelled = uploads.start("c.csv", 0).uploadId;
+  const expired = uploads.start(["e.csv"], 0).uploadId;
+  const cancelled = uploads.start(["c.csv"], 0).uploadId;
   uploads.cancel(cancelled);
   clock = 5000;
   await assert.rejects(uploads.append(expired, 0, data), notFound(/expired after 1 s/));

@@ -9,6 +9,11 @@
  * a signature is valid for one result until one moment only. Without a secret, URLs are the plain
  * `<PUBLIC_RESULTS_URL>/results/<result id>.csv` and anyone who has one can download the result.
  *
+ * A result's page on the web port (`page_path`) is signed the same way, with the same secret,
+ * lifetime and query parameters, under its own purpose label (`sales-page-v1`), so a download
+ * signature does not open the page nor the reverse: `/r/<result id>?exp=<unix seconds>&sig=<...>`
+ * ({@linkcode DownloadUrlSigner.pagePathFor}, {@linkcode DownloadUrlVerifier.verifyPage}).
+ *
  * @example
  * ```ts
  * import { DownloadUrlSigner, DownloadUrlVerifier } from "./download_url.ts";
@@ -76,10 +81,21 @@ export class DownloadUrlSigner {
 
   /** The URL of a result's CSV; signed, and valid for the configured lifetime, when signing is on. */
   urlFor(resultId: string): string {
-    const url = `${this.#publicResultsUrl}/results/${resultId}.csv`;
+    return this.#signed(`${this.#publicResultsUrl}/results/${resultId}.csv`, DOWNLOAD, resultId);
+  }
+
+  /**
+   * The path of a result's page on the web port, `/r/<result id>`; signed like {@linkcode urlFor}
+   * (same lifetime and query parameters, its own purpose) when signing is on.
+   */
+  pagePathFor(resultId: string): string {
+    return this.#signed(`${PAGE_PATH_PREFIX}${resultId}`, PAGE, resultId);
+  }
+
+  #signed(url: string, purpose: string, resultId: string): string {
     if (this.#secret === undefined) return url;
     const expiry = Math.floor(this.#now() / 1000) + this.#ttlSec;
-    const signature = signatureOf(this.#secret, resultId, String(expiry));
+    const signature = signatureOf(this.#secret, purpose, resultId, String(expiry));
     return `${url}?${EXPIRY_PARAM}=${expiry}&${SIGNATURE_PARAM}=${signature}`;
   }
 }
@@ -105,23 +121,41 @@ export class DownloadUrlVerifier {
    * so "expired" is only ever said of a URL this server signed.
    */
   verify(resultId: string, params: URLSearchParams): string | undefined {
+    return this.#verify(DOWNLOAD, "download URL", resultId, params);
+  }
+
+  /**
+   * As {@linkcode verify}, for a result's page: `resultId` from the path `/r/<result id>` and the
+   * request URL's query parameters. Only a `page_path` the service signed passes, not a download
+   * URL's signature.
+   */
+  verifyPage(resultId: string, params: URLSearchParams): string | undefined {
+    return this.#verify(PAGE, "page link", resultId, params);
+  }
+
+  #verify(
+    purpose: string,
+    what: string,
+    resultId: string,
+    params: URLSearchParams,
+  ): string | undefined {
     if (this.#secret === undefined) return undefined;
     const expiry = params.get(EXPIRY_PARAM);
     const signature = params.get(SIGNATURE_PARAM);
     if (expiry === null || signature === null) {
-      return "This download URL is not signed: ask the service for a new one";
+      return `This ${what} is not signed: ask the service for a new one`;
     }
     if (!EXPIRY.test(expiry) || !SIGNATURE.test(signature)) {
-      return "The signature of this download URL is not valid";
+      return `The signature of this ${what} is not valid`;
     }
     // Compared as text, not decoded: base64url's last character has spare bits, so decoding would
     // accept several spellings of one signature. Both are 43 bytes, as timingSafeEqual requires.
-    const expected = encoder.encode(signatureOf(this.#secret, resultId, expiry));
+    const expected = encoder.encode(signatureOf(this.#secret, purpose, resultId, expiry));
     if (!timingSafeEqual(encoder.encode(signature), expected)) {
-      return "The signature of this download URL is not valid";
+      return `The signature of this ${what} is not valid`;
     }
     if (Math.floor(this.#now() / 1000) > Number(expiry)) {
-      return `This download URL expired at ${
+      return `This ${what} expired at ${
         new Date(Number(expiry) * 1000).toISOString()
       }: ask the service for a new one`;
     }
@@ -134,9 +168,15 @@ function secretOf(secret: string | undefined): string | undefined {
   return secret === "" ? undefined : secret;
 }
 
-/** The MAC binds a purpose label, the id and the expiry: one result, until one moment. */
-function signatureOf(secret: string, resultId: string, expiry: string): string {
+/** The path of a result's page on the web port, before its id. */
+export const PAGE_PATH_PREFIX = "/r/";
+/** The purpose labels: a download URL's signature never opens a page, nor the reverse. */
+const DOWNLOAD = "sales-result-v1";
+const PAGE = "sales-page-v1";
+
+/** The MAC binds a purpose label, the id and the expiry: one use of one result, until one moment. */
+function signatureOf(secret: string, purpose: string, resultId: string, expiry: string): string {
   return createHmac("sha256", secret)
-    .update(`sales-result-v1\n${resultId}\n${expiry}`)
+    .update(`${purpose}\n${resultId}\n${expiry}`)
     .digest("base64url");
 }

@@ -33,14 +33,18 @@ import { DownloadUrlSigner } from "./download_url.ts";
 import type { SalesMetrics, StorageOperation } from "./metrics.ts";
 import { requestIdOf } from "./request_id.ts";
 import type {
+  AppendUploadRequest,
   CallContext,
   ResultDescription,
   SalesService,
+  StartUploadRequest,
   UploadChunk,
   UploadResponse,
 } from "./types.ts";
 import { type UploadKind, type UploadReport, UploadReports } from "./upload_report.ts";
-import { UploadRun } from "./upload_run.ts";
+import { checkFileCount, checkFilename, UploadRun } from "./upload_run.ts";
+
+export { MAX_FILENAME_LENGTH, MAX_UPLOAD_FILES } from "./upload_run.ts";
 
 /** Options of {@linkcode createSalesService}. */
 export interface SalesServiceOptions {
@@ -155,15 +159,10 @@ export function createSalesService(options: SalesServiceOptions): SalesServiceHa
     throw error;
   };
 
-  const openRun = (filename: string, client: string): UploadRun => {
-    // The name is kept with the upload, logged and stored beside its result: a message-sized one
-    // would be held, and written, for nothing.
-    if (filename.length > MAX_FILENAME_LENGTH) {
-      throw new AppError(
-        Status.INVALID_ARGUMENT,
-        `File name too long: ${filename.length} characters, the limit is ${MAX_FILENAME_LENGTH}`,
-      );
-    }
+  const openRun = (filenames: readonly string[], client: string): UploadRun => {
+    // Refused names and counts come before the limits: no retry can help them.
+    for (const name of filenames) checkFilename(name);
+    checkFileCount(filenames.length);
     const held = runsPerClient.get(client) ?? 0;
     // The client's own limit first: it is the one the client can do something about.
     if (held >= maxUploadsPerClient) {
@@ -182,7 +181,7 @@ export function createSalesService(options: SalesServiceOptions): SalesServiceHa
         { retryAfterMs: RETRY_AFTER_MS },
       );
     }
-    const run = new UploadRun(filename, options.inputOptions);
+    const run = new UploadRun(filenames, options.inputOptions);
     runs.set(run, client);
     runsPerClient.set(client, held + 1);
     return run;
@@ -202,7 +201,11 @@ export function createSalesService(options: SalesServiceOptions): SalesServiceHa
   const finishRun = async (run: UploadRun): Promise<UploadResponse> => {
     let response;
     try {
-      response = await run.finish(store, (resultId) => downloadUrls.urlFor(resultId));
+      response = await run.finish(
+        store,
+        (resultId) => downloadUrls.urlFor(resultId),
+        (resultId) => downloadUrls.pagePathFor(resultId),
+      );
     } catch (error) {
       // Refused input fails in the aggregator; anything else failed writing the result.
       if (!run.inputFailed) metrics?.storageError("write");
@@ -217,8 +220,8 @@ export function createSalesService(options: SalesServiceOptions): SalesServiceHa
     idleTimeoutMs: (options.uploadIdleTimeoutSec ?? 900) * 1000,
     maxLifetimeMs: (options.uploadMaxLifetimeSec ?? 86_400) * 1000,
     chunkSize: options.chunkSize,
-    openRun: (filename, client) => {
-      const run = openRun(filename, client);
+    openRun: (filenames, client) => {
+      const run = openRun(filenames, client);
       if (startingReport !== undefined) {
         startingReport.run = run;
         chunkedReports.set(run, startingReport);
@@ -265,7 +268,7 @@ export function createSalesService(options: SalesServiceOptions): SalesServiceHa
       const report = startReport(ctx, "unary", request.filename, client);
       let run: UploadRun | undefined;
       try {
-        run = report.run = openRun(request.filename, client);
+        run = report.run = openRun([request.filename], client);
         await run.push(request.data);
         const response = await finishOneShot(run, ctx);
         report.finished(response);
@@ -287,10 +290,15 @@ export function createSalesService(options: SalesServiceOptions): SalesServiceHa
       const report = startReport(ctx, "stream", "", client);
       try {
         for await (const chunk of chunks) {
-          run ??= report.run = openRun(chunk.filename, client);
+          if (run === undefined) {
+            run = report.run = openRun([chunk.filename], client);
+          } else if (chunk.filename !== "") {
+            // A name on a later chunk starts the next file: the current one ends here.
+            await run.nextFile(chunk.filename);
+          }
           await run.push(chunk.data);
         }
-        run ??= report.run = openRun("", client);
+        run ??= report.run = openRun([""], client);
         const response = await finishOneShot(run, ctx);
         report.finished(response);
         return response;
@@ -317,12 +325,13 @@ export function createSalesService(options: SalesServiceOptions): SalesServiceHa
       const { resultId } = request;
       const info = await store.info(resultId).catch(countStorageError("read"));
       const meta = info.meta;
+      const files = meta?.files ?? [];
       return {
         resultId,
         // Signed anew on every call: this is how a client renews a link that expired.
         downloadUrl: downloadUrls.urlFor(resultId),
         filename: meta?.filename ?? "",
-        downloadFilename: resultFileName(meta?.filename ?? "", resultId),
+        downloadFilename: resultFileName(files.map((file) => file.name), resultId),
         rows: meta?.rows ?? 0,
         badRows: meta?.badRows ?? 0,
         departments: meta?.departments ?? 0,
@@ -330,13 +339,17 @@ export function createSalesService(options: SalesServiceOptions): SalesServiceHa
         createdAt: meta?.createdAt ?? info.modified,
         sizeBytes: info.size,
         hasMetadata: meta !== undefined,
+        files,
+        pagePath: downloadUrls.pagePathFor(resultId),
       };
     },
 
-    startUpload(request: { filename: string; size: number }, ctx: CallContext) {
+    startUpload(request: StartUploadRequest, ctx: CallContext) {
       return Promise.try(() => {
         const client = clientOf(ctx);
-        const report = startReport(ctx, "chunked", request.filename, client);
+        // `filenames`, when given, names every file; `filename` is then the first's or empty.
+        const filenames = request.filenames?.length ? request.filenames : [request.filename];
+        const report = startReport(ctx, "chunked", filenames[0], client);
         try {
           if (request.size > maxBytes) {
             throw new AppError(
@@ -345,7 +358,7 @@ export function createSalesService(options: SalesServiceOptions): SalesServiceHa
             );
           }
           startingReport = report;
-          const started = chunked.start(request.filename, request.size, client);
+          const started = chunked.start(filenames, request.size, client);
           report.uploadId = started.uploadId;
           reportsByUploadId.set(started.uploadId, report);
           return started;
@@ -358,13 +371,15 @@ export function createSalesService(options: SalesServiceOptions): SalesServiceHa
       });
     },
 
-    appendUpload(
-      request: { uploadId: string; offset: number; data: Uint8Array },
-      ctx: CallContext,
-    ) {
+    appendUpload(request: AppendUploadRequest, ctx: CallContext) {
       return Promise.try(() => {
         touchChunkedReport(request.uploadId, ctx);
-        return chunked.append(request.uploadId, request.offset, request.data);
+        return chunked.append(
+          request.uploadId,
+          request.offset,
+          request.data,
+          request.fileIndex ?? 0,
+        );
       });
     },
 
@@ -403,9 +418,6 @@ export function createSalesService(options: SalesServiceOptions): SalesServiceHa
     },
   };
 }
-
-/** Longest file name an upload may carry, in UTF-16 code units (file systems allow 255 bytes). */
-export const MAX_FILENAME_LENGTH = 1024;
 
 /** How long a client refused for concurrency is asked to wait before retrying. */
 const RETRY_AFTER_MS = 2000;

@@ -8,8 +8,19 @@ import { ResultStore } from "../storage/result_store.ts";
 import { chunksOf } from "../_test_bytes.ts";
 import { eventually } from "../_test_eventually.ts";
 import { ClientAddresses } from "./client_address.ts";
-import { createSalesService, MAX_FILENAME_LENGTH } from "./sales_service.ts";
-import type { CallContext, UploadChunk } from "./types.ts";
+import { createSalesService, MAX_FILENAME_LENGTH, MAX_UPLOAD_FILES } from "./sales_service.ts";
+import type { CallContext, UploadChunk, UploadResponse } from "./types.ts";
+import { SIGNED_URL_TTL_SEC, startSignedSalesService } from "../_test_signed_sales_service.ts";
+import {
+  appends,
+  CORRUPT_SECOND,
+  expectedResult,
+  sizeOf,
+  streamChunks,
+  type TestFile,
+  THREE_FILES,
+  TWO_FILES,
+} from "./_test_multi_file.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -116,8 +127,16 @@ Deno.test("createSalesService uploadCsv stores the aggregate command's result", 
   assert.equal(response.departments, 14);
   assert.ok(response.elapsedSec >= 0);
   assert.deepEqual(response.badRowSamples, [
-    { line: 502, reason: response.badRowSamples[0].reason, raw: "Toys,2023-02-29,5" },
+    {
+      line: 502,
+      reason: response.badRowSamples[0].reason,
+      raw: "Toys,2023-02-29,5",
+      file: "a.csv",
+      fileIndex: 0,
+    },
   ]);
+  assert.deepEqual(response.files, [{ name: "a.csv", rows: 501, badRows: 1, departments: 14 }]);
+  assert.equal(response.pagePath, `/r/${response.resultId}`);
   const { data } = await t.service.downloadResult({ resultId: response.resultId }, context());
   assert.equal(decoder.decode(data), expectedCsv(csv));
   assert.equal(t.service.uploadsInProgress, 0);
@@ -722,4 +741,223 @@ Deno.test("createSalesService names MAX_CONCURRENT_UPLOADS when the server is fu
     String(error),
   );
   assert.equal((error as AppError).retryAfterMs, 2000);
+});
+
+/** Checks a multi-file response and its stored result against the reference, and GetResult. */
+async function assertMultiFileResult(
+  t: Awaited<ReturnType<typeof setUp>>,
+  response: UploadResponse,
+  files: readonly TestFile[],
+): Promise<void> {
+  const expected = await expectedResult(files);
+  assert.equal(response.rows, expected.rows);
+  assert.equal(response.badRows, expected.badRows);
+  assert.equal(response.departments, expected.departments);
+  assert.deepEqual(response.files, expected.files);
+  assert.deepEqual(response.badRowSamples, expected.badRowSamples);
+  assert.equal(response.pagePath, `/r/${response.resultId}`);
+  const { data } = await t.service.downloadResult({ resultId: response.resultId }, context());
+  assert.equal(decoder.decode(data), expected.csv);
+  const described = await t.service.getResult({ resultId: response.resultId }, context());
+  assert.equal(described.filename, files[0].name);
+  assert.deepEqual(described.files, expected.files);
+  assert.deepEqual(described.badRowSamples, expected.badRowSamples);
+  assert.equal(described.pagePath, `/r/${response.resultId}`);
+  const stem = files[0].name.replace(/\.gz$/, "").replace(/\.csv$/, "");
+  assert.equal(
+    described.downloadFilename,
+    files.length === 1 ? `${stem}.result.csv` : `${stem}-and-${files.length - 1}-more.result.csv`,
+  );
+}
+
+Deno.test("createSalesService uploadCsvStream reads each file on its own and adds them up", async (t) => {
+  await using s = await setUp();
+  for (const [name, files] of [["two", TWO_FILES], ["three", THREE_FILES]] as const) {
+    for (const size of [1, 7, 4096]) {
+      await t.step(`${name} files in chunks of ${size}`, async () => {
+        const response = await s.service.uploadCsvStream(
+          (async function* () {
+            yield* streamChunks(files, size);
+          })(),
+          context(),
+        );
+        await assertMultiFileResult(s, response, files);
+      });
+    }
+  }
+  await t.step("the quote left open ends with its file, and line numbers restart", async () => {
+    const expected = await expectedResult(THREE_FILES);
+    assert.deepEqual(
+      expected.badRowSamples.map((row) => [row.file, row.line]),
+      [["north.csv", 4], ["north.csv", 5], ["south.csv.gz", 3], ["west.csv", 3]],
+    );
+    assert.deepEqual(expected.files.map((file) => file.rows), [4, 3, 3]);
+  });
+  assert.equal(s.service.uploadsInProgress, 0);
+});
+
+Deno.test("createSalesService chunked upload of several files moves on with file_index", async (t) => {
+  await using s = await setUp();
+  for (const [name, files] of [["two", TWO_FILES], ["three", THREE_FILES]] as const) {
+    await t.step(`${name} files`, async () => {
+      const { uploadId } = await s.service.startUpload(
+        { filename: "", size: sizeOf(files), filenames: files.map((file) => file.name) },
+        context(),
+      );
+      for (const append of appends(files, 5)) {
+        const progress = await s.service.appendUpload({ uploadId, ...append }, context());
+        assert.equal(progress.committedOffset, append.offset + append.data.length);
+        // A retried append, with its file index, is a repeat; another file index is not.
+        await s.service.appendUpload({ uploadId, ...append }, context());
+        if (append.fileIndex > 0) {
+          await assert.rejects(
+            s.service.appendUpload(
+              { uploadId, ...append, fileIndex: append.fileIndex - 1 },
+              context(),
+            ),
+            isAppError(Status.FAILED_PRECONDITION, /does not match committed offset/),
+          );
+        }
+      }
+      await assertMultiFileResult(s, await s.service.finishUpload({ uploadId }, context()), files);
+    });
+  }
+  await t.step("skipped files and files after the last index are empty", async () => {
+    const names = ["empty-1.csv", "b.csv", "empty-2.csv", "c.csv", "empty-3.csv"];
+    const { uploadId } = await s.service.startUpload(
+      { filename: "ignored.csv", size: 0, filenames: names },
+      context(),
+    );
+    const b = encoder.encode("Toys,2024-01-02,3\n");
+    const c = encoder.encode("Toys,2024-01-02,4\nbad\n");
+    await s.service.appendUpload({ uploadId, offset: 0, data: b, fileIndex: 1 }, context());
+    await s.service.appendUpload(
+      { uploadId, offset: b.length, data: c, fileIndex: 3 },
+      context(),
+    );
+    await assert.rejects(
+      s.service.appendUpload(
+        { uploadId, offset: b.length + c.length, data: b, fileIndex: 1 },
+        context(),
+      ),
+      isAppError(Status.FAILED_PRECONDITION, /file_index 1 goes back from file 3/),
+    );
+    await assert.rejects(
+      s.service.appendUpload(
+        { uploadId, offset: b.length + c.length, data: b, fileIndex: 5 },
+        context(),
+      ),
+      isAppError(Status.INVALID_ARGUMENT, /Invalid file_index in AppendUpload: 5, .* 5 files/),
+    );
+    const response = await s.service.finishUpload({ uploadId }, context());
+    assert.deepEqual(response.files.map((file) => [file.name, file.rows, file.badRows]), [
+      ["empty-1.csv", 0, 0],
+      ["b.csv", 1, 0],
+      ["empty-2.csv", 0, 0],
+      ["c.csv", 2, 1],
+      ["empty-3.csv", 0, 0],
+    ]);
+    assert.deepEqual(response.badRowSamples.map((row) => [row.file, row.fileIndex, row.line]), [
+      ["c.csv", 3, 2],
+    ]);
+    const described = await s.service.getResult({ resultId: response.resultId }, context());
+    assert.equal(described.filename, "empty-1.csv");
+    assert.equal(described.downloadFilename, "empty-1-and-4-more.result.csv");
+  });
+  await t.step("a single-file upload accepts only file_index 0", async () => {
+    const { uploadId } = await s.service.startUpload({ filename: "a.csv", size: 0 }, context());
+    await assert.rejects(
+      s.service.appendUpload(
+        { uploadId, offset: 0, data: encoder.encode("x"), fileIndex: 1 },
+        context(),
+      ),
+      isAppError(Status.INVALID_ARGUMENT, /upload .* has 1 file \(index 0\)/),
+    );
+    await s.service.cancelUpload({ uploadId }, context());
+  });
+  assert.equal(s.service.uploadsInProgress, 0);
+});
+
+Deno.test("createSalesService refuses a corrupt gzip in the second file on every path, storing nothing", async (t) => {
+  await using s = await setUp();
+  const corrupt = isAppError(Status.INVALID_ARGUMENT, /broken\.csv\.gz/);
+  await t.step("stream", async () => {
+    await assert.rejects(
+      s.service.uploadCsvStream(
+        (async function* () {
+          yield* streamChunks(CORRUPT_SECOND, 64);
+        })(),
+        context(),
+      ),
+      corrupt,
+    );
+  });
+  await t.step("chunked", async () => {
+    const { uploadId } = await s.service.startUpload(
+      { filename: "", size: 0, filenames: CORRUPT_SECOND.map((file) => file.name) },
+      context(),
+    );
+    // The second file is found corrupt when the third starts, or at the end.
+    const calls = async () => {
+      for (const append of appends(CORRUPT_SECOND, 64)) {
+        await s.service.appendUpload({ uploadId, ...append }, context());
+      }
+      await s.service.finishUpload({ uploadId }, context());
+    };
+    await assert.rejects(calls(), corrupt);
+  });
+  assert.deepEqual(await s.resultFiles(), []);
+  assert.equal(s.service.uploadsInProgress, 0);
+});
+
+Deno.test("createSalesService counts the whole upload against MAX_UPLOAD_BYTES and MAX_UPLOAD_FILES", async () => {
+  await using s = await setUp({ inputOptions: { maxBytes: sizeOf(THREE_FILES) - 1 } });
+  await assert.rejects(
+    s.service.uploadCsvStream(
+      (async function* () {
+        yield* streamChunks(THREE_FILES, 16);
+      })(),
+      context(),
+    ),
+    isAppError(Status.RESOURCE_EXHAUSTED, /Upload too large/),
+  );
+  const many = Array.from({ length: MAX_UPLOAD_FILES + 1 }, (_, i) => `f${i}.csv`);
+  await assert.rejects(
+    s.service.startUpload({ filename: "", size: 0, filenames: many }, context()),
+    isAppError(Status.RESOURCE_EXHAUSTED, /Too many files in one upload: 1001, the limit is 1000/),
+  );
+  await assert.rejects(
+    s.service.uploadCsvStream(
+      (async function* () {
+        for (const filename of many) yield { data: new Uint8Array(0), filename };
+      })(),
+      context(),
+    ),
+    isAppError(Status.RESOURCE_EXHAUSTED, /Too many files in one upload/),
+  );
+  assert.deepEqual(await s.resultFiles(), []);
+  assert.equal(s.service.uploadsInProgress, 0);
+});
+
+Deno.test("createSalesService signs page_path as the download URL, under its own purpose", async () => {
+  await using signed = await startSignedSalesService("sales_service_page_");
+  const response = await signed.service.uploadCsvStream(
+    (async function* () {
+      yield* streamChunks(TWO_FILES, 1024);
+    })(),
+    context(),
+  );
+  const page = new URL(response.pagePath, "http://web.test");
+  assert.equal(page.pathname, `/r/${response.resultId}`);
+  const verifier = signed.downloadUrls;
+  assert.equal(verifier.verifyPage(response.resultId, page.searchParams), undefined);
+  // A download URL's signature does not open the page, nor the reverse.
+  const download = new URL(response.downloadUrl);
+  assert.match(verifier.verifyPage(response.resultId, download.searchParams)!, /not valid/);
+  assert.match(verifier.verify(response.resultId, page.searchParams)!, /not valid/);
+  signed.clock.now += (SIGNED_URL_TTL_SEC + 1) * 1000;
+  assert.match(verifier.verifyPage(response.resultId, page.searchParams)!, /page link expired/);
+  const renewed = await signed.service.getResult({ resultId: response.resultId }, context());
+  const renewedPage = new URL(renewed.pagePath, "http://web.test");
+  assert.equal(verifier.verifyPage(response.resultId, renewedPage.searchParams), undefined);
 });

@@ -25,6 +25,7 @@ import { AppError, Status } from "../errors.ts";
 import type {
   BadRow,
   CallContext,
+  FileSummary,
   ResultDescription,
   SalesService,
   UploadChunk,
@@ -72,7 +73,23 @@ export function plainBytes(data: Uint8Array): Uint8Array {
 
 /** A `BadRow` message. */
 export function toBadRowMessage<U extends Uint64>(row: BadRow, uint64: Uint64Format<U>) {
-  return { line: uint64(row.line), reason: row.reason, raw: row.raw };
+  return {
+    line: uint64(row.line),
+    reason: row.reason,
+    raw: row.raw,
+    file: row.file,
+    fileIndex: row.fileIndex,
+  };
+}
+
+/** A `FileSummary` message. */
+export function toFileSummaryMessage<U extends Uint64>(file: FileSummary, uint64: Uint64Format<U>) {
+  return {
+    name: file.name,
+    rows: uint64(file.rows),
+    badRows: uint64(file.badRows),
+    departments: uint64(file.departments),
+  };
 }
 
 /** An `UploadResponse` message. */
@@ -88,6 +105,8 @@ export function toUploadResponseMessage<U extends Uint64>(
     departments: uint64(response.departments),
     elapsedSec: response.elapsedSec,
     badRowSamples: response.badRowSamples.map((row) => toBadRowMessage(row, uint64)),
+    files: response.files.map((file) => toFileSummaryMessage(file, uint64)),
+    pagePath: response.pagePath,
   };
 }
 
@@ -120,6 +139,8 @@ export function toGetResultResponseMessage<U extends Uint64>(
     createdAt: result.createdAt.toISOString(),
     sizeBytes: uint64(result.sizeBytes),
     hasMetadata: result.hasMetadata,
+    files: result.files.map((file) => toFileSummaryMessage(file, uint64)),
+    pagePath: result.pagePath,
   };
 }
 
@@ -140,6 +161,8 @@ export function fromUploadResponseMessage(message: UploadResponseMessage): Uploa
     departments: Number(message.departments),
     elapsedSec: message.elapsedSec,
     badRowSamples: message.badRowSamples.map(fromBadRowMessage),
+    files: message.files.map(fromFileSummaryMessage),
+    pagePath: message.pagePath,
   };
 }
 
@@ -168,11 +191,32 @@ export function fromGetResultResponseMessage(message: GetResultResponseMessage):
     createdAt: new Date(message.createdAt),
     sizeBytes: Number(message.sizeBytes),
     hasMetadata: message.hasMetadata,
+    files: message.files.map(fromFileSummaryMessage),
+    pagePath: message.pagePath,
   };
 }
 
-function fromBadRowMessage(message: { line: Uint64; reason: string; raw: string }): BadRow {
-  return { line: Number(message.line), reason: message.reason, raw: message.raw };
+function fromBadRowMessage(
+  message: { line: Uint64; reason: string; raw: string; file: string; fileIndex: number },
+): BadRow {
+  return {
+    line: Number(message.line),
+    reason: message.reason,
+    raw: message.raw,
+    file: message.file,
+    fileIndex: message.fileIndex,
+  };
+}
+
+function fromFileSummaryMessage(
+  message: { name: string; rows: Uint64; badRows: Uint64; departments: Uint64 },
+): FileSummary {
+  return {
+    name: message.name,
+    rows: Number(message.rows),
+    badRows: Number(message.badRows),
+    departments: Number(message.departments),
+  };
 }
 
 /** An `UploadRequest` or `UploadChunk` message, as both transports decode it. */
@@ -202,13 +246,20 @@ export function createWireMethods<U extends Uint64>(
         await service.getResult({ resultId: request.resultId }, ctx),
         uint64,
       ),
-    StartUpload: (request: { filename: string; size: Uint64 }, ctx: CallContext) =>
+    StartUpload: (
+      request: { filename: string; size: Uint64; filenames: string[] },
+      ctx: CallContext,
+    ) =>
       service.startUpload(
-        { filename: request.filename, size: toSafeNumber(request.size, "size", "StartUpload") },
+        {
+          filename: request.filename,
+          size: toSafeNumber(request.size, "size", "StartUpload"),
+          filenames: request.filenames,
+        },
         ctx,
       ),
     AppendUpload: async (
-      request: { uploadId: string; offset: Uint64; data: Uint8Array },
+      request: { uploadId: string; offset: Uint64; data: Uint8Array; fileIndex: number },
       ctx: CallContext,
     ) =>
       toAppendUploadResponseMessage(
@@ -216,6 +267,7 @@ export function createWireMethods<U extends Uint64>(
           uploadId: request.uploadId,
           offset: toSafeNumber(request.offset, "offset", "AppendUpload"),
           data: plainBytes(request.data),
+          fileIndex: request.fileIndex,
         }, ctx),
         uint64,
       ),

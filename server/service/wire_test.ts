@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { AppError, Status } from "../errors.ts";
-import type { ResultDescription, UploadResponse } from "./types.ts";
+import type { ResultDescription, SalesService, UploadResponse } from "./types.ts";
 import {
+  createWireMethods,
   fromGetResultResponseMessage,
   fromUploadResponseMessage,
   plainBytes,
@@ -21,7 +22,16 @@ const UPLOAD: UploadResponse = {
   badRows: 1,
   departments: 12,
   elapsedSec: 0.25,
-  badRowSamples: [{ line: 3, reason: "invalid date", raw: "Toys,2024-13-01,3" }],
+  badRowSamples: [
+    { line: 3, reason: "invalid date", raw: "Toys,2024-13-01,3", file: "a.csv", fileIndex: 0 },
+    { line: 1, reason: "expected 3 fields, found 1", raw: "x", file: "a.csv", fileIndex: 2 },
+  ],
+  files: [
+    { name: "a.csv", rows: 2 ** 40, badRows: 1, departments: 12 },
+    { name: "", rows: 0, badRows: 0, departments: 0 },
+    { name: "a.csv", rows: 3, badRows: 0, departments: 1 },
+  ],
+  pagePath: "/r/r1?exp=1767225660&sig=" + "A".repeat(43),
 };
 
 const RESULT: ResultDescription = {
@@ -36,6 +46,8 @@ const RESULT: ResultDescription = {
   createdAt: new Date("2026-01-02T03:04:05.678Z"),
   sizeBytes: Number.MAX_SAFE_INTEGER,
   hasMetadata: true,
+  files: UPLOAD.files,
+  pagePath: UPLOAD.pagePath,
 };
 
 Deno.test("toUploadResponseMessage writes uint64 fields in each transport's representation", () => {
@@ -43,11 +55,54 @@ Deno.test("toUploadResponseMessage writes uint64 fields in each transport's repr
   const bigints = toUploadResponseMessage(UPLOAD, uint64AsBigInt);
   assert.equal(strings.rows, "1099511627779");
   assert.equal(bigints.rows, 1099511627779n);
-  assert.deepEqual(strings.badRowSamples, [{ ...UPLOAD.badRowSamples[0], line: "3" }]);
-  assert.deepEqual(bigints.badRowSamples, [{ ...UPLOAD.badRowSamples[0], line: 3n }]);
+  assert.deepEqual(strings.badRowSamples[0], { ...UPLOAD.badRowSamples[0], line: "3" });
+  assert.deepEqual(bigints.badRowSamples[0], { ...UPLOAD.badRowSamples[0], line: 3n });
   // Both representations come back to the same plain response.
   assert.deepEqual(fromUploadResponseMessage(strings), UPLOAD);
   assert.deepEqual(fromUploadResponseMessage(bigints), UPLOAD);
+});
+
+Deno.test("toUploadResponseMessage carries each file's counts, each bad row's file and the page path", () => {
+  for (const uint64 of [uint64AsString, uint64AsBigInt] as Uint64Format<Uint64>[]) {
+    const message = toUploadResponseMessage(UPLOAD, uint64);
+    assert.deepEqual(
+      message.files.map((file) => [file.name, String(file.rows), String(file.badRows)]),
+      [["a.csv", "1099511627776", "1"], ["", "0", "0"], ["a.csv", "3", "0"]],
+    );
+    assert.deepEqual(
+      message.badRowSamples.map((row) => [row.file, row.fileIndex, String(row.line)]),
+      [["a.csv", 0, "3"], ["a.csv", 2, "1"]],
+    );
+    assert.equal(message.pagePath, UPLOAD.pagePath);
+    const result = toGetResultResponseMessage(RESULT, uint64);
+    assert.deepEqual(result.files, message.files);
+    assert.equal(result.pagePath, UPLOAD.pagePath);
+  }
+});
+
+Deno.test("createWireMethods passes StartUpload's filenames and AppendUpload's file_index to the service", async () => {
+  const seen: unknown[] = [];
+  const service = {
+    startUpload: (request: unknown) => {
+      seen.push(request);
+      return Promise.resolve({ uploadId: "u", chunkSize: 4 });
+    },
+    appendUpload: (request: { data: Uint8Array }) => {
+      seen.push({ ...request, data: [...request.data] });
+      return Promise.resolve({ committedOffset: 9, rows: 1, badRows: 0 });
+    },
+  } as unknown as SalesService;
+  const methods = createWireMethods(service, uint64AsBigInt);
+  const ctx = { signal: new AbortController().signal, header: () => undefined };
+  await methods.StartUpload({ filename: "", size: 9n, filenames: ["a.csv", "b.csv.gz"] }, ctx);
+  await methods.AppendUpload(
+    { uploadId: "u", offset: 6n, data: new Uint8Array([1, 2, 3]), fileIndex: 1 },
+    ctx,
+  );
+  assert.deepEqual(seen, [
+    { filename: "", size: 9, filenames: ["a.csv", "b.csv.gz"] },
+    { uploadId: "u", offset: 6, data: [1, 2, 3], fileIndex: 1 },
+  ]);
 });
 
 Deno.test("toGetResultResponseMessage sends createdAt as RFC 3339 and round-trips", () => {

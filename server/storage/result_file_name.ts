@@ -1,6 +1,7 @@
 /**
  * The name a result is saved under: `<original name>.result.csv` (`sales.csv` → `sales.result.csv`,
- * `x.csv.gz` → `x.result.csv`), made safe to be a file name on any system and to travel in a
+ * `x.csv.gz` → `x.result.csv`; several files, `jan.csv` then two more →
+ * `jan-and-2-more.result.csv`), made safe to be a file name on any system and to travel in a
  * `Content-Disposition` header. The result server, `GetResult` and `deno task download` all name
  * results with it.
  *
@@ -10,6 +11,8 @@
  * const resultId = "0123456789abcdef0123456789abcdef";
  * if (resultFileName("sales.csv.gz", resultId) !== "sales.result.csv") throw new Error("name");
  * if (resultFileName("", resultId) !== `${resultId}.csv`) throw new Error("fallback");
+ * const several = resultFileName(["jan.csv", "feb.csv.gz", "mar.csv"], resultId);
+ * if (several !== "jan-and-2-more.result.csv") throw new Error(several);
  * const header = contentDisposition("ventes été.csv", resultId);
  * if (!header.includes("filename*=UTF-8''ventes%20%C3%A9t%C3%A9.result.csv")) throw new Error(header);
  * ```
@@ -25,8 +28,19 @@ const MAX_STEM_CHARS = 120;
  * `.gz` and then `.csv` (any case), control characters dropped, characters that file systems or
  * headers refuse (`"` `*` `/` `:` `<` `>` `?` `\` `|`) replaced by `_`, cut to 120 characters,
  * plus `.result.csv`. An empty or dot-only name gives `<result id>.csv`, as before names were kept.
+ * Several files (a list of more than one name) give `<first stem>-and-<n>-more.result.csv`, `n`
+ * being the number of the other files.
  */
-export function resultFileName(original: string, resultId: string): string {
+export function resultFileName(original: string | readonly string[], resultId: string): string {
+  const names = typeof original === "string" ? [original] : original;
+  const stem = stemOf(names[0] ?? "");
+  if (stem === "") return `${resultId}.csv`;
+  if (names.length > 1) return `${stem}-and-${names.length - 1}-more.result.csv`;
+  return `${stem}.result.csv`;
+}
+
+/** A file name's safe stem (see {@linkcode resultFileName}); `""` when nothing is left. */
+function stemOf(original: string): string {
   // Both separators: a name from a Windows browser may keep its folders.
   let stem = original.split(/[/\\]/).pop() ?? "";
   stem = stem.replace(/\.gz$/i, "").replace(/\.csv$/i, "");
@@ -37,9 +51,7 @@ export function resultFileName(original: string, resultId: string): string {
     .trim();
   stem = Array.from(stem).slice(0, MAX_STEM_CHARS).join("").trim();
   // A leading dot would hide the file on Unix, and "." or ".." name folders.
-  stem = stem.replace(/^\.+/, "");
-  if (stem === "") return `${resultId}.csv`;
-  return `${stem}.result.csv`;
+  return stem.replace(/^\.+/, "");
 }
 
 /**
@@ -47,7 +59,10 @@ export function resultFileName(original: string, resultId: string): string {
  * fallback (other characters as `_`), and for a name that is not plain ASCII also
  * `filename*=UTF-8''...` (RFC 8187), which clients that know it prefer.
  */
-export function contentDisposition(original: string, resultId: string): string {
+export function contentDisposition(
+  original: string | readonly string[],
+  resultId: string,
+): string {
   const name = resultFileName(original, resultId);
   const ascii = name.replace(/[^\x20-\x7e]/g, "_").replace(/[\\"%]/g, "_");
   if (ascii === name) return `attachment; filename="${name}"`;

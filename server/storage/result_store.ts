@@ -56,22 +56,42 @@ export const STALE_TEMP_MS = 3_600_000;
 const RESULT_FILE = new RegExp(`^(${RANDOM_ID_SOURCE})\\.(csv|json)$`);
 /** The version of the metadata file's layout, written into it. */
 const META_VERSION = 1;
-/** Bytes of a metadata file read at most: 20 bad-row samples of 200 characters fit many times. */
-const MAX_META_BYTES = 1024 * 1024;
+/**
+ * Bytes of a metadata file read at most. The largest the service writes is about 6.5 MB: 1000
+ * files (`MAX_UPLOAD_FILES`) of 1024-character names, each character a 6-byte JSON escape at
+ * worst, and 20 bad-row samples.
+ */
+const MAX_META_BYTES = 8 * 1024 * 1024;
 
 /** One bad row kept in a result's metadata. */
 export interface ResultBadRow {
-  /** 1-based line where the record starts. */
+  /** 1-based line where the record starts in its file. */
   line: number;
   /** A short reason, such as `invalid date`. */
   reason: string;
   /** The record's first characters. */
   raw: string;
+  /** The name of the file the row is in (`""` when unnamed). */
+  file: string;
+  /** The 0-based position of that file in the upload. */
+  fileIndex: number;
+}
+
+/** One uploaded file of a result and its own counts. */
+export interface ResultFile {
+  /** The file's name as the client gave it; may be empty. */
+  name: string;
+  /** Rows read from this file, good and bad. */
+  rows: number;
+  /** Rows of this file refused. */
+  badRows: number;
+  /** Distinct departments with a good row in this file. */
+  departments: number;
 }
 
 /** What is kept beside a result: where it came from and what it counted. */
 export interface ResultMeta {
-  /** The uploaded file's name as the client gave it; may be empty. */
+  /** The (first) uploaded file's name as the client gave it; may be empty. */
   filename: string;
   /** When the result was stored. */
   createdAt: Date;
@@ -83,7 +103,21 @@ export interface ResultMeta {
   departments: number;
   /** The first bad rows in file order. */
   badRowSamples: ResultBadRow[];
+  /**
+   * Every uploaded file in upload order, with its counts. Metadata written before uploads could
+   * hold several files reads as one file named `filename` with the result's counts.
+   */
+  files: ResultFile[];
 }
+
+/**
+ * The metadata {@linkcode ResultStore.saveChunks} takes. Without `files`, the result is of one
+ * file named `filename` with the result's counts; a sample without its file is in file 0.
+ */
+export type NewResultMeta = Omit<ResultMeta, "createdAt" | "files" | "badRowSamples"> & {
+  files?: ResultFile[];
+  badRowSamples: (Omit<ResultBadRow, "file" | "fileIndex"> & Partial<ResultBadRow>)[];
+};
 
 /** A stored result's file facts, with its metadata when it has some. */
 export interface ResultInfo {
@@ -166,7 +200,7 @@ export class ResultStore {
    * Writes a result atomically and durably, then returns its new id. When the storage is full
    * (`RESOURCE_EXHAUSTED`) or the folder is not writable (`FAILED_PRECONDITION`), nothing is left.
    */
-  save(csv: string, meta?: Omit<ResultMeta, "createdAt">): Promise<string> {
+  save(csv: string, meta?: NewResultMeta): Promise<string> {
     return this.saveChunks([new TextEncoder().encode(csv)], meta);
   }
 
@@ -178,7 +212,7 @@ export class ResultStore {
    */
   async saveChunks(
     chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
-    meta?: Omit<ResultMeta, "createdAt">,
+    meta?: NewResultMeta,
   ): Promise<string> {
     const resultId = newResultId();
     const tempPath = `${this.dir}/${TEMP_PREFIX}${resultId}-${this.replicaId}`;
@@ -187,7 +221,7 @@ export class ResultStore {
     try {
       await writeDurably(tempPath, chunks);
       if (meta !== undefined) {
-        const json = JSON.stringify(toMetaJson({ ...meta, createdAt: new Date() }));
+        const json = JSON.stringify(toMetaJson(completeMeta(meta)));
         await writeDurably(metaTempPath, [new TextEncoder().encode(json)]);
         await Deno.rename(metaTempPath, this.metaPathOf(resultId));
         metaPlaced = true;
@@ -340,7 +374,32 @@ async function writeDurably(
   }
 }
 
-/** The metadata file's layout: snake_case, as the API's JSON names the same fields. */
+/** `meta` stamped with the time now, its files and its samples' files filled in. */
+function completeMeta(meta: NewResultMeta): ResultMeta {
+  const files = meta.files ??
+    [{
+      name: meta.filename,
+      rows: meta.rows,
+      badRows: meta.badRows,
+      departments: meta.departments,
+    }];
+  return {
+    ...meta,
+    createdAt: new Date(),
+    files,
+    badRowSamples: meta.badRowSamples.map((sample) => ({
+      ...sample,
+      file: sample.file ?? files[sample.fileIndex ?? 0]?.name ?? "",
+      fileIndex: sample.fileIndex ?? 0,
+    })),
+  };
+}
+
+/**
+ * The metadata file's layout: snake_case, as the API's JSON names the same fields. `files` and
+ * the samples' `file` and `file_index` came later, as additions to version 1: a replica that does
+ * not know them still reads the rest.
+ */
 function toMetaJson(meta: ResultMeta): Record<string, unknown> {
   return {
     version: META_VERSION,
@@ -349,7 +408,19 @@ function toMetaJson(meta: ResultMeta): Record<string, unknown> {
     rows: meta.rows,
     bad_rows: meta.badRows,
     departments: meta.departments,
-    bad_row_samples: meta.badRowSamples.map(({ line, reason, raw }) => ({ line, reason, raw })),
+    bad_row_samples: meta.badRowSamples.map(({ line, reason, raw, file, fileIndex }) => ({
+      line,
+      reason,
+      raw,
+      file,
+      file_index: fileIndex,
+    })),
+    files: meta.files.map(({ name, rows, badRows, departments }) => ({
+      name,
+      rows,
+      bad_rows: badRows,
+      departments,
+    })),
   };
 }
 
@@ -374,15 +445,44 @@ function fromMetaJson(text: string): ResultMeta | undefined {
   ) {
     return undefined;
   }
+  let files: ResultFile[];
+  if (json.files === undefined) {
+    // Written before uploads could hold several files: the one file is the whole result.
+    files = [{ name: json.filename, rows, badRows, departments }];
+  } else {
+    if (!Array.isArray(json.files) || json.files.length === 0) return undefined;
+    files = [];
+    for (const file of json.files as Record<string, unknown>[]) {
+      const fileRows = count(file?.rows), fileBadRows = count(file?.bad_rows);
+      const fileDepartments = count(file?.departments);
+      if (
+        typeof file.name !== "string" || fileRows === undefined || fileBadRows === undefined ||
+        fileDepartments === undefined
+      ) {
+        return undefined;
+      }
+      files.push({
+        name: file.name,
+        rows: fileRows,
+        badRows: fileBadRows,
+        departments: fileDepartments,
+      });
+    }
+  }
   const badRowSamples: ResultBadRow[] = [];
   for (const sample of json.bad_row_samples as Record<string, unknown>[]) {
     const line = count(sample?.line);
     if (line === undefined || typeof sample.reason !== "string" || typeof sample.raw !== "string") {
       return undefined;
     }
-    badRowSamples.push({ line, reason: sample.reason, raw: sample.raw });
+    // Older samples name no file: they are all in the one file.
+    const fileIndex = sample.file_index === undefined ? 0 : count(sample.file_index);
+    if (fileIndex === undefined || fileIndex >= files.length) return undefined;
+    const file = sample.file === undefined ? files[fileIndex].name : sample.file;
+    if (typeof file !== "string") return undefined;
+    badRowSamples.push({ line, reason: sample.reason, raw: sample.raw, file, fileIndex });
   }
-  return { filename: json.filename, createdAt, rows, badRows, departments, badRowSamples };
+  return { filename: json.filename, createdAt, rows, badRows, departments, badRowSamples, files };
 }
 
 /** Writes all of `bytes` to `file`: one `write` may take fewer. */

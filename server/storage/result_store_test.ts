@@ -225,7 +225,14 @@ const META = {
   rows: 4,
   badRows: 1,
   departments: 2,
-  badRowSamples: [{ line: 3, reason: "invalid date", raw: 'Toys,2024-13-01,"1"' }],
+  badRowSamples: [{
+    line: 3,
+    reason: "invalid date",
+    raw: 'Toys,2024-13-01,"1"',
+    file: "ventes été.csv.gz",
+    fileIndex: 0,
+  }],
+  files: [{ name: "ventes été.csv.gz", rows: 4, badRows: 1, departments: 2 }],
 };
 
 Deno.test("ResultStore.saveChunks writes metadata beside the result, each through its own temp file", async () => {

@@ -38,8 +38,10 @@ function response(rows: number, badRows = 0): UploadResponse {
     departments: 2,
     elapsedSec: 0.25,
     badRowSamples: badRows > 0
-      ? [{ line: 3, reason: "invalid date", raw: "Toys,2024-13-01,3" }]
+      ? [{ line: 3, reason: "invalid date", raw: "Toys,2024-13-01,3", file: "", fileIndex: 0 }]
       : [],
+    files: [{ name: "", rows, badRows, departments: 2 }],
+    pagePath: `/r/${FAKE_RESULT_ID}`,
   };
 }
 

@@ -21,6 +21,14 @@ import { RecordingLogger } from "../_test_recording_logger.ts";
 import { BufferBudget } from "../service/buffer_budget.ts";
 import type { CallContext, SalesService, UploadChunk } from "../service/types.ts";
 import { startSignedSalesService } from "../_test_signed_sales_service.ts";
+import {
+  appends,
+  CORRUPT_SECOND,
+  expectedResult,
+  sizeOf,
+  type TestFile,
+  THREE_FILES,
+} from "../service/_test_multi_file.ts";
 import { createGrpcWebHandler, isGrpcWebRequest } from "./grpc_web.ts";
 import { RawConnection } from "./_test_raw_http.ts";
 import {
@@ -792,4 +800,50 @@ Deno.test("createGrpcWebHandler GetResult describes a result and renews its sign
     await codeOf(clientWith({}).getResult({ resultId: uploaded.resultId })),
     Code.Unauthenticated,
   );
+});
+
+Deno.test("createGrpcWebHandler uploads several files into one result with file_index, and signs its page", async () => {
+  await using signed = await startSignedSalesService("grpc_web_files_test_");
+  const handler = createGrpcWebHandler({ service: signed.service });
+  const client = createClient(
+    SalesServiceDesc,
+    createGrpcWebTransport({
+      baseUrl: BASE,
+      fetch: (input, init) => handler(new Request(input, init)),
+    }),
+  );
+  const upload = async (files: readonly TestFile[]) => {
+    const { uploadId } = await client.startUpload({
+      size: BigInt(sizeOf(files)),
+      filenames: files.map((file) => file.name),
+    });
+    for (const { offset, fileIndex, data } of appends(files, 16)) {
+      await client.appendUpload({ uploadId, offset: BigInt(offset), data, fileIndex });
+    }
+    return await client.finishUpload({ uploadId });
+  };
+  const expected = await expectedResult(THREE_FILES);
+  const uploaded = await upload(THREE_FILES);
+  assert.equal(uploaded.rows, BigInt(expected.rows));
+  assert.deepEqual(
+    uploaded.files.map((file) => [file.name, Number(file.rows), Number(file.badRows)]),
+    expected.files.map((file) => [file.name, file.rows, file.badRows]),
+  );
+  assert.deepEqual(
+    uploaded.badRowSamples.map((row) => [row.file, row.fileIndex, Number(row.line), row.raw]),
+    expected.badRowSamples.map((row) => [row.file, row.fileIndex, row.line, row.raw]),
+  );
+  const csv = new TextDecoder().decode(await signed.store.read(uploaded.resultId));
+  assert.equal(csv, expected.csv);
+  const described = await client.getResult({ resultId: uploaded.resultId });
+  assert.equal(described.filename, "north.csv");
+  assert.equal(described.downloadFilename, "north-and-2-more.result.csv");
+  assert.deepEqual(described.files, uploaded.files);
+  const page = new URL(described.pagePath, BASE);
+  assert.equal(page.pathname, `/r/${uploaded.resultId}`);
+  assert.equal(signed.downloadUrls.verifyPage(uploaded.resultId, page.searchParams), undefined);
+
+  const failure = await upload(CORRUPT_SECOND).then(() => undefined, ConnectError.from);
+  assert.equal(failure?.code, Code.InvalidArgument);
+  assert.match(failure?.rawMessage ?? "", /broken\.csv\.gz/);
 });

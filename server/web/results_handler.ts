@@ -159,7 +159,10 @@ export function createResultsHandler(
       throw error;
     }
     headers.set("Content-Type", "text/csv; charset=utf-8");
-    headers.set("Content-Disposition", contentDisposition(meta?.filename ?? "", resultId));
+    headers.set(
+      "Content-Disposition",
+      contentDisposition(meta?.files.map((file) => file.name) ?? "", resultId),
+    );
     headers.set("X-Content-Type-Options", "nosniff");
     const status = range === undefined ? 200 : 206;
     if (range === undefined) {

@@ -16,7 +16,8 @@ export interface GetResultResponse {
    */
   'filename'?: (string);
   /**
-   * The name downloads get: `<filename without .csv/.gz>.result.csv`, or `<result_id>.csv`.
+   * The name downloads get: `<filename without .csv/.gz>.result.csv`, or `<result_id>.csv`; for
+   * several files `<first file's name without .csv/.gz>-and-<N-1>-more.result.csv`.
    */
   'downloadFilename'?: (string);
   'rows'?: (number | string | Long);
@@ -61,7 +62,8 @@ export interface GetResultResponse__Output {
    */
   'filename': (string);
   /**
-   * The name downloads get: `<filename without .csv/.gz>.result.csv`, or `<result_id>.csv`.
+   * The name downloads get: `<filename without .csv/.gz>.result.csv`, or `<result_id>.csv`; for
+   * several files `<first file's name without .csv/.gz>-and-<N-1>-more.result.csv`.
    */
   'downloadFilename': (string);
   'rows': (string);

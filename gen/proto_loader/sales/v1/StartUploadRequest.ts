@@ -12,7 +12,8 @@ export interface StartUploadRequest {
    */
   'size'?: (number | string | Long);
   /**
-   * For an upload of several files: every file's name, in upload order. Empty for one file.
+   * For an upload of several files: every file's name, in upload order (at most 1000). Empty
+   * for one file.
    */
   'filenames'?: (string)[];
 }
@@ -27,7 +28,8 @@ export interface StartUploadRequest__Output {
    */
   'size': (string);
   /**
-   * For an upload of several files: every file's name, in upload order. Empty for one file.
+   * For an upload of several files: every file's name, in upload order (at most 1000). Empty
+   * for one file.
    */
   'filenames': (string)[];
 }

@@ -21,9 +21,9 @@ export interface UploadResponse {
    */
   'files'?: (_sales_v1_FileSummary)[];
   /**
-   * The result's page on the web port: `/r/<result_id>`, with the same `expires` and `signature`
-   * query parameters as download_url when the server signs URLs. A path: the web origin is the
-   * client's to know.
+   * The result's page on the web port: `/r/<result_id>`, with `exp` and `sig` query parameters
+   * (the same secret and lifetime as download_url, signed for the page only) when the server signs
+   * URLs. A path: the web origin is the client's to know.
    */
   'pagePath'?: (string);
 }
@@ -45,9 +45,9 @@ export interface UploadResponse__Output {
    */
   'files': (_sales_v1_FileSummary__Output)[];
   /**
-   * The result's page on the web port: `/r/<result_id>`, with the same `expires` and `signature`
-   * query parameters as download_url when the server signs URLs. A path: the web origin is the
-   * client's to know.
+   * The result's page on the web port: `/r/<result_id>`, with `exp` and `sig` query parameters
+   * (the same secret and lifetime as download_url, signed for the page only) when the server signs
+   * URLs. A path: the web origin is the client's to know.
    */
   'pagePath': (string);
 }
