@@ -4,7 +4,7 @@
  *
  * Usage: `deno run --allow-all bench/_aggregate_child.ts <file.csv> [aggregator module URL] [mode]
  * [threads]`. Prints one JSON line ({@linkcode ChildReport}) to stdout. Modes
- * ({@linkcode ChildMode}): `aggregate` (the module's `aggregateFile`, the default), `scan` (the
+ * ({@linkcode ChildMode}): `aggregate` (the module's `aggregateInputFile`, the default), `scan` (the
  * floor: a plain loop over the same bytes, read the same way, counting LFs), `input`
  * (`aggregateInputFile`, plain or gzip), `parallel` (`aggregateFileParallel` on `threads`
  * threads), and `cli` (`deno task aggregate`'s `main` with `--threads`, result CSV written).
@@ -52,7 +52,7 @@ export interface ChildReport {
 
 /** The aggregator module under test, unless the parent names another one. */
 export const DEFAULT_AGGREGATOR_MODULE = new URL(
-  "../server/aggregate/sales_aggregator.ts",
+  "../server/aggregate/sales_input.ts",
   import.meta.url,
 ).href;
 
@@ -64,7 +64,7 @@ async function main(args: string[]): Promise<void> {
       "Usage: _aggregate_child.ts <file.csv> [aggregator module URL] [mode] [threads]",
     );
   }
-  const aggregator: typeof import("../server/aggregate/sales_aggregator.ts") = await import(
+  const aggregator: typeof import("../server/aggregate/sales_input.ts") = await import(
     moduleUrl
   );
   const baselinePeakRssBytes = peakRssBytes();
@@ -92,12 +92,12 @@ async function main(args: string[]): Promise<void> {
 async function run(
   mode: ChildMode,
   path: string,
-  aggregator: typeof import("../server/aggregate/sales_aggregator.ts"),
+  aggregator: typeof import("../server/aggregate/sales_input.ts"),
   threads: number,
 ): Promise<Counts> {
   switch (mode) {
     case "aggregate":
-      return await aggregator.aggregateFile(path);
+      return await aggregator.aggregateInputFile(path);
     case "input":
       return await aggregateInputFile(path);
     case "parallel":

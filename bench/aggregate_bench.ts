@@ -1,5 +1,5 @@
 /**
- * Throughput and peak memory of `aggregateFile` on a generated 10-million-row file, against the
+ * Throughput and peak memory of `aggregateInputFile` (what the service and a gzip file use) on a generated 10-million-row file, against the
  * aggregator's targets: at least 400 MB/s and a peak RSS of at most 80 MB, not growing with the
  * file's size. In the same rounds, as ratios that hold however busy the machine is:
  * - the aggregator against the floor, a plain loop over the same bytes read the same way;
@@ -217,7 +217,7 @@ export async function aggregateBench(ctx: BenchContext): Promise<BenchResult> {
   const withoutTotals = ({ totals: _, ...run }: ChildReport) => run;
   return {
     name: "aggregate",
-    description: `aggregateFile on ${fmtInt(bigRows)} rows (${
+    description: `aggregateInputFile on ${fmtInt(bigRows)} rows (${
       (bytes / 1e6).toFixed(1)
     } MB), ${runCount} rounds of every variant, each run in a fresh process`,
     metrics,

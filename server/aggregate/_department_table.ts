@@ -15,10 +15,12 @@
 
 import { AppError, Status } from "../errors.ts";
 
+/** `lookup` result for a spelling not cached yet: {@linkcode DepartmentTable.find} resolves it. */
+export const NOT_CACHED = -1;
 /** `find` result for a field that is empty after trimming. */
-export const EMPTY_DEPARTMENT = -1;
+export const EMPTY_DEPARTMENT = -2;
 /** `find` result for a field that is not valid UTF-8. */
-export const INVALID_UTF8_DEPARTMENT = -2;
+const INVALID_UTF8_DEPARTMENT = -3;
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 /** Spellings other than names longer than this are not cached: huge padded names cannot fill memory. */
@@ -62,6 +64,13 @@ export class DepartmentTable {
   #big = new Map<number, bigint>();
   #count = 0;
 
+  // Distinct departments per input file: each department remembers the last file that added to
+  // it, so counting costs one compare per row. Stamps start at 1: a new department's 0 never matches.
+  // One byte per department (a million departments: 1 MB); the stamps restart every 255 files.
+  #seenIn = new Uint8Array(64);
+  #file = 1;
+  #fileDepartments = 0;
+
   /** A table refusing more than `maxDepartments` departments with RESOURCE_EXHAUSTED. */
   constructor(maxDepartments: number = Infinity) {
     this.#maxDepartments = maxDepartments;
@@ -72,9 +81,23 @@ export class DepartmentTable {
     return this.#count;
   }
 
+  /** Distinct departments added to since the last {@linkcode startFile} (or since creation). */
+  get fileDepartments(): number {
+    return this.#fileDepartments;
+  }
+
+  /** Starts counting {@linkcode fileDepartments} afresh, for the next input file. */
+  startFile(): void {
+    if (++this.#file > 255) {
+      this.#seenIn.fill(0);
+      this.#file = 1;
+    }
+    this.#fileDepartments = 0;
+  }
+
   /**
    * The hot path's probe: the department of the spelling `view[start, start + length)` whose hash
-   * is `hash` and whose last `length % 4` bytes are `tail`, or -1 when it is not cached yet.
+   * is `hash` and whose last `length % 4` bytes are `tail`, or {@linkcode NOT_CACHED}.
    * Small on purpose, so that the optimizing compiler inlines it into the caller's loop.
    */
   lookup(
@@ -90,7 +113,7 @@ export class DepartmentTable {
     let slot = homeSlot(hash, this.#shift);
     for (;;) {
       const key = slotKey[slot] - 1;
-      if (key < 0) return -1;
+      if (key < 0) return NOT_CACHED;
       if (
         this.#keyHash[key] === hash && this.#keyLength[key] === length &&
         this.#keyTail[key] === tail
@@ -136,6 +159,7 @@ export class DepartmentTable {
 
   /** Adds `sales` (an integer at most 2^53 - 1) to a department's total. */
   add(department: number, sales: number): void {
+    if (this.#seenIn[department] !== this.#file) this.#see(department);
     const low = this.#low;
     const sum = low[department] + sales;
     // Both terms are <= 2^53 - 1, so an inexact sum still compares above MAX_SAFE.
@@ -182,7 +206,14 @@ export class DepartmentTable {
    * and totals stay readable, and `find` must not be called any more.
    */
   seal(): void {
-    for (const array of [this.#slotKey, this.#keyHash, this.#keyTail, this.#keyDepartment]) {
+    const lookups = [
+      this.#slotKey,
+      this.#keyHash,
+      this.#keyTail,
+      this.#keyDepartment,
+      this.#seenIn,
+    ];
+    for (const array of lookups) {
       release(array);
     }
     this.#mask = 0;
@@ -289,6 +320,7 @@ export class DepartmentTable {
     if (department === this.#low.length) {
       this.#low = grownFloat64(this.#low);
       this.#nameKey = doubled(this.#nameKey);
+      this.#seenIn = new Uint8Array(this.#seenIn.buffer.transfer(this.#seenIn.byteLength * 2));
     }
     this.#count++;
     this.#nameKey[department] = this.#keyCount;
@@ -331,6 +363,12 @@ export class DepartmentTable {
     this.#arenaLength += length;
     this.#slotKey[slot] = key + 1;
     if (this.#keyCount * 2 > this.#mask) this.#rehash();
+  }
+
+  /** First row of `department` in the current file. */
+  #see(department: number): void {
+    this.#seenIn[department] = this.#file;
+    this.#fileDepartments++;
   }
 
   #carry(department: number, sales: number): void {
@@ -456,7 +494,7 @@ export const FNV_OFFSET = 0x811c9dc5 | 0;
 export const FNV_PRIME = 0x01000193;
 
 /** The last `(end - start) % 4` bytes of `buf[start, end)`, packed little-endian. */
-export function tailWord(buf: Uint8Array, start: number, end: number): number {
+function tailWord(buf: Uint8Array, start: number, end: number): number {
   let tail = 0;
   for (let i = end - ((end - start) & 3), shift = 0; i < end; i++, shift += 8) {
     tail |= buf[i] << shift;

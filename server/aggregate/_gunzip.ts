@@ -30,7 +30,7 @@ export const GUNZIP_PIECES_AHEAD = 8;
 /** Compressed bytes per input slot. */
 export const GUNZIP_INPUT_SLOT_BYTES = 1024 * 1024;
 /** Input slots per stream: compressed bytes queued for the worker. */
-export const GUNZIP_INPUT_SLOTS = 4;
+const GUNZIP_INPUT_SLOTS = 4;
 
 const WORKER = new URL("./_gunzip_worker.ts", import.meta.url);
 

@@ -82,7 +82,7 @@ export class RecordSplitter {
 const DAYS_IN_MONTH = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
 /** True for a real proleptic Gregorian date, years 1-9999. */
-export function isRealDate(year: number, month: number, day: number): boolean {
+function isRealDate(year: number, month: number, day: number): boolean {
   if (year < 1 || year > 9999 || month < 1 || month > 12 || day < 1) return false;
   if (month === 2 && day === 29) {
     return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
@@ -112,7 +112,7 @@ function isDateText(text: string): boolean {
 /** `sales` result for a field that is not one or more ASCII digits. */
 export const INVALID_SALES = -1;
 /** `sales` result for digits worth more than 2^53 - 1. */
-export const SALES_TOO_LARGE = -2;
+const SALES_TOO_LARGE = -2;
 
 /** The value of a trimmed sales field, or {@linkcode INVALID_SALES} / {@linkcode SALES_TOO_LARGE}. */
 export function salesField(buf: Uint8Array, start: number, end: number): number {

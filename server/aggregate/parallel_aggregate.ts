@@ -1,7 +1,7 @@
 /**
  * Aggregates a plain CSV file on several threads: the file is cut into ranges at line breaks, one
- * range per thread, and the parts merged exactly. The result is the one
- * {@linkcode aggregateFile} gives, bad-row samples and their line numbers included.
+ * range per thread, and the parts merged exactly. The result is the one a single
+ * {@linkcode SalesAggregator} gives, bad-row samples and their line numbers included.
  *
  * This thread starts at the file's first byte at once; a new worker takes tens of milliseconds
  * to load (more on a busy machine). So the file is not split up front: when a worker is ready, it
@@ -31,9 +31,8 @@
 
 import { AppError, type Status } from "../errors.ts";
 import type { PackedTotals } from "./_department_table.ts";
-import { readFileRange } from "./_read_file.ts";
+import { readFileChunks, readFileRange } from "./_read_file.ts";
 import {
-  aggregateFile,
   type AggregateResult,
   aggregateResult,
   type BadRowSample,
@@ -109,13 +108,18 @@ export async function aggregateFileParallel(
     maxRecordBytes: options.maxRecordBytes,
     maxDepartments: options.maxDepartments,
     maxBadRowSamples: options.maxBadRowSamples,
+    filename: options.filename,
   };
   using file = await Deno.open(path, { read: true });
   const size = (await file.stat()).size;
   const count = Math.max(1, Math.min(threads, Math.floor(size / minBytesPerThread)));
   const fixedCuts = options.cutsNear && await lineStartsAfter(file, options.cutsNear, size);
   const workerCount = fixedCuts ? fixedCuts.length : count - 1;
-  if (workerCount === 0) return await aggregateFile(path, aggregatorOptions);
+  if (workerCount === 0) {
+    const aggregator = new SalesAggregator(aggregatorOptions);
+    await readFileChunks(path, (chunk) => aggregator.push(chunk));
+    return aggregator.finish();
+  }
 
   const started = performance.now();
   const workers = Array.from({ length: workerCount }, () => RangeWorker.acquire());
@@ -326,6 +330,7 @@ function merge(
     badRows,
     bytes,
     badRowSamples: samples,
+    files: [{ ...first.files[0], rows, badRows }],
     elapsedSec: (performance.now() - started) / 1000,
   }, first.departmentTotals);
 }

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { mulberry32 } from "../_test_mulberry32.ts";
 import { aggregateFileParallel } from "./parallel_aggregate.ts";
 import { resultCsvChunks } from "./result_csv.ts";
-import { aggregateFile, type AggregateResult } from "./sales_aggregator.ts";
+import type { AggregateResult } from "./sales_aggregator.ts";
+import { aggregateInputFile } from "./sales_input.ts";
 
 const encoder = new TextEncoder();
 const HEADER = "Department Name,Date,Number of Sales\n";
@@ -17,6 +18,7 @@ function comparable(result: AggregateResult) {
     departments: result.departments,
     bytes: result.bytes,
     badRowSamples: result.badRowSamples,
+    files: result.files,
   };
 }
 
@@ -58,10 +60,10 @@ async function withFile(text: string, run: (path: string) => Promise<void>): Pro
 
 const options = { maxRecordBytes: 64, maxBadRowSamples: 1000 };
 
-Deno.test("aggregateFileParallel equals aggregateFile with a cut before every line break", async () => {
+Deno.test("aggregateFileParallel equals aggregateInputFile with a cut before every line break", async () => {
   const text = randomCsv(6, 25);
   await withFile(text, async (path) => {
-    const expected = comparable(await aggregateFile(path, options));
+    const expected = comparable(await aggregateInputFile(path, options));
     const lineFeeds: number[] = [];
     // An LF inside quotes has an odd number of quotes before it: the cut there is a wrong guess.
     let insideQuotes = 0;
@@ -83,11 +85,11 @@ Deno.test("aggregateFileParallel equals aggregateFile with a cut before every li
   });
 });
 
-Deno.test("aggregateFileParallel equals aggregateFile with many cuts at random positions", async () => {
+Deno.test("aggregateFileParallel equals aggregateInputFile with many cuts at random positions", async () => {
   for (let seed = 2; seed < 6; seed++) {
     const text = randomCsv(seed, 400);
     await withFile(text, async (path) => {
-      const expected = comparable(await aggregateFile(path, options));
+      const expected = comparable(await aggregateInputFile(path, options));
       const random = mulberry32(seed * 7919);
       for (let trial = 0; trial < 2; trial++) {
         const cuts = Array.from({ length: 1 + (random() % 3) }, () => random() % text.length);
@@ -101,7 +103,7 @@ Deno.test("aggregateFileParallel equals aggregateFile with many cuts at random p
 Deno.test("aggregateFileParallel splits a file by threads and keeps the first 20 samples", async () => {
   const text = randomCsv(99, 3000);
   await withFile(text, async (path) => {
-    const expected = comparable(await aggregateFile(path, { maxRecordBytes: 64 }));
+    const expected = comparable(await aggregateInputFile(path, { maxRecordBytes: 64 }));
     for (const threads of [1, 2, 4]) {
       const result = await aggregateFileParallel(path, {
         maxRecordBytes: 64,
@@ -132,7 +134,7 @@ Deno.test("aggregateFileParallel splits what is left when a worker is ready, how
   const size = encoder.encode(text).length;
   assert.ok(size > 4 * 2 ** 20, `only ${size} bytes`);
   await withFile(text, async (path) => {
-    const expected = comparable(await aggregateFile(path, options));
+    const expected = comparable(await aggregateInputFile(path, options));
     for (const threads of [2, 3]) {
       // First, until every worker has said it is ready: then the pool holds ready ones.
       let ready = 0;

@@ -7,7 +7,7 @@
 import type { DepartmentTotals } from "./sales_aggregator.ts";
 
 /** The result file's header line (without its LF). */
-export const RESULT_HEADER = "Department Name,Total Number of Sales";
+const RESULT_HEADER = "Department Name,Total Number of Sales";
 
 /**
  * Compares strings by Unicode code point (UTF-8 byte order), unlike `<`, which compares UTF-16
@@ -35,7 +35,7 @@ function codePointRank(unit: number): number {
  * (OWASP CSV injection), then RFC 4180 quoting where needed. Names that already start with `'` get
  * one too, so that `=1+1` and `'=1+1` stay two different fields and a reader strips exactly one.
  */
-export function formatDepartmentField(name: string): string {
+function formatDepartmentField(name: string): string {
   const text = /^[=+\-@']/.test(name) ? `'${name}` : name;
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }

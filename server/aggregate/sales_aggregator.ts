@@ -19,8 +19,8 @@
  * @module
  */
 
+import { AppError, Status } from "../errors.ts";
 import { concatBytes } from "./_bytes.ts";
-import { readFileChunks } from "./_read_file.ts";
 import {
   DepartmentTable,
   DepartmentTotals,
@@ -29,6 +29,7 @@ import {
   FNV_PRIME,
   hashBytes,
   mergePackedTotals,
+  NOT_CACHED,
   type PackedTotals,
 } from "./_department_table.ts";
 import {
@@ -53,6 +54,22 @@ export interface BadRowSample {
   reason: string;
   /** The record's first 200 characters. */
   raw: string;
+  /** The file the record is in, as named to the aggregator (`""` when unnamed). */
+  file: string;
+  /** The 0-based position of that file among the input's files (two may share a name). */
+  fileIndex: number;
+}
+
+/** What one input file contributed to an aggregation. */
+export interface FileResult {
+  /** The file's name as given (`""` when unnamed). */
+  name: string;
+  /** Rows read from this file, good and bad. */
+  rows: number;
+  /** Bad rows in this file. */
+  badRows: number;
+  /** Distinct departments with at least one good row in this file. */
+  departments: number;
 }
 
 /** What an aggregation produced. */
@@ -74,8 +91,10 @@ export interface AggregateResult {
   elapsedSec: number;
   /** Input bytes consumed. */
   bytes: number;
-  /** The first bad rows in file order. */
+  /** The first bad rows in file order; lines count from 1 in each file. */
   badRowSamples: BadRowSample[];
+  /** Each input file in the order read: one entry for a single file. */
+  files: FileResult[];
 }
 
 /** Options for {@linkcode SalesAggregator}. */
@@ -101,6 +120,12 @@ export interface SalesAggregatorOptions {
    * @default {false}
    */
   midFile?: boolean;
+  /**
+   * The name of the (first) input file, given back in {@linkcode FileResult.name} and
+   * {@linkcode BadRowSample.file}.
+   * @default {""}
+   */
+  filename?: string;
 }
 
 const LF = 0x0a;
@@ -140,9 +165,18 @@ export class SalesAggregator {
   /** Skipping the rest of an over-long record, up to and including the next LF. */
   #discarding = false;
   #result: AggregateResult | undefined;
+  /** What made a call throw: the state may be half-updated, so every later call is refused. */
+  #failure: unknown;
+  #writable: WritableStream<Uint8Array> | undefined;
+  // The current input file, and the counts when it started.
+  #fileName: string;
+  #fileStartRows = 0;
+  #fileStartBadRows = 0;
+  readonly #files: FileResult[] = [];
 
   /** Creates an aggregator; `elapsedSec` counts from here. */
   constructor(options: SalesAggregatorOptions = {}) {
+    this.#fileName = options.filename ?? "";
     this.#maxRecordBytes = options.maxRecordBytes ?? 1_048_576;
     this.#maxSamples = options.maxBadRowSamples ?? 20;
     this.#table = new DepartmentTable(options.maxDepartments ?? Infinity);
@@ -180,9 +214,46 @@ export class SalesAggregator {
     return !this.#inRecord && !this.#discarding && this.#head === undefined;
   }
 
+  /**
+   * A sink for the bytes, for stream pipes: each chunk is {@linkcode push}ed, and closing the
+   * stream calls {@linkcode finish}, which then returns the result.
+   *
+   * @example
+   * ```ts
+   * import { gzipSync } from "node:zlib";
+   * import { SalesAggregator } from "./sales_aggregator.ts";
+   *
+   * const path = await Deno.makeTempFile({ suffix: ".csv.gz" });
+   * await Deno.writeFile(path, gzipSync(new TextEncoder().encode("Toys,2024-01-02,3\n")));
+   * const aggregator = new SalesAggregator();
+   * using file = await Deno.open(path);
+   * await file.readable.pipeThrough(new DecompressionStream("gzip")).pipeTo(aggregator.writable);
+   * if (aggregator.finish().totals.get("Toys") !== 3n) throw new Error("wrong total");
+   * await Deno.remove(path);
+   * ```
+   */
+  get writable(): WritableStream<Uint8Array> {
+    return this.#writable ??= new WritableStream({
+      write: (chunk) => this.push(chunk),
+      close: () => {
+        this.finish();
+      },
+    });
+  }
+
   /** Aggregates the next chunk. The chunk is not kept, so the caller may reuse its buffer. */
   push(chunk: Uint8Array): void {
+    this.#refuseIfFailed("push");
     if (this.#result) throw new Error("SalesAggregator.push() called after finish()");
+    try {
+      this.#push(chunk);
+    } catch (error) {
+      this.#failure = error;
+      throw error;
+    }
+  }
+
+  #push(chunk: Uint8Array): void {
     // A subclass such as Node's Buffer overrides indexOf and friends with slow versions, and a
     // second array type would make the hot path polymorphic: work on a plain view of the bytes.
     if (chunk.constructor !== Uint8Array) {
@@ -208,24 +279,48 @@ export class SalesAggregator {
    * {@linkcode DepartmentTotals.pack}) to this aggregator's, before {@linkcode finish}.
    */
   addTotals(packed: PackedTotals): void {
+    this.#refuseIfFailed("addTotals");
     if (this.#result) throw new Error("SalesAggregator.addTotals() called after finish()");
-    mergePackedTotals(this.#table, packed);
+    try {
+      mergePackedTotals(this.#table, packed);
+    } catch (error) {
+      this.#failure = error;
+      throw error;
+    }
+  }
+
+  /**
+   * Ends the current input file and starts the next one, named `name`: a record never spans two
+   * files (the unfinished last record of this one is its bad row), and the next file has its own
+   * BOM, optional header and line numbers.
+   */
+  nextFile(name: string): void {
+    this.#refuseIfFailed("nextFile");
+    if (this.#result) throw new Error("SalesAggregator.nextFile() called after finish()");
+    try {
+      this.#endFile();
+    } catch (error) {
+      this.#failure = error;
+      throw error;
+    }
+    this.#fileName = name;
+    this.#fileStartRows = this.#rows;
+    this.#fileStartBadRows = this.#badRows;
+    this.#line = 1;
+    this.#headerPending = true;
+    this.#head = new Uint8Array(0);
+    this.#table.startFile();
   }
 
   /** Ends the input and returns the result; later calls return the same result. */
   finish(): AggregateResult {
     if (this.#result) return this.#result;
-    if (this.#head) {
-      const rest = this.#skipBom(new Uint8Array(0), true);
-      if (rest && rest.length > 0) {
-        this.#bytes -= rest.length; // push() counts them again
-        this.push(rest);
-      }
-    }
-    if (this.#inRecord) {
-      this.#inRecord = false;
-      this.#evaluate(this.#partial.subarray(0, this.#partialLength), this.#line, false);
-      this.#partial = new Uint8Array(0);
+    this.#refuseIfFailed("finish");
+    try {
+      this.#endFile();
+    } catch (error) {
+      this.#failure = error;
+      throw error;
     }
     this.#result = aggregateResult({
       rows: this.#rows,
@@ -233,10 +328,44 @@ export class SalesAggregator {
       elapsedSec: (performance.now() - this.#started) / 1000,
       bytes: this.#bytes,
       badRowSamples: this.#samples,
+      files: this.#files,
     }, new DepartmentTotals(this.#table));
     // The lookup structures are not needed any more: their memory goes before the output's.
     this.#table.seal();
     return this.#result;
+  }
+
+  /** Takes the current file's held BOM bytes and last unfinished record, and records its counts. */
+  #endFile(): void {
+    if (this.#head) {
+      const rest = this.#skipBom(new Uint8Array(0), true);
+      if (rest && rest.length > 0) this.#push(rest);
+      this.#bytes -= rest?.length ?? 0; // #push() counted them again
+    }
+    if (this.#inRecord) {
+      this.#inRecord = false;
+      this.#evaluate(this.#partial.subarray(0, this.#partialLength), this.#line, false);
+      this.#partial = new Uint8Array(0);
+    }
+    this.#discarding = false;
+    this.#files.push({
+      name: this.#fileName,
+      rows: this.#rows - this.#fileStartRows,
+      badRows: this.#badRows - this.#fileStartBadRows,
+      departments: this.#table.fileDepartments,
+    });
+  }
+
+  /** Throws FAILED_PRECONDITION when an earlier call failed part-way. */
+  #refuseIfFailed(method: string): void {
+    if (this.#failure === undefined) return;
+    const failure = this.#failure;
+    const reason = failure instanceof Error ? failure.message : String(failure);
+    throw new AppError(
+      Status.FAILED_PRECONDITION,
+      `Cannot call SalesAggregator.${method}(): an earlier call failed (${reason})`,
+      { cause: failure },
+    );
   }
 
   /** Strips a leading UTF-8 BOM, holding up to 3 bytes until it can tell; undefined while holding. */
@@ -396,7 +525,7 @@ export class SalesAggregator {
       // Small enough to be inlined: measured as fast as the probe it replaced, written out here.
       let department = table.lookup(view, nameStart, nameEnd - nameStart, hash, tail);
       // First sight of this spelling: the table decodes it (a department or a bad name).
-      if (department === -1) department = table.find(buf, nameStart, nameEnd, hash);
+      if (department === NOT_CACHED) department = table.find(buf, nameStart, nameEnd, hash);
       if (department < 0) break;
       table.add(department, sales);
       rows++;
@@ -592,6 +721,8 @@ export class SalesAggregator {
         line,
         reason,
         raw: firstCharacters(lossyUtf8.decode(rawStart), RAW_SAMPLE_CHARS),
+        file: this.#fileName,
+        fileIndex: this.#files.length,
       });
     }
   }
@@ -626,53 +757,4 @@ function isLongEnough(year: number, month: number, day: number): boolean {
 function isHeader(splitter: RecordSplitter): boolean {
   return splitter.count === 3 &&
     HEADER.every((name, i) => splitter.text(i).toLowerCase() === name);
-}
-
-/** Read-buffer size for streams: large enough that per-read overhead vanishes. */
-const READ_BUFFER_BYTES = 1 << 20;
-
-/**
- * Aggregates a whole stream. Byte streams (files, sockets) are read with a BYOB reader into one
- * reused buffer; other streams chunk by chunk.
- */
-export async function aggregateStream(
-  stream: ReadableStream<Uint8Array>,
-  options?: SalesAggregatorOptions,
-): Promise<AggregateResult> {
-  const aggregator = new SalesAggregator(options);
-  let byob: ReadableStreamBYOBReader | undefined;
-  try {
-    byob = stream.getReader({ mode: "byob" });
-  } catch {
-    byob = undefined;
-  }
-  if (byob) {
-    let buffer = new ArrayBuffer(READ_BUFFER_BYTES);
-    try {
-      for (;;) {
-        const { value, done } = await byob.read(new Uint8Array(buffer));
-        if (done) break;
-        aggregator.push(value);
-        buffer = value.buffer as ArrayBuffer;
-      }
-    } catch (error) {
-      await byob.cancel(error).catch(() => {});
-      throw error;
-    } finally {
-      byob.releaseLock();
-    }
-  } else {
-    for await (const chunk of stream) aggregator.push(chunk);
-  }
-  return aggregator.finish();
-}
-
-/** Aggregates a plain CSV file (see {@linkcode readFileChunks} for how it is read). */
-export async function aggregateFile(
-  path: string,
-  options?: SalesAggregatorOptions,
-): Promise<AggregateResult> {
-  const aggregator = new SalesAggregator(options);
-  await readFileChunks(path, (chunk) => aggregator.push(chunk));
-  return aggregator.finish();
 }

@@ -1,12 +1,11 @@
 import assert from "node:assert/strict";
 import { AppError, Status } from "../errors.ts";
 import {
-  aggregateFile,
   type AggregateResult,
-  aggregateStream,
   SalesAggregator,
   type SalesAggregatorOptions,
 } from "./sales_aggregator.ts";
+import { aggregateInputFile } from "./sales_input.ts";
 import { concatBytes } from "../_test_bytes.ts";
 import { compareCodePoints, referenceAggregate, type ReferenceResult } from "./_reference.ts";
 
@@ -1149,7 +1148,17 @@ function byteStreamOf(input: Uint8Array, sizes: number[]): ReadableStream<Uint8A
   });
 }
 
-Deno.test("aggregateStream aggregates a ReadableStream", async (t) => {
+/** A stream piped into {@linkcode SalesAggregator.writable}, as a caller with a stream does. */
+async function aggregateStream(
+  stream: ReadableStream<Uint8Array>,
+  options?: SalesAggregatorOptions,
+): Promise<AggregateResult> {
+  const aggregator = new SalesAggregator(options);
+  await stream.pipeTo(aggregator.writable);
+  return aggregator.finish();
+}
+
+Deno.test("SalesAggregator.writable aggregates a piped ReadableStream", async (t) => {
   const rng = new Rng(7);
   const pieces = Array.from(
     { length: 20 },
@@ -1179,7 +1188,7 @@ Deno.test("aggregateStream aggregates a ReadableStream", async (t) => {
   });
 });
 
-Deno.test("aggregateFile aggregates a file on disk", async () => {
+Deno.test("aggregateInputFile aggregates a plain file on disk", async () => {
   // Larger than one read buffer, so reads that reuse a buffer must not corrupt earlier records.
   const rng = new Rng(11);
   const parts: Uint8Array[] = [];
@@ -1197,7 +1206,7 @@ Deno.test("aggregateFile aggregates a file on disk", async () => {
   const path = await Deno.makeTempFile({ suffix: ".csv" });
   try {
     await Deno.writeFile(path, input);
-    const result = await aggregateFile(path);
+    const result = await aggregateInputFile(path);
     assert.deepEqual(comparable(result), comparable(referenceAggregate(input)));
     assert.equal(result.bytes, input.length);
   } finally {
@@ -1205,10 +1214,10 @@ Deno.test("aggregateFile aggregates a file on disk", async () => {
   }
 });
 
-Deno.test("aggregateFile rejects a missing file", async () => {
+Deno.test("aggregateInputFile rejects a missing file", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    await assert.rejects(() => aggregateFile(`${dir}/missing.csv`));
+    await assert.rejects(() => aggregateInputFile(`${dir}/missing.csv`));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -1562,4 +1571,122 @@ Deno.test("SalesAggregator gives identical results at every chunk size", async (
       }
     });
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Failure and several files
+// ---------------------------------------------------------------------------------------------
+
+Deno.test("SalesAggregator refuses every call after one that threw, with FAILED_PRECONDITION", () => {
+  const aggregator = new SalesAggregator({ maxDepartments: 1 });
+  assert.throws(
+    () => aggregator.push(encoder.encode(good("A") + good("B") + good("A"))),
+    (error) => error instanceof AppError && error.code === Status.RESOURCE_EXHAUSTED,
+  );
+  const refused = (error: unknown) =>
+    error instanceof AppError && error.code === Status.FAILED_PRECONDITION &&
+    /an earlier call failed \(Too many departments/.test(error.message);
+  assert.throws(() => aggregator.push(encoder.encode(good("A"))), refused);
+  assert.throws(() => aggregator.nextFile("b.csv"), refused);
+  assert.throws(() => aggregator.finish(), refused);
+  // The stream face refuses as well.
+  const again = new SalesAggregator({ maxDepartments: 1 });
+  const writer = again.writable.getWriter();
+  return (async () => {
+    await assert.rejects(writer.write(encoder.encode(good("A") + good("B"))));
+    assert.throws(() => again.push(encoder.encode(good("A"))), refused);
+  })();
+});
+
+Deno.test("SalesAggregator.nextFile ends a quote left open as that file's bad row", () => {
+  const aggregator = new SalesAggregator({ filename: "a.csv" });
+  aggregator.push(encoder.encode(good("Toys") + '"Open,2024-01-02,1\n'));
+  aggregator.nextFile("b.csv");
+  // The next file has its own BOM, header and line 1.
+  aggregator.push(bytesOf([0xef, 0xbb, 0xbf], HEADER, good("Toys"), "Toys,2024-13-01,1\n"));
+  const result = aggregator.finish();
+  assert.deepEqual([...result.totals], [["Toys", 2n]]);
+  assert.equal(result.rows, 4);
+  assert.equal(result.badRows, 2);
+  assert.deepEqual(result.badRowSamples, [
+    {
+      line: 2,
+      reason: "unterminated quoted field",
+      raw: '"Open,2024-01-02,1\n',
+      file: "a.csv",
+      fileIndex: 0,
+    },
+    { line: 3, reason: "invalid date", raw: "Toys,2024-13-01,1", file: "b.csv", fileIndex: 1 },
+  ]);
+  assert.deepEqual(result.files, [
+    { name: "a.csv", rows: 2, badRows: 1, departments: 1 },
+    { name: "b.csv", rows: 2, badRows: 1, departments: 1 },
+  ]);
+});
+
+Deno.test("SalesAggregator.nextFile reads each file as the reference reads it alone", () => {
+  for (let seed = 1; seed <= 60; seed++) {
+    const rng = new Rng(seed * 7919);
+    const count = rng.int(1, 4);
+    const files = Array.from({ length: count }, (_, i) => ({
+      name: i === 0 ? "" : `file ${i}.csv`,
+      bytes: generateCsv(rng, {}).bytes,
+    }));
+    const aggregator = new SalesAggregator({ filename: files[0].name, maxRecordBytes: 64 });
+    files.forEach((file, i) => {
+      if (i > 0) aggregator.nextFile(file.name);
+      for (let at = 0; at < file.bytes.length;) {
+        const size = rng.int(1, 40);
+        aggregator.push(file.bytes.subarray(at, at + size));
+        at += size;
+      }
+    });
+    const result = aggregator.finish();
+    const totals = new Map<string, bigint>();
+    const samples: { line: number; file: string; fileIndex: number }[] = [];
+    const expectedFiles = files.map((file, fileIndex) => {
+      const reference = referenceAggregate(file.bytes, { maxRecordBytes: 64 });
+      for (const [name, total] of reference.totals) {
+        totals.set(name, (totals.get(name) ?? 0n) + total);
+      }
+      for (const { line } of reference.badRowSamples) {
+        samples.push({ line, file: file.name, fileIndex });
+      }
+      const { rows, badRows, departments } = reference;
+      return { name: file.name, rows, badRows, departments };
+    });
+    const who = `seed ${seed}`;
+    assert.deepEqual(
+      [...result.totals],
+      [...totals].sort(([a], [b]) => compareCodePoints(a, b)),
+      `${who}: totals`,
+    );
+    assert.deepEqual(result.files, expectedFiles, `${who}: files`);
+    assert.equal(result.rows, expectedFiles.reduce((sum, file) => sum + file.rows, 0), who);
+    assert.equal(result.badRows, expectedFiles.reduce((sum, file) => sum + file.badRows, 0), who);
+    assert.deepEqual(
+      result.badRowSamples.map(({ line, file, fileIndex }) => ({ line, file, fileIndex })),
+      samples.slice(0, 20),
+      `${who}: samples`,
+    );
+  }
+});
+
+Deno.test("SalesAggregator.nextFile counts each file's departments over hundreds of files", () => {
+  const aggregator = new SalesAggregator({ filename: "0" });
+  const expected: number[] = [];
+  for (let i = 0; i < 600; i++) {
+    if (i > 0) aggregator.nextFile(String(i));
+    // "A" in every file, "B" in every 256th and "D" every 255 files (where one-byte stamps come
+    // round again), and "C" twice in every 7th.
+    let rows = good("A");
+    if (i % 256 === 0) rows += good("B");
+    if (i % 255 === 1) rows += good("D");
+    if (i % 7 === 0) rows += good("C") + good("C");
+    aggregator.push(encoder.encode(rows));
+    expected.push(1 + Number(i % 256 === 0) + Number(i % 255 === 1) + Number(i % 7 === 0));
+  }
+  const result = aggregator.finish();
+  assert.deepEqual(result.files.map((file) => file.departments), expected);
+  assert.equal(result.departments, 4);
 });

@@ -7,6 +7,8 @@
  *
  * {@linkcode SalesInput.push} takes the bytes at once (the caller may reuse its buffer as soon as
  * it returns) and resolves when the input is ready for more: awaiting it is the backpressure.
+ * Several files aggregate into one result: {@linkcode SalesInput.nextFile} ends one and starts the
+ * next, each read on its own (gzip or not, header or not, lines from 1).
  *
  * @example
  * ```ts
@@ -55,10 +57,44 @@ export class SalesInput {
   #result: Promise<AggregateResult> | undefined;
   /** Why the input was refused (too large, corrupt gzip, too many departments); final. */
   #failure: unknown;
+  /** The current file's name (`""` when unnamed), for errors about its gzip data. */
+  #fileName: string;
+  #writable: WritableStream<Uint8Array> | undefined;
 
+  /** An input whose first file is named `options.filename`. */
   constructor(options: SalesInputOptions = {}) {
     this.#aggregator = new SalesAggregator(options);
     this.#maxBytes = options.maxBytes ?? Infinity;
+    this.#fileName = options.filename ?? "";
+  }
+
+  /**
+   * A sink for the bytes, for stream pipes: each chunk is {@linkcode push}ed (awaited, for
+   * backpressure), closing the stream finishes the input (then read the result with
+   * {@linkcode finish}), and aborting it closes the input.
+   *
+   * @example
+   * ```ts
+   * import { gzipSync } from "node:zlib";
+   * import { SalesInput } from "./sales_input.ts";
+   *
+   * const input = new SalesInput({ filename: "toys.csv.gz" });
+   * await ReadableStream.from([gzipSync(new TextEncoder().encode("Toys,2024-01-02,3\n"))])
+   *   .pipeTo(input.writable);
+   * const result = await input.finish();
+   * if (result.files[0].name !== "toys.csv.gz" || result.totals.get("Toys") !== 3n) {
+   *   throw new Error("wrong result");
+   * }
+   * ```
+   */
+  get writable(): WritableStream<Uint8Array> {
+    return this.#writable ??= new WritableStream({
+      write: (chunk) => this.push(chunk),
+      close: async () => {
+        await this.finish();
+      },
+      abort: () => this.close(),
+    });
   }
 
   /** Bytes received so far (compressed bytes for gzip). */
@@ -103,6 +139,25 @@ export class SalesInput {
     });
   }
 
+  /**
+   * Ends the current file and starts the next one, named `name` (see
+   * {@linkcode SalesAggregator.nextFile}): its gzip data is checked to the end, and the next file
+   * is recognized as gzip or plain afresh. Rejects as {@linkcode finish} would for this file.
+   */
+  async nextFile(name: string): Promise<void> {
+    if (this.#failure !== undefined) throw this.#failure;
+    if (this.#result) throw new Error("SalesInput.nextFile() called after finish()");
+    try {
+      await this.#endFile();
+      this.#aggregator.nextFile(name);
+    } catch (error) {
+      throw this.#fail(error);
+    }
+    this.#fileName = name;
+    this.#gzip = undefined;
+    this.#gunzip = undefined;
+  }
+
   #push(chunk: Uint8Array): void {
     this.#received += chunk.length;
     if (this.#received > this.#maxBytes) throw this.#tooLarge();
@@ -143,12 +198,18 @@ export class SalesInput {
   }
 
   async #finish(): Promise<AggregateResult> {
+    await this.#endFile();
+    return this.#aggregator.finish();
+  }
+
+  /** Hands over the current file's last bytes: those held to tell gzip, or the inflater's. */
+  async #endFile(): Promise<void> {
     if (this.#gzip === undefined && this.#held.length > 0) {
       this.#gzip = false;
       this.#aggregator.push(this.#held);
+      this.#held = new Uint8Array(0);
     }
     await this.#gunzip?.end();
-    return this.#aggregator.finish();
   }
 
   #takeInflated(piece: Uint8Array): void {
@@ -159,6 +220,13 @@ export class SalesInput {
 
   /** Records the input's refusal and stops the inflater; returns the error to throw. */
   #fail(error: unknown): unknown {
+    // A named file's corrupt gzip says which file it is; unnamed input keeps the plain message.
+    if (
+      this.#failure === undefined && this.#fileName !== "" && this.#gzip &&
+      error instanceof AppError && error.code === Status.INVALID_ARGUMENT
+    ) {
+      error = new AppError(error.code, `${error.message} (in ${this.#fileName})`, { cause: error });
+    }
     this.#failure ??= error;
     this.#gunzip?.fail(error);
     return this.#failure;

@@ -1,8 +1,12 @@
-import { equal, ok, rejects } from "node:assert/strict";
+import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { gzipSync as nodeGzipSync, type ZlibOptions } from "node:zlib";
 import { AppError, Status } from "../errors.ts";
-import { SalesInput } from "./sales_input.ts";
+import { mulberry32 } from "../_test_mulberry32.ts";
+import { testAlone } from "../_test_alone.ts";
+import { mergeResults } from "./merge_results.ts";
 import { formatResultCsv } from "./result_csv.ts";
+import type { AggregateResult } from "./sales_aggregator.ts";
+import { SalesInput } from "./sales_input.ts";
 
 const encoder = new TextEncoder();
 const csv = "Department Name,Date,Number of Sales\nToys,2024-01-02,3\n" +
@@ -147,20 +151,25 @@ Deno.test("SalesInput enforces maxBytes on received bytes", async () => {
   );
 });
 
-Deno.test("SalesInput stops a gzip bomb on inflated bytes without inflating it all", async () => {
-  // 64 MiB of zeros compress to ~64 KiB; the limit is 1 MiB.
-  const bomb = gzipSync(new Uint8Array(64 * 1024 * 1024), { level: 9 });
-  ok(bomb.length < 1024 * 1024);
-  const before = Deno.memoryUsage().rss;
-  const input = new SalesInput({ maxBytes: 1024 * 1024 });
-  await rejects(
-    feed(input, bomb, 64 * 1024),
-    (error: unknown) =>
-      isAppError(Status.RESOURCE_EXHAUSTED)(error) && /after decompression/.test(String(error)),
-  );
-  // Inflating the whole bomb would take 64 MiB at once; slices keep it to a few.
-  ok(Deno.memoryUsage().rss - before < 48 * 1024 * 1024);
-});
+// Alone: it measures the process's resident memory.
+testAlone(
+  import.meta.url,
+  "SalesInput stops a gzip bomb on inflated bytes without inflating it all",
+  async () => {
+    // 64 MiB of zeros compress to ~64 KiB; the limit is 1 MiB.
+    const bomb = gzipSync(new Uint8Array(64 * 1024 * 1024), { level: 9 });
+    ok(bomb.length < 1024 * 1024);
+    const before = Deno.memoryUsage().rss;
+    const input = new SalesInput({ maxBytes: 1024 * 1024 });
+    await rejects(
+      feed(input, bomb, 64 * 1024),
+      (error: unknown) =>
+        isAppError(Status.RESOURCE_EXHAUSTED)(error) && /after decompression/.test(String(error)),
+    );
+    // Inflating the whole bomb would take 64 MiB at once; slices keep it to a few.
+    ok(Deno.memoryUsage().rss - before < 48 * 1024 * 1024);
+  },
+);
 
 Deno.test("SalesInput treats a one-byte file as plain CSV", async () => {
   const input = new SalesInput();
@@ -180,4 +189,131 @@ Deno.test("SalesInput finish returns the same result when called again, for gzip
     const first = await input.finish();
     equal(await input.finish(), first);
   }
+});
+
+/** Feeds each file in pushes of `size` bytes, with `nextFile` between them. */
+async function feedFiles(
+  files: { name: string; bytes: Uint8Array }[],
+  size: number,
+): Promise<AggregateResult> {
+  const input = new SalesInput({ filename: files[0].name });
+  try {
+    for (const [i, file] of files.entries()) {
+      if (i > 0) await input.nextFile(file.name);
+      for (let at = 0; at < file.bytes.length; at += size) {
+        await input.push(file.bytes.subarray(at, at + size));
+      }
+    }
+    return await input.finish();
+  } finally {
+    input.close();
+  }
+}
+
+/** Everything but the timing, with the result CSV's bytes. */
+function comparable(result: AggregateResult) {
+  const { elapsedSec: _, totals: __, ...rest } = result;
+  return { ...rest, csv: formatResultCsv(result.totals) };
+}
+
+const january = "Department Name,Date,Number of Sales\nToys,2024-01-02,3\nGarden,2024-01-32,1\n";
+const february = "Toys,2024-02-03,4\nBooks,2024-02-30,1\nBooks,2024-02-04,5\n";
+const march =
+  '\ufeffdepartment name,DATE,number of sales\r\nGarden,2024-03-01,2\r\n"Open,2024-03-02,1\n';
+
+Deno.test("SalesInput.nextFile aggregates two and three files, plain and gzip, into one result", async () => {
+  const files = [
+    { name: "january.csv", bytes: encoder.encode(january) },
+    { name: "february.csv.gz", bytes: gzipSync(encoder.encode(february)) },
+    { name: "march.csv", bytes: encoder.encode(march) },
+  ];
+  for (const size of [1, 3, 64, 4096]) {
+    const result = await feedFiles(files, size);
+    equal(
+      formatResultCsv(result.totals),
+      "Department Name,Total Number of Sales\nBooks,5\nGarden,2\nToys,7\n",
+    );
+    deepEqual(result.files, [
+      { name: "january.csv", rows: 2, badRows: 1, departments: 1 },
+      { name: "february.csv.gz", rows: 3, badRows: 1, departments: 2 },
+      { name: "march.csv", rows: 2, badRows: 1, departments: 1 },
+    ]);
+    equal(result.rows, 7);
+    equal(result.badRows, 3);
+    equal(result.departments, 3);
+    // Lines count in each file; each file has its own header (or none).
+    const samples = result.badRowSamples.map(({ file, fileIndex, line, reason }) => ({
+      file,
+      fileIndex,
+      line,
+      reason,
+    }));
+    deepEqual(samples, [
+      { file: "january.csv", fileIndex: 0, line: 3, reason: "invalid date" },
+      { file: "february.csv.gz", fileIndex: 1, line: 2, reason: "invalid date" },
+      { file: "march.csv", fileIndex: 2, line: 3, reason: "unterminated quoted field" },
+    ]);
+    const two = await feedFiles(files.slice(0, 2), size);
+    equal(formatResultCsv(two.totals), "Department Name,Total Number of Sales\nBooks,5\nToys,7\n");
+    deepEqual(two.files.map((file) => file.name), ["january.csv", "february.csv.gz"]);
+  }
+});
+
+Deno.test("SalesInput.nextFile equals the files aggregated one by one and added up", async () => {
+  const rows = (seed: number) => {
+    const random = mulberry32(seed);
+    const lines = random() % 2 === 0 ? ["Department Name,Date,Number of Sales"] : [];
+    for (let i = random() % 40; i > 0; i--) {
+      const name = ["Toys", "Books", " Toys", '"Garden"', "Z\u00e9"][random() % 5];
+      lines.push(`${name},2024-0${1 + random() % 9}-${10 + random() % 25},${random() % 1000}`);
+    }
+    // Sometimes no final line break, sometimes a quote left open at the end.
+    const end = ["\n", "", '\n"Toys,2024-01-01,1'][random() % 3];
+    return lines.join("\n") + end;
+  };
+  for (let seed = 1; seed <= 12; seed++) {
+    const random = mulberry32(seed);
+    const files = Array.from({ length: 2 + random() % 3 }, (_, i) => {
+      const bytes = encoder.encode(rows(seed * 10 + i));
+      return { name: `f${i}.csv`, bytes: random() % 2 === 0 ? bytes : gzipSync(bytes) };
+    });
+    const together = await feedFiles(files, 1 + random() % 50);
+    const alone = files.map((file) => feedFiles([file], 1 + random() % 50));
+    const merged = await mergeResults(await Promise.all(alone));
+    deepEqual(comparable(together), comparable(merged), `seed ${seed}`);
+    // The totals by hand, for the result CSV's bytes.
+    const sums = new Map<string, bigint>();
+    for (const result of await Promise.all(alone)) {
+      for (const [name, total] of result.totals) sums.set(name, (sums.get(name) ?? 0n) + total);
+    }
+    equal(formatResultCsv(together.totals), formatResultCsv(sums), `seed ${seed}`);
+  }
+});
+
+Deno.test("SalesInput.nextFile fails the whole input on one file's corrupt gzip, naming it", async () => {
+  const truncated = gzipSync(encoder.encode(february)).subarray(0, 20);
+  for (const next of ["c.csv", undefined]) {
+    const input = new SalesInput({ filename: "a.csv" });
+    try {
+      await input.push(encoder.encode(january));
+      await input.nextFile("b.csv.gz");
+      await input.push(truncated).catch(() => {});
+      const corrupt = (error: unknown) =>
+        error instanceof AppError && error.code === Status.INVALID_ARGUMENT &&
+        error.message.includes("(in b.csv.gz)");
+      if (next) await rejects(input.nextFile(next), corrupt);
+      await rejects(input.finish(), corrupt);
+      ok(input.failed);
+    } finally {
+      input.close();
+    }
+  }
+});
+
+Deno.test("SalesInput reads one unnamed file as before, as one entry of files", async () => {
+  const result = await feed(new SalesInput(), encoder.encode(csv), 5);
+  deepEqual(result.files, [{ name: "", rows: 4, badRows: 1, departments: 2 }]);
+  deepEqual(result.badRowSamples, [
+    { line: 4, reason: "invalid date", raw: "Toys,2023-02-29,4", file: "", fileIndex: 0 },
+  ]);
 });

@@ -1,7 +1,14 @@
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import { runDeno } from "../_test_run_deno.ts";
-import { type AggregateArgs, defaultOutputPath, main, parseAggregateArgs } from "./aggregate.ts";
+import { formatResultCsv } from "../aggregate/result_csv.ts";
+import {
+  type AggregateArgs,
+  aggregateFiles,
+  defaultOutputPath,
+  main,
+  parseAggregateArgs,
+} from "./aggregate.ts";
 
 const script = new URL("./aggregate.ts", import.meta.url).pathname;
 
@@ -103,6 +110,7 @@ Deno.test("parseAggregateArgs derives the default output name", () => {
   equal(defaultOutputPath("data/sales.csv.gz"), "data/sales.result.csv");
   deepEqual(parseAggregateArgs(["a.csv", "--out=b.csv", "--threads", "3"]), {
     input: "a.csv",
+    inputs: ["a.csv"],
     output: "b.csv",
     threads: 3,
     json: false,
@@ -124,7 +132,13 @@ Deno.test("parseAggregateArgs refuses bad options with the usage", () => {
   ) {
     throws(() => parseAggregateArgs(args), /Usage: deno task aggregate/);
   }
-  throws(() => parseAggregateArgs(["a.csv", "b.csv"]), /Unexpected argument b\.csv/);
+});
+
+Deno.test("parseAggregateArgs takes several inputs, the output beside the first", () => {
+  const parsed = parseAggregateArgs(["a.csv", "b.csv.gz", "-t", "1", "c.csv"]) as AggregateArgs;
+  deepEqual(parsed.inputs, ["a.csv", "b.csv.gz", "c.csv"]);
+  equal(parsed.input, "a.csv");
+  equal(parsed.output, "a.result.csv");
 });
 
 Deno.test("aggregate CLI gives the same output and samples on 1 and 3 threads", async () => {
@@ -234,6 +248,107 @@ Deno.test("aggregate CLI refuses an empty or binary file as the page does, unles
       equal(forced.code, 0, forced.stderr);
       equal(JSON.parse(forced.stdout).departments, 0);
     }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("aggregate CLI aggregates several files, plain and gzip, into one result", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const a = `${dir}/a.csv`;
+    const b = `${dir}/b.csv.gz`;
+    const c = `${dir}/c.csv`;
+    await Deno.writeTextFile(a, "Department Name,Date,Number of Sales\nToys,2024-01-02,3\n");
+    await Deno.writeFile(
+      b,
+      gzipSync(
+        new TextEncoder().encode("Toys,2024-01-03,4\nBooks,2024-13-01,1\nBooks,2024-01-04,5\n"),
+      ),
+    );
+    // A quote left open at the end is this file's bad row; the next file starts afresh.
+    await Deno.writeTextFile(
+      c,
+      'Department Name,Date,Number of Sales\nGarden,2024-01-05,2\n"Open,1',
+    );
+    const out = `${dir}/all.csv`;
+    const { code, stdout, stderr } = await runCli(a, b, c, "--out", out, "--threads", "2");
+    equal(code, 0, stderr);
+    const printed = JSON.parse(stdout);
+    equal(printed.rows, 6);
+    equal(printed.bad_rows, 2);
+    equal(printed.departments, 3);
+    deepEqual(printed.files, [
+      { name: a, rows: 1, bad_rows: 0, departments: 1 },
+      { name: b, rows: 3, bad_rows: 1, departments: 2 },
+      { name: c, rows: 2, bad_rows: 1, departments: 1 },
+    ]);
+    deepEqual(printed.bad_row_samples, [
+      { line: 2, reason: "invalid date", raw: "Books,2024-13-01,1", file: b, file_index: 1 },
+      { line: 3, reason: "unterminated quoted field", raw: '"Open,1', file: c, file_index: 2 },
+    ]);
+    const all = await Deno.readFile(out);
+    equal(
+      new TextDecoder().decode(all),
+      "Department Name,Total Number of Sales\nBooks,5\nGarden,2\nToys,7\n",
+    );
+    // The same bytes as the in-process function on one thread.
+    equal(
+      formatResultCsv((await aggregateFiles([a, b, c], { threads: 1 })).totals),
+      new TextDecoder().decode(all),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("aggregate CLI prints each file in the terminal summary", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/a.csv`, "Toys,2024-01-02,3\n");
+    await Deno.writeTextFile(`${dir}/b.csv`, "Toys,2024-01-02,x\n");
+    const printed: string[] = [];
+    const io = {
+      stdout: (text: string) => printed.push(text),
+      stderr: () => {},
+      stdoutIsTerminal: true,
+    };
+    equal(await main([`${dir}/a.csv`, `${dir}/b.csv`, "-o", `${dir}/r.csv`], io), 0);
+    const text = printed.join("\n");
+    match(text, /Aggregated .*a\.csv, .*b\.csv: 2 rows \(1 bad row\), 1 department/);
+    match(
+      text,
+      /Files:\n.*a\.csv +1 row \(0 bad rows\), 1 department\n.*b\.csv +1 row \(1 bad row\), 0 departments/,
+    );
+    match(text, /b\.csv line 1: invalid number of sales: Toys,2024-01-02,x/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("aggregate CLI fails on one file's corrupt gzip, naming that file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/a.csv`, "Toys,2024-01-02,3\n");
+    const gzip = gzipSync(new TextEncoder().encode("Toys,2024-01-02,3\n".repeat(100)));
+    await Deno.writeFile(`${dir}/b.csv.gz`, gzip.subarray(0, gzip.length - 9));
+    await Deno.writeTextFile(`${dir}/c.csv`, "Toys,2024-01-02,3\n");
+    const { code, stdout, stderr } = await runCli(
+      `${dir}/a.csv`,
+      `${dir}/b.csv.gz`,
+      `${dir}/c.csv`,
+      "--out",
+      `${dir}/r.csv`,
+    );
+    equal(code, 1);
+    equal(stdout, "");
+    match(
+      stderr,
+      /Cannot aggregate .*\/b\.csv\.gz: The gzip data is truncated.*\(in .*\/b\.csv\.gz\)/,
+    );
+    let written = true;
+    await Deno.stat(`${dir}/r.csv`).catch(() => written = false);
+    equal(written, false);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
