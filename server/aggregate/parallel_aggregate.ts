@@ -31,7 +31,7 @@
 
 import { AppError, type Status } from "../errors.ts";
 import type { PackedTotals } from "./_department_table.ts";
-import { readFileChunks, readFileRange } from "./_read_file.ts";
+import { readDoubleBuffered, readFileChunks, readFileRange } from "./_read_file.ts";
 import {
   type AggregateResult,
   aggregateResult,
@@ -77,8 +77,6 @@ export interface PartResult {
 }
 
 const WORKER = new URL("./_aggregate_worker.ts", import.meta.url);
-/** As `_read_file.ts` reads: large enough that per-read overhead vanishes. */
-const READ_BUFFER_BYTES = 1 << 20;
 /**
  * A new worker parses its first megabytes before its JIT has optimized the parser (about 30 ms
  * on the benchmark machine), and this thread started before it: the worker takes that much less.
@@ -264,22 +262,10 @@ async function readSplitting(reading: SplitReading): Promise<void> {
   try {
     await file.seek(0, Deno.SeekMode.Start);
     await split();
-    let current = new Uint8Array(READ_BUFFER_BYTES);
-    let next = new Uint8Array(READ_BUFFER_BYTES);
-    let length = await readNext(current);
-    while (length > 0) {
-      // The next read runs (off this thread) while this one is parsed.
-      const nextLength = readNext(next);
-      try {
-        head.push(current.subarray(0, length));
-        await split();
-      } catch (error) {
-        await nextLength.catch(() => {});
-        throw error;
-      }
-      length = await nextLength;
-      [current, next] = [next, current];
-    }
+    await readDoubleBuffered(readNext, async (chunk) => {
+      head.push(chunk);
+      await split();
+    });
   } finally {
     probe?.close();
   }
