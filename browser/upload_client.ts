@@ -21,6 +21,7 @@ import {
   workerCompressor,
 } from "./gzip_members.ts";
 import type { BadRow, UploadResponse } from "../server/service/types.ts";
+import type { ResultBadRow, ResultFile } from "./result_data.ts";
 import { appendChunks, type RetryOptions, withRetry as retrying } from "./resumable_upload.ts";
 
 /** A gRPC-Web client for `sales.v1.SalesService`. */
@@ -108,14 +109,25 @@ function varint(value: number): number[] {
 /** AppendUpload with `data` taken from `chunk` (a Blob, typically `file.slice(...)`). */
 export async function appendBlob(
   client: GrpcWebSalesClient,
-  request: { uploadId: string; offset: number; chunk: Blob; routingKey?: string },
+  request: {
+    uploadId: string;
+    offset: number;
+    chunk: Blob;
+    routingKey?: string;
+    /** The file the chunk belongs to, in a several-file upload. @default {0} */
+    fileIndex?: number;
+  },
   signal?: AbortSignal,
 ): Promise<{ committedOffset: number; rows: number; badRows: number }> {
   const key = String(nextBlobBodyKey++);
   pendingBlobBodies.set(key, request.chunk);
   try {
     const response = await client.appendUpload(
-      { uploadId: request.uploadId, offset: BigInt(request.offset) },
+      {
+        uploadId: request.uploadId,
+        offset: BigInt(request.offset),
+        fileIndex: request.fileIndex ?? 0,
+      },
       { headers: { [BLOB_BODY_HEADER]: key, ...routingHeader(request.routingKey) }, signal },
     );
     return {
@@ -133,6 +145,13 @@ export type BadRowView = BadRow;
 
 /** A finished upload (the service's response, counts as numbers) and the result CSV. */
 export interface UploadSummary extends UploadResponse {
+  /** The result page's path (`/r/<id>`, signed when the server signs addresses). */
+  pagePath: string;
+  /** Each file's own counts, in upload order. */
+  files: ResultFile[];
+  /** The first bad rows in file order, each with its file. */
+  badRowSamples: ResultBadRow[];
+  /** Bytes of all files. */
   bytes: number;
   /** Bytes sent to the server: fewer than `bytes` when the page compressed the file. */
   wireBytes: number;
@@ -148,8 +167,10 @@ export interface UploadProgress {
   phase: "uploading" | "retrying" | "finishing";
   /** Bytes of the file sent so far (before compression), for the progress bar. */
   sentBytes: number;
-  /** Size of the file. */
+  /** Size of the file (of all files, one after another). */
   totalBytes: number;
+  /** The file being sent, by its position. */
+  fileIndex: number;
   /** Bytes the server acknowledged: after compression when `compressed`. */
   wireBytes: number;
   /** Whether the page compresses the file on its way. */
@@ -202,39 +223,65 @@ export class UploadError extends Error {
   }
 }
 
-/**
- * Uploads `file` with StartUpload/AppendUpload/FinishUpload, then reads the result CSV.
- *
- * Unless `compress` is false or the file already is gzip, the first chunk measures the link: when
- * it is slower than the compressors, that upload is cancelled and the file starts again as a gzip
- * stream (size unknown ahead, so StartUpload says 0, and offsets count compressed bytes). A stream
- * cannot switch from plain to gzip midway, and deflating on a fast link (loopback, a LAN) would
- * only slow it down, so one chunk is the price of asking.
- */
-export async function uploadFile(
+/** Uploads one file as a result: {@linkcode uploadFiles} with one file. */
+export function uploadFile(
   client: GrpcWebSalesClient,
   file: Blob & { name?: string },
   options: UploadFileOptions = {},
 ): Promise<UploadSummary> {
+  return uploadFiles(client, [file], options);
+}
+
+/** `compressor` for one file's source, which closes it: the upload closes it once, at its end. */
+function shared(compressor: MemberCompressor): MemberCompressor {
+  return {
+    parallelism: compressor.parallelism,
+    compress: (piece) => compressor.compress(piece),
+    close() {},
+  };
+}
+
+/**
+ * Uploads `files` as one result: one StartUpload naming them all, AppendUpload calls saying
+ * which file their data belongs to (`file_index`, in order, offsets counting every file's wire
+ * bytes one after another), FinishUpload, then reads the result CSV. The server detects gzip per
+ * file, so each file travels as it is, or as gzip members when the page compresses it.
+ *
+ * Unless `compress` is false, the first chunk of the first file that could be compressed (not
+ * gzip already, over one chunk) measures the link: when it is slower than the compressors, that
+ * upload is cancelled and every file starts again, those not gzip already as gzip members (size
+ * unknown ahead, so StartUpload says 0). A file cannot switch from plain to gzip midway, and
+ * deflating on a fast link (loopback, a LAN) would only slow it down, so one chunk (and the
+ * small or gzip files before it) is the price of asking.
+ */
+export async function uploadFiles(
+  client: GrpcWebSalesClient,
+  files: readonly (Blob & { name?: string })[],
+  options: UploadFileOptions = {},
+): Promise<UploadSummary> {
+  if (files.length === 0) throw new UploadError("Choose at least one file", Code.InvalidArgument);
   const { signal, onProgress = () => {} } = options;
   const attempts = options.attempts ?? 6;
   const retryDelayMs = options.retryDelayMs ?? 500;
   const startedAt = performance.now();
+  const names = files.map((file) => file.name ?? "upload.csv");
+  const totalBytes = files.reduce((sum, file) => sum + file.size, 0);
   // Sent on all four chunked calls: behind several replicas the proxy hashes it, so every call
   // of this upload (and of its gzip restart) reaches the replica that holds it.
   const routing = routingHeader(crypto.randomUUID());
   let speed = new SpeedMeter();
   let uploadId: string | undefined;
-  let chunks: ChunkSource | undefined;
+  const sources = new Set<ChunkSource>();
   let compressor: MemberCompressor | undefined;
   let progress: UploadProgress = {
     phase: "uploading",
     sentBytes: 0,
-    totalBytes: file.size,
+    totalBytes,
     wireBytes: 0,
     compressed: false,
     rows: 0,
     badRows: 0,
+    fileIndex: 0,
   };
   const report = (update: Partial<UploadProgress>) => {
     progress = { ...progress, retry: undefined, ...update };
@@ -258,127 +305,184 @@ export async function uploadFile(
   };
   /** Runs `call`, retrying retryable failures with exponential backoff. */
   const withRetry = <T>(call: () => Promise<T>): Promise<T> => retrying(call, retry);
+  const closeAll = () => {
+    for (const source of sources) source.close();
+    sources.clear();
+    compressor?.close();
+    compressor = undefined;
+  };
 
   try {
-    const mayCompress = (options.compress ?? true) && typeof CompressionStream === "function" &&
-      !(await isGzip(file));
+    const canCompress = (options.compress ?? true) && typeof CompressionStream === "function";
+    const alreadyGzip = await Promise.all(files.map((file) => isGzip(file)));
     onProgress(progress);
     const begin = async (compressed: boolean) => {
       const started = await withRetry(() =>
         client.startUpload({
-          filename: file.name ?? "upload.csv",
+          filename: names[0],
+          filenames: files.length > 1 ? names : [],
           // The compressed size is known only at the end: 0 tells the server it is unknown.
-          size: BigInt(compressed ? 0 : file.size),
+          size: BigInt(compressed ? 0 : totalBytes),
         }, { signal, headers: routing })
       );
       uploadId = started.uploadId;
-      const chunkBytes = Math.min(
+      return Math.min(
         started.chunkSize > 0 ? started.chunkSize : 4 * 1024 * 1024,
         options.maxChunkBytes ?? 8 * 1024 * 1024,
       );
-      return chunkBytes;
     };
+    const makeCompressor = () => (compressor ??= (options.compressor ?? createPageCompressor)());
     const chunkBytes = await begin(false);
-    compressor = mayCompress && file.size > chunkBytes
-      ? (options.compressor ?? createPageCompressor)()
-      : undefined;
-    // While the first chunk travels as it is, the compressors start on the first slices: which
-    // finishes first tells whether compressing pays, and on a slow link no time is lost.
-    let gzipMembers = compressor &&
-      new GzipMemberSource(file, chunkBytes, compressor);
-    chunks = new SliceSource(file, chunkBytes);
+    /** Whether files not gzip already go as gzip members; decided by the first chunk. */
     let compressed = false;
-    let offset = 0;
+    let measured = !canCompress;
+    /** The measuring file's gzip source, already deflating, for the restart. */
+    let ready: { index: number; source: GzipMemberSource } | undefined;
+    let wireOffset = 0;
     speed.add(0);
-    for (let restarted = true; restarted;) {
-      restarted = false;
-      const source = chunks;
-      offset = await appendChunks<Chunk>({
-        next: (at) => source.next(at),
-        sizeOf: (chunk) => chunk.data.size,
-        append: (at, chunk) =>
-          appendBlob(client, {
-            uploadId: uploadId!,
-            offset: at,
-            chunk: chunk.data,
-            routingKey: routing[ROUTING_HEADER],
-          }, signal),
-        // A gzip member must arrive whole: the server may not keep only part of one.
-        wholeChunks: () => compressed,
-        retry,
-        commitError: (sentOffset, committed) =>
-          new UploadError(
-            `The server did not accept the data at ${sentOffset} (committed ${committed})`,
-            Code.Internal,
-          ),
-        onAppended: async (chunk, appended, sendMs) => {
-          source.sent(chunk, sendMs);
-          if (gzipMembers !== undefined && compressor !== undefined) {
-            // P compressors that each take under P times what the link took for the same bytes
-            // deliver more than the link does; the margin covers their contending for the cores.
-            const limitMs = DEFLATE_MARGIN * compressor.parallelism * sendMs;
-            if (await gzipMembers.deflatesWithin(limitMs)) {
-              client.cancelUpload({ uploadId: uploadId! }, { headers: routing }).catch(() => {});
-              // Same server, same chunk size: the slices already deflating fit.
-              await begin(true);
-              gzipMembers.linkMeasured(sendMs / chunk.fileBytes);
-              chunks = gzipMembers;
-              gzipMembers = undefined;
-              compressed = true;
-              progress = { ...progress, compressed };
-              speed = new SpeedMeter();
-              speed.add(0);
-              restarted = true;
-              return "stop";
-            }
-            gzipMembers.close();
-            gzipMembers = undefined;
-            compressor = undefined;
+    for (let restart = true; restart;) {
+      restart = false;
+      wireOffset = 0;
+      let fileStart = 0;
+      for (let index = 0; index < files.length && !restart; index++) {
+        const file = files[index];
+        const compressible = canCompress && !alreadyGzip[index];
+        let source: ChunkSource;
+        let probe: GzipMemberSource | undefined;
+        if (ready?.index === index) {
+          source = ready.source;
+          ready = undefined;
+        } else if (compressed && compressible) {
+          source = new GzipMemberSource(file, chunkBytes, shared(makeCompressor()));
+        } else {
+          source = new SliceSource(file, chunkBytes);
+          if (!measured && compressible && file.size > chunkBytes) {
+            // While the first chunk travels as it is, the compressors start on the first slices:
+            // which finishes first tells whether compressing pays, and on a slow link no time is
+            // lost.
+            probe = new GzipMemberSource(file, chunkBytes, shared(makeCompressor()));
+            sources.add(probe);
           }
-          const fileOffset = compressed ? chunk.fileEnd : appended.committedOffset;
-          speed.add(fileOffset);
-          report({
-            phase: "uploading",
-            sentBytes: fileOffset,
-            wireBytes: appended.committedOffset,
-            rows: appended.rows,
-            badRows: appended.badRows,
-            bytesPerSec: speed.bytesPerSec(),
-          });
-        },
-      });
-      if (restarted) offset = 0;
+        }
+        sources.add(source);
+        const base = wireOffset;
+        const start = fileStart;
+        const gzipMembers = source instanceof GzipMemberSource;
+        wireOffset = await appendChunks<Chunk>({
+          offset: base,
+          next: (at) => source.next(at - base),
+          sizeOf: (chunk) => chunk.data.size,
+          append: (at, chunk) =>
+            appendBlob(client, {
+              uploadId: uploadId!,
+              offset: at,
+              fileIndex: index,
+              chunk: chunk.data,
+              routingKey: routing[ROUTING_HEADER],
+            }, signal),
+          // A gzip member must arrive whole: the server may not keep only part of one.
+          wholeChunks: () => gzipMembers,
+          retry,
+          commitError: (sentOffset, committed) =>
+            new UploadError(
+              `The server did not accept the data of ${
+                names[index]
+              } at ${sentOffset} (committed ${committed})`,
+              Code.Internal,
+            ),
+          onAppended: async (chunk, appended, sendMs) => {
+            source.sent(chunk, sendMs);
+            if (probe !== undefined) {
+              measured = true;
+              // P compressors that each take under P times what the link took for the same
+              // bytes deliver more than the link does; the margin covers their contending for
+              // the cores.
+              const limitMs = DEFLATE_MARGIN * compressor!.parallelism * sendMs;
+              if (await probe.deflatesWithin(limitMs)) {
+                client.cancelUpload({ uploadId: uploadId! }, { headers: routing }).catch(() => {});
+                // Same server, same chunk size: the slices already deflating fit.
+                await begin(true);
+                probe.linkMeasured(sendMs / chunk.fileBytes);
+                ready = { index, source: probe };
+                compressed = true;
+                progress = { ...progress, compressed };
+                speed = new SpeedMeter();
+                speed.add(0);
+                restart = true;
+                return "stop";
+              }
+              probe.close();
+              sources.delete(probe);
+              probe = undefined;
+              compressor?.close();
+              compressor = undefined;
+            }
+            const fileOffset = gzipMembers ? chunk.fileEnd : appended.committedOffset - base;
+            speed.add(start + fileOffset);
+            report({
+              phase: "uploading",
+              sentBytes: start + fileOffset,
+              wireBytes: appended.committedOffset,
+              rows: appended.rows,
+              badRows: appended.badRows,
+              fileIndex: index,
+              bytesPerSec: speed.bytesPerSec(),
+            });
+          },
+        });
+        if (restart) {
+          source.close();
+          sources.delete(source);
+          break;
+        }
+        source.close();
+        sources.delete(source);
+        fileStart += file.size;
+      }
     }
-    chunks.close();
-    compressor?.close();
-    report({ phase: "finishing" });
+    closeAll();
+    report({ phase: "finishing", sentBytes: totalBytes });
     const finished = await withRetry(() =>
       client.finishUpload({ uploadId: uploadId! }, { signal, headers: routing })
     );
     const download = await withRetry(() =>
       client.downloadResult({ resultId: finished.resultId }, { signal })
     );
+    const rows = Number(finished.rows);
+    const badRows = Number(finished.badRows);
+    const departments = Number(finished.departments);
     return {
       resultId: finished.resultId,
       downloadUrl: finished.downloadUrl,
-      rows: Number(finished.rows),
-      badRows: Number(finished.badRows),
-      departments: Number(finished.departments),
+      pagePath: finished.pagePath || `/r/${finished.resultId}`,
+      rows,
+      badRows,
+      departments,
       elapsedSec: finished.elapsedSec,
+      files: finished.files.length > 0
+        ? finished.files.map((file) => ({
+          name: file.name,
+          rows: Number(file.rows),
+          badRows: Number(file.badRows),
+          departments: Number(file.departments),
+        }))
+        // A server from before several files: the one file has the whole result's counts.
+        : [{ name: names[0], rows, badRows, departments }],
       badRowSamples: finished.badRowSamples.map((row) => ({
         line: Number(row.line),
         reason: row.reason,
         raw: row.raw,
+        file: row.file || names[row.fileIndex] || "",
+        fileIndex: row.fileIndex,
       })),
-      bytes: file.size,
-      wireBytes: offset,
+      bytes: totalBytes,
+      wireBytes: wireOffset,
       compressed,
       totalSec: (performance.now() - startedAt) / 1000,
       resultCsv: download.data,
     };
   } catch (error) {
-    chunks?.close();
-    compressor?.close();
+    closeAll();
     if (signal?.aborted) {
       // Best effort: free the server's state now rather than at idle expiry.
       if (uploadId !== undefined) {

@@ -9,8 +9,11 @@ import {
   createGrpcWebSalesClient,
   UploadError,
   uploadFile,
+  uploadFiles,
   type UploadProgress,
 } from "./upload_client.ts";
+import { createSalesService } from "../server/service/sales_service.ts";
+import { ResultStore } from "../server/storage/result_store.ts";
 import { deflatedGzipMember, type MemberCompressor, pieceBytesFor } from "./gzip_members.ts";
 import { eventually } from "../server/_test_eventually.ts";
 
@@ -384,5 +387,83 @@ Deno.test("uploadFile deflates every slice when the compressors keep ahead of th
       const wire = await committedBytes(chunks);
       assert.deepEqual(new Uint8Array(gunzipSync(wire)), new Uint8Array(await file.arrayBuffer()));
     });
+  }
+});
+
+Deno.test("uploadFiles sends several files as one upload, each with its index and its own gzip detection", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "upload_files_test_" });
+  const service = createSalesService({
+    store: await ResultStore.open(dir),
+    publicResultsUrl: "http://localhost:8080",
+    chunkSize: 100,
+  });
+  try {
+    const appends: { offset: bigint; fileIndex: number; bytes: number }[] = [];
+    let started: { filename: string; filenames: string[] } | undefined;
+    const handler = createGrpcWebHandler({ service });
+    const client = createGrpcWebSalesClient("http://localhost:3000", {
+      fetch: async (input, init) => {
+        const request = new Request(input, init);
+        const path = new URL(request.url).pathname;
+        const body = new Uint8Array(await request.clone().arrayBuffer()).subarray(5);
+        if (path.endsWith("/StartUpload")) started = fromBinary(StartUploadRequestSchema, body);
+        if (path.endsWith("/AppendUpload")) {
+          const append = fromBinary(AppendUploadRequestSchema, body);
+          appends.push({
+            offset: append.offset,
+            fileIndex: append.fileIndex,
+            bytes: append.data.length,
+          });
+        }
+        return handler(request);
+      },
+    });
+    const header = "Department Name,Date,Number of Sales\n";
+    const northRows = Array.from({ length: 29 }, (_, i) => `Dept ${i % 7},2024-01-15,${i}\n`);
+    const north = Object.assign(new Blob([header, ...northRows]), { name: "north.csv" });
+    const south = Object.assign(
+      new Blob([gzipSync(`${header}Garden,2024-01-02,5\nGarden,2023-02-29,1\n`)]),
+      { name: "south.csv.gz" },
+    );
+    const west = Object.assign(new Blob([`${header}Toys,2024-01-02,7\n`]), { name: "west.csv" });
+    const progress: UploadProgress[] = [];
+    const summary = await uploadFiles(client, [north, south, west], {
+      // Compressing would change the bytes counted below; the gzip file goes as it is anyway.
+      compress: false,
+      onProgress: (p) => progress.push(p),
+    });
+
+    assert.deepEqual(started?.filenames, ["north.csv", "south.csv.gz", "west.csv"]);
+    assert.equal(started?.filename, "north.csv");
+    // File indexes never go back, and offsets count every file's bytes one after another.
+    const indexes = appends.map((append) => append.fileIndex);
+    assert.deepEqual(indexes, [...indexes].sort());
+    assert.deepEqual([...new Set(indexes)], [0, 1, 2]);
+    let offset = 0n;
+    for (const append of appends) {
+      assert.equal(append.offset, offset);
+      offset += BigInt(append.bytes);
+    }
+    assert.equal(Number(offset), north.size + south.size + west.size);
+
+    assert.deepEqual(summary.files, [
+      { name: "north.csv", rows: 29, badRows: 0, departments: 7 },
+      { name: "south.csv.gz", rows: 2, badRows: 1, departments: 1 },
+      { name: "west.csv", rows: 1, badRows: 0, departments: 1 },
+    ]);
+    assert.equal(summary.rows, 32);
+    assert.deepEqual(
+      summary.badRowSamples.map(({ line, file, fileIndex }) => ({ line, file, fileIndex })),
+      [{ line: 3, file: "south.csv.gz", fileIndex: 1 }],
+    );
+    assert.equal(summary.pagePath, `/r/${summary.resultId}`);
+    // Progress runs over the whole, file by file.
+    const uploading = progress.filter((p) => p.phase === "uploading" && p.sentBytes > 0);
+    assert.equal(uploading.at(-1)?.sentBytes, north.size + south.size + west.size);
+    assert.equal(uploading.at(-1)?.fileIndex, 2);
+    assert.ok(uploading.every((p, i) => i === 0 || p.sentBytes > uploading[i - 1].sentBytes));
+  } finally {
+    service.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });

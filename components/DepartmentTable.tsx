@@ -5,6 +5,13 @@ import type { DepartmentTotal } from "../browser/result_csv.ts";
 /** Props of {@linkcode DepartmentTable}. */
 export interface DepartmentTableProps {
   departments: DepartmentTotal[];
+  /**
+   * How many departments the result has, when `departments` holds only the largest of them.
+   * @default {departments.length}
+   */
+  departmentCount?: number;
+  /** The sum of every department's total, shares are of it. @default {the sum of `departments`} */
+  grandTotal?: bigint;
   /** Rows shown before "Show more". @default {100} */
   pageSize?: number;
 }
@@ -20,7 +27,12 @@ function compare(key: SortKey, a: DepartmentTotal, b: DepartmentTotal): number {
 }
 
 /** The table footer's count of what is shown, with its plurals right. */
-function shownText(visible: number, total: number): string {
+function shownText(visible: number, total: number, inResult: number): string {
+  if (inResult > total) {
+    return `Showing ${formatCount(visible)} of the ${formatCount(total)} largest of ${
+      formatPlural(inResult, "department")
+    }.`;
+  }
   if (total === 0) return "No departments.";
   if (total === 1) return "Showing the only department.";
   if (visible === total) return `Showing all ${formatPlural(total, "department")}.`;
@@ -31,15 +43,19 @@ function shownText(visible: number, total: number): string {
  * All department totals as a table sortable by name or total (largest first by default). Only the
  * first rows are in the DOM, so a result with a million departments stays responsive.
  */
-export default function DepartmentTable({ departments, pageSize = 100 }: DepartmentTableProps) {
+export default function DepartmentTable(
+  { departments, departmentCount = departments.length, grandTotal: allSales, pageSize = 100 }:
+    DepartmentTableProps,
+) {
   const [sort, setSort] = useState<{ key: SortKey; direction: SortDirection }>({
     key: "total",
     direction: "descending",
   });
   const [shown, setShown] = useState(pageSize);
-  const grandTotal = useMemo(() => departments.reduce((sum, row) => sum + row.total, 0n), [
-    departments,
-  ]);
+  const grandTotal = useMemo(
+    () => allSales ?? departments.reduce((sum, row) => sum + row.total, 0n),
+    [departments, allSales],
+  );
   const sorted = useMemo(() => {
     const sign = sort.direction === "ascending" ? 1 : -1;
     return [...departments].sort((a, b) => sign * compare(sort.key, a, b));
@@ -98,7 +114,7 @@ export default function DepartmentTable({ departments, pageSize = 100 }: Departm
         </table>
       </div>
       <p class="table-footer">
-        {shownText(visible.length, sorted.length)}
+        {shownText(visible.length, sorted.length, departmentCount)}
         {sorted.length > shown && (
           <>
             {" "}

@@ -7,8 +7,10 @@ export interface TokenPromptProps {
   rejected: boolean;
   /** Called with a well-formed token; the island stores it and retries the upload. */
   onSubmit: (token: string) => void;
-  /** Called when the person gives up; the upload is not retried. */
-  onCancel: () => void;
+  /** Called when the person gives up; the upload is not retried. Without it, no Cancel button. */
+  onCancel?: () => void;
+  /** What the token is for: sets the help text and the button. @default {"upload"} */
+  purpose?: "upload" | "view";
 }
 
 /**
@@ -16,7 +18,9 @@ export interface TokenPromptProps {
  * takes focus, its label and help are tied to it, and a problem is shown as an error the field
  * points to (`aria-invalid`, `aria-describedby`), so it works by keyboard and screen reader.
  */
-export default function TokenPrompt({ rejected, onSubmit, onCancel }: TokenPromptProps) {
+export default function TokenPrompt(
+  { rejected, onSubmit, onCancel, purpose = "upload" }: TokenPromptProps,
+) {
   const field = useRef<HTMLInputElement>(null);
   const [problem, setProblem] = useState<string | undefined>(
     rejected
@@ -49,8 +53,9 @@ export default function TokenPrompt({ rejected, onSubmit, onCancel }: TokenPromp
     >
       <h3 id="token-heading">This server requires an access token</h3>
       <p id="token-help">
-        Enter the token the server's administrator gave you to upload. It is kept in this browser
-        tab only, until you close it.
+        Enter the token the server's administrator gave you to{" "}
+        {purpose === "upload" ? "upload" : "see this result"}. It is kept in this browser tab only,
+        until you close it.
       </p>
       <label for="access-token">Access token</label>{" "}
       <input
@@ -71,8 +76,12 @@ export default function TokenPrompt({ rejected, onSubmit, onCancel }: TokenPromp
         </p>
       )}
       <div class="actions">
-        <button type="submit" class="button primary">Continue upload</button>
-        <button type="button" class="button" onClick={onCancel}>Cancel</button>
+        <button type="submit" class="button primary">
+          {purpose === "upload" ? "Continue upload" : "Show result"}
+        </button>
+        {onCancel !== undefined && (
+          <button type="button" class="button" onClick={onCancel}>Cancel</button>
+        )}
       </div>
     </form>
   );

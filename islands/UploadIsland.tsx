@@ -16,12 +16,14 @@ import {
   formatSpeed,
 } from "../browser/format.ts";
 import type { MemberCompressor } from "../browser/gzip_members.ts";
+import { recentResultsStore } from "../browser/recent_results.ts";
+import { type FinishedUpload, finishedUploadOf, resultTitle } from "../browser/result_data.ts";
 import {
   createGrpcWebSalesClient,
   createPageCompressor,
   type GrpcWebSalesClient,
   toUploadError,
-  uploadFile,
+  uploadFiles,
   type UploadProgress,
   type UploadSummary,
 } from "../browser/upload_client.ts";
@@ -64,14 +66,35 @@ function saveCompressSetting(compress: boolean): void {
   }
 }
 
+/** Remembers the result in this browser's recent list; storage problems only cost the entry. */
+function remember(summary: UploadSummary): void {
+  recentResultsStore().add({
+    resultId: summary.resultId,
+    pagePath: summary.pagePath,
+    name: resultTitle(summary.files),
+    savedAt: new Date().toISOString(),
+    files: summary.files.length,
+    rows: summary.rows,
+    badRows: summary.badRows,
+    departments: summary.departments,
+  });
+}
+
+/** Bytes of `files` before the one at `index`: where its progress starts in the whole. */
+function startOf(files: readonly File[], index: number): number {
+  return files.slice(0, index).reduce((sum, file) => sum + file.size, 0);
+}
+
 /**
- * Choose or drop a CSV, upload it with the resumable chunked RPCs over gRPC-Web, follow its
- * progress, cancel it, and see the result. Server-rendered with nothing chosen, then hydrated.
+ * Choose or drop one CSV or several, upload them as one result with the resumable chunked RPCs
+ * over gRPC-Web, follow each file's progress and the whole's, cancel, and see the result; the
+ * address then becomes the result's page, so a reload shows it and it can be shared.
+ * Server-rendered with nothing chosen, then hydrated.
  */
 export default function UploadIsland(props: UploadIslandProps) {
-  const [file, setFile] = useState<File | undefined>(undefined);
+  const [files, setFiles] = useState<File[]>([]);
   const [status, setStatus] = useState<Status>({ kind: "idle" });
-  const [result, setResult] = useState<{ fileName: string; summary: UploadSummary }>();
+  const [result, setResult] = useState<FinishedUpload>();
   const [dragging, setDragging] = useState(false);
   const [announcement, setAnnouncement] = useState("");
   const input = useRef<HTMLInputElement>(null);
@@ -86,11 +109,13 @@ export default function UploadIsland(props: UploadIslandProps) {
   /** Compression workers started when a file is chosen, so they are ready when it is sent. */
   const readyCompressor = useRef<MemberCompressor | undefined>(undefined);
   const announcedQuarter = useRef(-1);
+  /** The address of what the page shows: this page's, or the last result's after an upload. */
+  const shownAddress = useRef("");
 
   useEffect(() => {
-    // A file chosen before the script loaded is still in the input: adopt it.
-    const early = input.current?.files?.[0];
-    if (early) setFile(early);
+    // Files chosen before the script loaded are still in the input: adopt them.
+    const early = [...input.current?.files ?? []];
+    if (early.length > 0) setFiles(early);
     // Only in the browser: the server renders the page without any token.
     tokens.current = sessionTokenStore();
     setHasToken(tokens.current.get() !== undefined);
@@ -99,9 +124,19 @@ export default function UploadIsland(props: UploadIslandProps) {
     const ignore = (event: DragEvent) => event.preventDefault();
     addEventListener("dragover", ignore);
     addEventListener("drop", ignore);
+    // After an upload the address is the result's page: going back or forth loads what the
+    // address names, so the page shown always matches it. (A fragment, such as the skip link's,
+    // also fires popstate, and changes nothing shown.)
+    const shown = location.pathname + location.search;
+    const followAddress = () => {
+      if (location.pathname + location.search !== shownAddress.current) location.reload();
+    };
+    shownAddress.current = shown;
+    addEventListener("popstate", followAddress);
     return () => {
       removeEventListener("dragover", ignore);
       removeEventListener("drop", ignore);
+      removeEventListener("popstate", followAddress);
       readyCompressor.current?.close();
     };
   }, []);
@@ -115,12 +150,18 @@ export default function UploadIsland(props: UploadIslandProps) {
 
   const busy = status.kind === "uploading";
 
-  function choose(chosen: File | undefined) {
-    if (busy || chosen === undefined) return;
-    setFile(chosen);
+  function choose(list: FileList | null | undefined) {
+    const chosen = [...list ?? []];
+    if (busy || chosen.length === 0) return;
+    setFiles(chosen);
     setStatus({ kind: "idle" });
     if (compress) readyCompressor.current ??= createPageCompressor();
-    setAnnouncement(`Selected ${chosen.name}, ${formatBytes(chosen.size)}`);
+    const size = formatBytes(chosen.reduce((sum, file) => sum + file.size, 0));
+    setAnnouncement(
+      chosen.length === 1
+        ? `Selected ${chosen[0].name}, ${size}`
+        : `Selected ${chosen.length} files, ${size}`,
+    );
   }
 
   function onProgress(progress: UploadProgress) {
@@ -152,13 +193,30 @@ export default function UploadIsland(props: UploadIslandProps) {
   }
 
   async function start() {
-    if (file === undefined || busy) return;
-    // A new attempt, whatever its outcome, replaces the last file's results: an error must not
-    // sit above results that belong to another file.
+    if (files.length === 0 || busy) return;
+    // A new attempt, whatever its outcome, replaces the last files' results: an error must not
+    // sit above results that belong to other files.
     setResult(undefined);
-    const problem = await checkFile(file, props.maxUploadBytes);
-    if (problem !== undefined) {
-      setStatus({ kind: "error", message: problem });
+    // Each file on its own: the server reads each with its own header and gzip detection.
+    for (const file of files) {
+      const problem = await checkFile(file, null);
+      if (problem !== undefined) {
+        setStatus({ kind: "error", message: problem });
+        return;
+      }
+    }
+    const totalBytes = files.reduce((sum, file) => sum + file.size, 0);
+    if (props.maxUploadBytes !== null && totalBytes > props.maxUploadBytes) {
+      setStatus({
+        kind: "error",
+        message: files.length === 1
+          ? `“${files[0].name}” is ${formatBytes(totalBytes)}; this server accepts files up to ${
+            formatBytes(props.maxUploadBytes)
+          }.`
+          : `These ${files.length} files are ${
+            formatBytes(totalBytes)
+          } together; this server accepts up to ${formatBytes(props.maxUploadBytes)} per upload.`,
+      });
       return;
     }
     const controller = new AbortController();
@@ -168,10 +226,12 @@ export default function UploadIsland(props: UploadIslandProps) {
       headers: () => authorizationHeaders(tokens.current?.get()),
     });
     const tokenSent = tokens.current?.get() !== undefined;
-    setAnnouncement(`Uploading ${file.name}`);
+    setAnnouncement(
+      files.length === 1 ? `Uploading ${files[0].name}` : `Uploading ${files.length} files`,
+    );
     let lastProgress: UploadProgress | undefined;
     try {
-      const summary = await uploadFile(client.current, file, {
+      const summary = await uploadFiles(client.current, files, {
         signal: controller.signal,
         retryDelayMs: props.retryDelayMs,
         compress,
@@ -185,8 +245,12 @@ export default function UploadIsland(props: UploadIslandProps) {
           onProgress(progress);
         },
       });
-      setResult({ fileName: file.name, summary });
+      setResult(finishedUploadOf(summary));
       setStatus({ kind: "idle" });
+      remember(summary);
+      // The address becomes the result's page: a reload shows it, and it can be shared.
+      history.pushState(null, "", summary.pagePath);
+      shownAddress.current = summary.pagePath;
       setAnnouncement(
         `Upload complete: ${formatPlural(summary.rows, "row")}, ${
           formatPlural(summary.badRows, "bad row")
@@ -238,7 +302,7 @@ export default function UploadIsland(props: UploadIslandProps) {
           onDrop={(event) => {
             event.preventDefault();
             setDragging(false);
-            choose(event.dataTransfer?.files[0]);
+            choose(event.dataTransfer?.files);
           }}
         >
           <input
@@ -246,23 +310,37 @@ export default function UploadIsland(props: UploadIslandProps) {
             id="csv-file"
             class="file-input"
             type="file"
+            multiple
             accept=".csv,.csv.gz,text/csv"
             disabled={busy}
             aria-describedby="file-help"
-            onChange={(event) => choose((event.currentTarget as HTMLInputElement).files?.[0])}
+            onChange={(event) => choose((event.currentTarget as HTMLInputElement).files)}
           />
           <label for="csv-file" class="dropzone-label">
             <svg class="icon" viewBox="0 0 24 24" aria-hidden="true">
               <path d="M12 16V4m0 0-4.5 4.5M12 4l4.5 4.5M5 15v3a2 2 0 0 0 2 2h10a2 2 0 0 0 2-2v-3" />
             </svg>
-            <span class="dropzone-title">Choose a CSV file</span>
-            <span class="dropzone-hint">or drag and drop it here</span>
+            <span class="dropzone-title">Choose a CSV file or several</span>
+            <span class="dropzone-hint">or drag and drop them here; several make one result</span>
           </label>
           <p id="file-help" class="file-help" data-testid="file-info">
-            {file
+            {files.length === 1
               ? (
                 <>
-                  <strong class="file-name">{file.name}</strong> · {formatBytes(file.size)}
+                  <strong class="file-name">{files[0].name}</strong> · {formatBytes(files[0].size)}
+                </>
+              )
+              : files.length > 1
+              ? (
+                <>
+                  <strong>{files.length} files</strong> ·{" "}
+                  {formatBytes(files.reduce((sum, file) => sum + file.size, 0))}:{" "}
+                  {files.map((file, index) => (
+                    <span key={index} class="file-name chosen-file">
+                      {index > 0 ? ", " : ""}
+                      {file.name}
+                    </span>
+                  ))}
                 </>
               )
               : "Columns: Department Name, Date, Number of Sales. Any size works."}
@@ -274,7 +352,7 @@ export default function UploadIsland(props: UploadIslandProps) {
             ref={uploadButton}
             type="button"
             class="button primary"
-            disabled={file === undefined || busy}
+            disabled={files.length === 0 || busy}
             onClick={start}
           >
             {busy ? "Uploading…" : "Upload"}
@@ -307,7 +385,7 @@ export default function UploadIsland(props: UploadIslandProps) {
               const checked = (event.currentTarget as HTMLInputElement).checked;
               setCompress(checked);
               saveCompressSetting(checked);
-              if (checked && file !== undefined) {
+              if (checked && files.length > 0) {
                 readyCompressor.current ??= createPageCompressor();
               } else if (!checked) {
                 readyCompressor.current?.close();
@@ -351,6 +429,36 @@ export default function UploadIsland(props: UploadIslandProps) {
               value={progress.sentBytes}
               aria-label={`Upload progress, ${percent}%`}
             />
+            {files.length > 1 && (
+              <ol class="file-progress" data-testid="file-progress">
+                {files.map((file, index) => {
+                  const sent = Math.min(
+                    file.size,
+                    Math.max(0, progress.sentBytes - startOf(files, index)),
+                  );
+                  const filePercent = Math.floor((sent / Math.max(1, file.size)) * 100);
+                  const state = sent >= file.size
+                    ? "sent"
+                    : index === progress.fileIndex
+                    ? "sending"
+                    : "waiting";
+                  return (
+                    <li key={index} data-state={state}>
+                      <span class="file-name">{file.name}</span>
+                      <meter
+                        min={0}
+                        max={Math.max(1, file.size)}
+                        value={sent}
+                        aria-label={`${file.name}, ${filePercent}% sent`}
+                      />
+                      <span class="muted">
+                        {state === "waiting" ? "waiting" : `${filePercent}%`}
+                      </span>
+                    </li>
+                  );
+                })}
+              </ol>
+            )}
             <dl class="stats">
               <div>
                 <dt>Sent</dt>
@@ -411,7 +519,9 @@ export default function UploadIsland(props: UploadIslandProps) {
           {announcement}
         </p>
       </section>
-      {result && <ResultView fileName={result.fileName} summary={result.summary} />}
+      {result && (
+        <ResultView result={result.result} departments={result.departments} csv={result.csv} />
+      )}
     </div>
   );
 }

@@ -7,7 +7,11 @@ function isNotFound(error: unknown): boolean {
 
 /** Names the page in the tab. */
 export function handler(ctx: RouteContext<State>) {
-  ctx.state.title = isNotFound(ctx.error) ? "Page not found" : "Something went wrong";
+  ctx.state.title = !isNotFound(ctx.error)
+    ? "Something went wrong"
+    : ctx.url.pathname.startsWith("/r/")
+    ? "Result not found"
+    : "Page not found";
   return page(undefined);
 }
 
@@ -16,6 +20,20 @@ export function handler(ctx: RouteContext<State>) {
  * an {@linkcode HttpError} 404; anything else is a server error, told in general terms only.
  */
 export default function ErrorPage({ error, url }: PageProps<undefined, State>) {
+  if (isNotFound(error) && url.pathname.startsWith("/r/")) {
+    return (
+      <main id="main" class="page narrow">
+        <h1>Result not found</h1>
+        <p data-testid="result-missing">
+          There is no result at{" "}
+          <code>{url.pathname}</code>. Results are deleted after some time on the server, and this
+          one may have been, or the address is not complete. <a href="/">Upload the file again</a>
+          {" "}
+          to get a new result.
+        </p>
+      </main>
+    );
+  }
   if (isNotFound(error)) {
     return (
       <main id="main" class="page narrow">

@@ -1,3 +1,5 @@
+import SiteHeader from "../components/SiteHeader.tsx";
+import RecentResults from "../islands/RecentResults.tsx";
 import UploadIsland from "../islands/UploadIsland.tsx";
 import { page, type PageProps, type RouteHandlers } from "../server/web/fs_routes.ts";
 import type { State } from "../server/web/web_app.ts";
@@ -30,25 +32,15 @@ export default function IndexPage({ data }: PageProps<IndexPageData, State>) {
   const { grpcWebUrl, maxUploadBytes } = data;
   return (
     <>
-      <header class="site-header">
-        <div class="page header-row">
-          <a class="brand" href="/">
-            <svg class="brand-mark" viewBox="0 0 24 24" aria-hidden="true">
-              <rect x="3" y="12" width="4" height="9" rx="1" />
-              <rect x="10" y="7" width="4" height="14" rx="1" />
-              <rect x="17" y="3" width="4" height="18" rx="1" />
-            </svg>
-            Sales Aggregator
-          </a>
-        </div>
-      </header>
+      <SiteHeader />
       <main id="main" class="page">
         <div class="intro">
           <h1>Total sales per department, from one CSV</h1>
           <p class="lead">
-            Upload a CSV of departmental sales to get each department's total number of sales as a
-            table, a chart and a CSV file. Files of any size work: they are sent in chunks, and a
-            chunk lost on the way is sent again.
+            Upload a CSV of departmental sales, or several at once, to get each department's total
+            number of sales as a table, a chart and a CSV file, on a page of its own you can come
+            back to. Files of any size work: they are sent in chunks, and a chunk lost on the way is
+            sent again.
           </p>
         </div>
         <noscript>
@@ -58,6 +50,7 @@ export default function IndexPage({ data }: PageProps<IndexPageData, State>) {
           </p>
         </noscript>
         <UploadIsland grpcWebUrl={grpcWebUrl} maxUploadBytes={maxUploadBytes} />
+        <RecentResults />
         <section class="card format" aria-labelledby="format-heading">
           <h2 id="format-heading">What the file looks like</h2>
           <pre><code>{SAMPLE}</code></pre>

@@ -29,6 +29,7 @@
 import type { Config } from "../config.ts";
 import { consoleLogger, type Logger } from "../logger.ts";
 import type { BufferBudget } from "../service/buffer_budget.ts";
+import { DownloadUrlVerifier } from "../service/download_url.ts";
 import type { SalesService } from "../service/types.ts";
 import { DEFAULT_BUILD_DIR, readIslandsManifest } from "./build.ts";
 import type { DevReload } from "./dev_reload.ts";
@@ -48,7 +49,7 @@ export interface WebHandlerOptions {
    */
   config:
     & Pick<Config, "grpcWebUrl" | "corsOrigins" | "maxMessageBytes" | "maxUploadBytes">
-    & Partial<Pick<Config, "salesApiToken" | "allowedHosts">>;
+    & Partial<Pick<Config, "salesApiToken" | "allowedHosts" | "salesUrlSecret">>;
   /** Bytes of request messages being received at once, shared with the gRPC port. @default {no limit} */
   budget?: BufferBudget;
   /** Folder of static assets. @default {static/ in the repository (embedded when compiled)} */
@@ -75,6 +76,13 @@ export interface State {
   maxUploadBytes: number | null;
   /** The page title, set by the page's handler; `_app.tsx` shows it. */
   title?: string;
+  /** Checks a result page's signed address (`SALES_URL_SECRET`); accepts all when unsigned. */
+  pageLinks: Pick<DownloadUrlVerifier, "verifyPage">;
+  /**
+   * Whether every RPC requires `SALES_API_TOKEN`: result pages are then rendered in the browser,
+   * after the person gives the token, never by the server.
+   */
+  tokenRequired: boolean;
 }
 
 const DEFAULT_STATIC_DIR = new URL("../../static/", import.meta.url);
@@ -108,6 +116,8 @@ export function createWebHandler(
     logger,
   });
   const checkHost = createHostCheck({ allowedHosts: config.allowedHosts });
+  const pageLinks = new DownloadUrlVerifier({ secret: config.salesUrlSecret });
+  const tokenRequired = (config.salesApiToken ?? "") !== "";
   const contentSecurityPolicy = [
     "default-src 'self'",
     "script-src 'self'",
@@ -142,6 +152,8 @@ export function createWebHandler(
       service,
       grpcWebUrl: config.grpcWebUrl,
       maxUploadBytes: config.maxUploadBytes ?? null,
+      pageLinks,
+      tokenRequired,
     };
   }
 

@@ -1,7 +1,8 @@
 /**
  * End to end in real headless Chromium: the page served by {@linkcode createWebHandler} on a real
  * socket, the island bundle built by `deno task build`'s code, and the real SalesService. Skipped
- * with a notice where Chromium is missing, except under `CI=true`, where that fails.
+ * with a notice where Chromium is missing, except under `CI=true`, where that fails. Run by
+ * `deno task test:browser`, apart from the main suite: it takes tens of seconds.
  *
  * @module
  */
@@ -11,11 +12,13 @@ import { type Browser, chromium, type Page } from "playwright-core";
 import { aggregateInputFile } from "../aggregate/sales_input.ts";
 import { formatResultCsv } from "../aggregate/result_csv.ts";
 import { withAuth } from "../service/auth.ts";
+import { DownloadUrlSigner } from "../service/download_url.ts";
 import { createSalesService, type SalesServiceHandle } from "../service/sales_service.ts";
 import { ResultStore } from "../storage/result_store.ts";
 import { buildIslands } from "./build.ts";
 import { createWebHandler } from "./web_app.ts";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./_test_chromium.ts";
+import { axeViolations } from "./_test_axe.ts";
 import { eventually } from "../_test_eventually.ts";
 
 const ARTIFACTS = new URL("../../test-artifacts/", import.meta.url);
@@ -23,6 +26,9 @@ const ARTIFACTS = new URL("../../test-artifacts/", import.meta.url);
 const CHUNK_SIZE = 256 * 1024;
 /** The server's SALES_API_TOKEN while `access.requireToken` is on. */
 const ACCESS_TOKEN = "browser-t0ken";
+/** The server's SALES_URL_SECRET while `access.signPages` is on. */
+const URL_SECRET = "browser-url-secret";
+const PUBLIC_RESULTS_URL = "http://localhost:8080";
 
 function chromiumInstalled(): boolean {
   try {
@@ -94,8 +100,11 @@ interface Fixture {
   service: SalesServiceHandle;
   gate: RequestGate;
   scratch: string;
-  /** While true, the server requires {@linkcode ACCESS_TOKEN} (SALES_API_TOKEN) on every RPC. */
-  access: { requireToken: boolean };
+  /**
+   * While `requireToken`, the server requires {@linkcode ACCESS_TOKEN} (SALES_API_TOKEN) on every
+   * RPC; while `signPages`, a server with {@linkcode URL_SECRET} (SALES_URL_SECRET) answers.
+   */
+  access: { requireToken: boolean; signPages: boolean };
 }
 
 async function withFixture(run: (fixture: Fixture) => Promise<void>): Promise<void> {
@@ -104,7 +113,17 @@ async function withFixture(run: (fixture: Fixture) => Promise<void>): Promise<vo
   await buildIslands({ outDir: buildDir });
   const service = createSalesService({
     store: await ResultStore.open(`${scratch}/storage`),
-    publicResultsUrl: "http://localhost:8080",
+    publicResultsUrl: PUBLIC_RESULTS_URL,
+    chunkSize: CHUNK_SIZE,
+  });
+  // A second server, as startServer wires one with SALES_URL_SECRET set: its own results.
+  const signedService = createSalesService({
+    store: await ResultStore.open(`${scratch}/signed-storage`),
+    publicResultsUrl: PUBLIC_RESULTS_URL,
+    downloadUrls: new DownloadUrlSigner({
+      publicResultsUrl: PUBLIC_RESULTS_URL,
+      secret: URL_SECRET,
+    }),
     chunkSize: CHUNK_SIZE,
   });
   const config = {
@@ -114,19 +133,31 @@ async function withFixture(run: (fixture: Fixture) => Promise<void>): Promise<vo
     maxUploadBytes: undefined,
   };
   const handler = createWebHandler({ service, config, buildDir });
+  // Each handler imports routes/ and islands/ as it starts; one at a time, since Deno 2.9.3 once
+  // panicked ("RefCell already borrowed" in its module map) with three importing at once.
+  await (await handler(new Request("http://localhost/"))).body?.cancel();
   // The same service behind a token, as startServer wires it when SALES_API_TOKEN is set.
   const guardedHandler = createWebHandler({
     service: withAuth(service, ACCESS_TOKEN),
-    config,
+    config: { ...config, salesApiToken: ACCESS_TOKEN },
     buildDir,
   });
-  const access = { requireToken: false };
+  const signedHandler = createWebHandler({
+    service: signedService,
+    config: { ...config, salesUrlSecret: URL_SECRET },
+    buildDir,
+  });
+  await (await guardedHandler(new Request("http://localhost/"))).body?.cancel();
+  const access = { requireToken: false, signPages: false };
   const gate = new RequestGate();
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
     async (request, info) =>
       (await gate.pass(request)) ??
-        (access.requireToken ? guardedHandler : handler)(request, info),
+        (access.signPages ? signedHandler : access.requireToken ? guardedHandler : handler)(
+          request,
+          info,
+        ),
   );
   const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
   try {
@@ -157,6 +188,7 @@ async function withFixture(run: (fixture: Fixture) => Promise<void>): Promise<vo
     await browser.close();
     await server.shutdown();
     service.close();
+    signedService.close();
     await Deno.remove(scratch, { recursive: true });
   }
 }
@@ -224,6 +256,7 @@ if (!chromiumInstalled()) {
           await page.waitForSelector('[data-island][data-hydrated="true"]');
           assert.ok(await page.getByRole("button", { name: "Upload" }).isDisabled());
           assert.equal(await page.getByRole("status").count(), 1);
+          assert.deepEqual(await axeViolations(page), []);
           await saveScreenshot(page, "web_page_initial.png");
         });
 
@@ -530,6 +563,175 @@ if (!chromiumInstalled()) {
           await saveScreenshot(page, "web_upload_finished.png");
         });
 
+        await step(
+          "several files dropped at once make one result, whose page survives a reload",
+          async () => {
+            await openPage(page, baseUrl);
+            assert.deepEqual(await axeViolations(page), [], "the upload page");
+            // Three files at once: a plain CSV, a gzip one (detected on its own), one with a
+            // bad row. The first is large enough to take several chunks.
+            const north = salesCsv(30_000, 20, 5);
+            const dataTransfer = await page.evaluateHandle(async (north) => {
+              const header = "Department Name,Date,Number of Sales\n";
+              const south = `${header}Garden,2024-03-01,4\nToys,2024-03-02,6\n`;
+              const gzipped = await new Response(
+                new Blob([south]).stream().pipeThrough(new CompressionStream("gzip")),
+              ).blob();
+              const transfer = new DataTransfer();
+              transfer.items.add(new File([north], "north.csv", { type: "text/csv" }));
+              transfer.items.add(new File([gzipped], "south.csv.gz"));
+              transfer.items.add(
+                new File([`${header}Garden,2024-03-01,1\nGarden,2023-02-29,5\n`], "west.csv", {
+                  type: "text/csv",
+                }),
+              );
+              return transfer;
+            }, north);
+            await page.dispatchEvent(".dropzone", "drop", { dataTransfer });
+            const info = await page.getByTestId("file-info").textContent() ?? "";
+            assert.match(info, /^3 files · .*north\.csv, south\.csv\.gz, west\.csv$/);
+
+            // Held after north.csv's first chunks: each file's progress and the whole's show.
+            const held = gate.holdAfter("/AppendUpload", 2);
+            await page.getByRole("button", { name: "Upload" }).click();
+            await held;
+            const perFile = page.getByTestId("file-progress").locator("li");
+            await eventually(
+              async () => await perFile.first().getAttribute("data-state") === "sending",
+              "north.csv to be sending",
+            );
+            assert.equal(await perFile.count(), 3);
+            assert.equal(await perFile.nth(2).getAttribute("data-state"), "waiting");
+            assert.ok(Number(await page.locator("progress").getAttribute("value")) > 0);
+            await saveScreenshot(page, "web_multi_file_progress.png");
+            gate.release();
+
+            await page.waitForSelector("#results-heading");
+            assert.equal(
+              await page.locator("#results-heading").textContent(),
+              "Results for 3 files",
+            );
+            assert.equal(await page.getByTestId("summary-rows").textContent(), formatCount(30_004));
+            assert.equal(await page.getByTestId("summary-bad-rows").textContent(), "1");
+            const fileRows = page.getByTestId("files").locator("tbody tr");
+            assert.deepEqual(await fileRows.locator("td:first-child").allTextContents(), [
+              "north.csv",
+              "south.csv.gz",
+              "west.csv",
+            ]);
+            // The gzip file was read as CSV: its own two rows, no bad ones.
+            assert.deepEqual(await fileRows.nth(1).locator("td").allTextContents(), [
+              "south.csv.gz",
+              "2",
+              "0",
+              "2",
+            ]);
+            // The address is the result's page now.
+            const path = new URL(page.url()).pathname;
+            assert.match(path, /^\/r\/[0-9a-f]{32}$/);
+            const resultId = path.slice(3);
+            assert.equal(
+              await page.getByTestId("result-page-link").getAttribute("href"),
+              path,
+            );
+
+            // Back shows the upload page again, Forward the result's page, as the address says.
+            await page.goBack();
+            await eventually(
+              async () => await page.locator("#results-heading").count() === 0,
+              "the upload page after Back",
+            );
+            await page.waitForSelector('[data-island="UploadIsland"][data-hydrated="true"]');
+            await page.waitForLoadState("load");
+            assert.equal(new URL(page.url()).pathname, "/");
+            await page.goForward();
+            await page.waitForSelector('[data-island="ResultIsland"][data-hydrated="true"]');
+            assert.equal(new URL(page.url()).pathname, path);
+
+            // A reload: the server renders the same result, and the table still sorts.
+            await page.reload();
+            await page.waitForSelector('[data-island="ResultIsland"][data-hydrated="true"]');
+            assert.equal(await page.locator("h1").textContent(), "Saved result");
+            assert.equal(await page.getByTestId("summary-rows").textContent(), formatCount(30_004));
+            assert.equal(await page.getByTestId("summary-files").textContent(), "3");
+            const badRow = page.locator("table.bad-rows tbody tr").first();
+            assert.deepEqual(await badRow.locator("td").allTextContents(), [
+              "3",
+              await badRow.locator("td").nth(1).textContent() ?? "",
+              "Garden,2023-02-29,5",
+              "west.csv",
+            ]);
+            assert.equal(
+              await page.getByTestId("download-link").getAttribute("href"),
+              `${PUBLIC_RESULTS_URL}/results/${resultId}.csv`,
+            );
+            await page.getByRole("button", { name: /^Department/ }).click();
+            assert.equal(
+              await page.locator("th[aria-sort]").first().getAttribute("aria-sort"),
+              "ascending",
+            );
+            assert.equal(
+              await page.locator("table.departments tbody tr td").first().textContent(),
+              "=Formula Dept",
+            );
+            assert.deepEqual(await axeViolations(page), [], "the result page");
+            await saveScreenshot(page, "web_result_page.png");
+
+            // The upload page lists it among this browser's recent results, across reloads.
+            await openPage(page, baseUrl);
+            const recent = page.getByTestId("recent");
+            await recent.waitFor();
+            const entry = recent.locator("li").filter({ hasText: "north.csv and 2 more files" });
+            assert.equal(await entry.count(), 1);
+            assert.equal(await entry.getByRole("link").getAttribute("href"), path);
+            assert.match(await entry.textContent() ?? "", /3 files, 30,004 rows, 1 bad row/);
+            assert.deepEqual(await axeViolations(page), [], "the upload page with recent results");
+            await saveScreenshot(page, "web_recent_results.png");
+            await openPage(page, baseUrl);
+            assert.equal(await entry.count(), 1);
+            await entry.getByRole("button", { name: "Forget north.csv and 2 more files" }).click();
+            assert.equal(await entry.count(), 0);
+            await openPage(page, baseUrl);
+            assert.equal(await entry.count(), 0);
+            const kept = await page.evaluate(() =>
+              localStorage.getItem("sales-aggregator.recent-results") ?? ""
+            );
+            assert.doesNotMatch(kept, new RegExp(resultId));
+          },
+        );
+
+        await step("with signing on, the result's address is signed and expires", async () => {
+          access.signPages = true;
+          try {
+            const csvPath = `${scratch}/signed.csv`;
+            await Deno.writeTextFile(csvPath, salesCsv(500, 4, 13));
+            await openPage(page, baseUrl);
+            await chooseFile(page, csvPath);
+            await page.getByRole("button", { name: "Upload" }).click();
+            await page.waitForSelector("#results-heading");
+            const address = new URL(page.url());
+            const resultId = address.pathname.slice(3);
+            assert.match(address.search, /^\?exp=\d+&sig=[\w-]{43}$/);
+            const signed = await page.reload();
+            assert.equal(signed?.status(), 200);
+            assert.equal(await page.getByTestId("summary-rows").textContent(), "500");
+
+            const past = new DownloadUrlSigner({
+              publicResultsUrl: PUBLIC_RESULTS_URL,
+              secret: URL_SECRET,
+              ttlSec: 60,
+              now: () => Date.now() - 3_600_000,
+            });
+            const expired = await page.goto(new URL(past.pagePathFor(resultId), baseUrl).href);
+            assert.equal(expired?.status(), 410);
+            assert.equal(await page.locator("h1").textContent(), "This link has expired");
+            assert.equal(await page.getByTestId("summary-rows").count(), 0);
+            assert.deepEqual(await axeViolations(page), [], "the expired page");
+          } finally {
+            access.signPages = false;
+          }
+        });
+
         await step("the page asks for the access token when the server requires one", async () => {
           access.requireToken = true;
           try {
@@ -578,6 +780,7 @@ if (!chromiumInstalled()) {
             assert.equal(await page.getByTestId("summary-rows").textContent(), formatCount(2_000));
             assert.equal(await downloadResult(page, "token.result.csv"), expected);
             assert.equal(await storedToken(), ACCESS_TOKEN);
+            const resultPath = new URL(page.url()).pathname;
             // Never in localStorage (which holds only the compression setting).
             const kept = await page.evaluate(() => Object.values(localStorage));
             assert.ok(!kept.some((value) => value.includes(ACCESS_TOKEN)), `${kept}`);
@@ -588,6 +791,27 @@ if (!chromiumInstalled()) {
             await page.getByRole("button", { name: "Upload" }).click();
             await page.waitForSelector("#results-heading");
             assert.equal(await tokenField().count(), 0);
+
+            // The result's page in a new tab, which has no token yet: the server shows nothing of
+            // the result, the island asks for the token, then shows the result.
+            const tab = await page.context().newPage();
+            try {
+              await tab.goto(new URL(resultPath, baseUrl).href);
+              await tab.waitForSelector('[data-island="ResultIsland"][data-hydrated="true"]');
+              const tabField = tab.getByRole("textbox", { name: "Access token", exact: true });
+              await tabField.waitFor();
+              assert.equal(await tab.getByTestId("summary-rows").count(), 0);
+              assert.deepEqual(await axeViolations(tab), [], "the token prompt on a result page");
+              await tabField.fill(ACCESS_TOKEN);
+              await tab.getByRole("button", { name: "Show result" }).click();
+              await tab.getByTestId("summary-rows").waitFor();
+              assert.equal(
+                await tab.getByTestId("summary-rows").textContent(),
+                formatCount(2_000),
+              );
+            } finally {
+              await tab.close();
+            }
 
             // And the person can drop it.
             await page.getByRole("button", { name: "Forget access token" }).click();

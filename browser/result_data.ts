@@ -1,0 +1,210 @@
+/**
+ * What a result page shows, as plain data: the server renders it from the stored result, the
+ * upload page from the upload it just finished, and the result island receives it as props (so
+ * it is JSON: totals travel as decimal text, since `bigint` is not). A result may have a million
+ * departments; only the largest {@linkcode EMBEDDED_DEPARTMENTS} travel in the page, and the page
+ * says so and links the CSV for the rest.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { departmentsOf, largestDepartments } from "./result_data.ts";
+ *
+ * const largest = largestDepartments([
+ *   { department: "Toys", total: 3n },
+ *   { department: "Garden", total: 9007199254740993n },
+ * ], 1);
+ * assert.deepEqual(largest, [["Garden", "9007199254740993"]]);
+ * assert.equal(departmentsOf(largest)[0].total, 9007199254740993n);
+ * ```
+ *
+ * @module
+ */
+
+import { type DepartmentTotal, parseResultCsv } from "./result_csv.ts";
+import type { UploadSummary } from "./upload_client.ts";
+import { resultFileName } from "../server/storage/result_file_name.ts";
+
+/** One file of a result and its own counts. */
+export interface ResultFile {
+  /** The name the client gave; empty when it gave none. */
+  name: string;
+  rows: number;
+  badRows: number;
+  departments: number;
+}
+
+/** One bad row, with the file it is in. */
+export interface ResultBadRow {
+  /** 1-based line in its own file. */
+  line: number;
+  reason: string;
+  raw: string;
+  /** The file's name (empty when unknown). */
+  file: string;
+  /** The file's position in the upload. */
+  fileIndex: number;
+}
+
+/** Figures only the page that uploaded knows: what the person waited for and sent. */
+export interface UploadFigures {
+  bytes: number;
+  wireBytes: number;
+  compressed: boolean;
+  /** Seconds from StartUpload to the result, in the browser. */
+  totalSec: number;
+}
+
+/** Everything a result page shows, serializable. */
+export interface ResultData {
+  resultId: string;
+  /** The result page's path (`/r/<id>`, signed when addresses are signed). */
+  pagePath: string;
+  /** The files that made the result, in upload order; one for a single-file upload. */
+  files: ResultFile[];
+  rows: number;
+  badRows: number;
+  departments: number;
+  /** The first bad rows in file order. */
+  badRowSamples: ResultBadRow[];
+  /** When the result was stored, RFC 3339; undefined right after an upload. */
+  createdAt?: string;
+  /** The name the download gets. */
+  downloadFilename: string;
+  /** The CSV on the result server; empty when the page holds the CSV itself. */
+  downloadUrl: string;
+  /** Bytes of the result CSV. */
+  sizeBytes: number;
+  /** The sum of every department's total, as decimal text. */
+  totalSales: string;
+  /** The largest departments, largest first, each `[name, total as decimal text]`. */
+  largest: [string, string][];
+  /** Set right after an upload, on the page that uploaded. */
+  upload?: UploadFigures;
+}
+
+/** How many departments a page embeds at most; the CSV has them all. */
+export const EMBEDDED_DEPARTMENTS = 1000;
+
+function byTotalDescending(a: DepartmentTotal, b: DepartmentTotal): number {
+  return a.total < b.total ? 1 : a.total > b.total ? -1 : 0;
+}
+
+/** The `limit` largest departments, largest first, as JSON-safe pairs. */
+export function largestDepartments(
+  departments: readonly DepartmentTotal[],
+  limit: number = EMBEDDED_DEPARTMENTS,
+): [string, string][] {
+  return [...departments].sort(byTotalDescending).slice(0, limit)
+    .map((row) => [row.department, String(row.total)]);
+}
+
+/** The pairs of {@linkcode largestDepartments} back as totals. */
+export function departmentsOf(largest: readonly [string, string][]): DepartmentTotal[] {
+  return largest.map(([department, total]) => ({ department, total: BigInt(total) }));
+}
+
+/** The name a result download gets, as the server names it: `sales.csv.gz` → `sales.result.csv`. */
+export function downloadFilenameOf(files: readonly ResultFile[], resultId: string): string {
+  return resultFileName(files.map((file) => file.name), resultId);
+}
+
+/** How a result is named in headings and lists: its file, or its first file and how many more. */
+export function resultTitle(files: readonly ResultFile[]): string {
+  const first = files[0]?.name || "(unnamed file)";
+  if (files.length <= 1) return first;
+  const more = files.length - 1;
+  return `${first} and ${more} more file${more === 1 ? "" : "s"}`;
+}
+
+/** A stored result as GetResult describes it, counts as numbers. */
+export interface StoredResult {
+  resultId: string;
+  /** A fresh download URL. */
+  downloadUrl: string;
+  /** The first file's name. */
+  filename: string;
+  downloadFilename: string;
+  rows: number;
+  badRows: number;
+  departments: number;
+  badRowSamples: ResultBadRow[];
+  /** RFC 3339. */
+  createdAt: string;
+  sizeBytes: number;
+  /** Empty for a result stored before files were recorded. */
+  files: ResultFile[];
+  /** Empty from a server that does not tell it. */
+  pagePath: string;
+}
+
+/**
+ * The page's data for a stored result and its CSV: the largest `limit` departments travel in
+ * the data, and `departments` holds all of them (or why the CSV could not be read).
+ */
+export function resultDataOf(
+  stored: StoredResult,
+  csv: Uint8Array,
+  limit: number = EMBEDDED_DEPARTMENTS,
+): { result: ResultData; departments: DepartmentTotal[] | Error } {
+  let departments: DepartmentTotal[] | Error;
+  try {
+    departments = parseResultCsv(new TextDecoder().decode(csv));
+  } catch (error) {
+    departments = error instanceof Error ? error : new Error(String(error));
+  }
+  const all = departments instanceof Error ? [] : departments;
+  const files = stored.files.length > 0 ? stored.files : [{
+    name: stored.filename,
+    rows: stored.rows,
+    badRows: stored.badRows,
+    departments: stored.departments,
+  }];
+  const result: ResultData = {
+    resultId: stored.resultId,
+    pagePath: stored.pagePath || `/r/${stored.resultId}`,
+    files,
+    rows: stored.rows,
+    badRows: stored.badRows,
+    // A result stored without metadata has no counts: its CSV tells the departments.
+    departments: Math.max(stored.departments, all.length),
+    badRowSamples: stored.badRowSamples,
+    createdAt: stored.createdAt,
+    downloadFilename: stored.downloadFilename,
+    downloadUrl: stored.downloadUrl,
+    sizeBytes: stored.sizeBytes,
+    totalSales: String(all.reduce((sum, row) => sum + row.total, 0n)),
+    largest: largestDepartments(all, limit),
+  };
+  return { result, departments };
+}
+
+/** What the upload page shows after an upload: the view's data, every department, the CSV. */
+export interface FinishedUpload {
+  result: ResultData;
+  departments: DepartmentTotal[] | Error;
+  csv: Uint8Array;
+}
+
+/** The result view's data for an upload this page just finished. */
+export function finishedUploadOf(summary: UploadSummary): FinishedUpload {
+  const { result, departments } = resultDataOf({
+    ...summary,
+    filename: summary.files[0]?.name ?? "",
+    downloadFilename: downloadFilenameOf(summary.files, summary.resultId),
+    createdAt: new Date().toISOString(),
+    sizeBytes: summary.resultCsv.length,
+  }, summary.resultCsv);
+  const upload = {
+    bytes: summary.bytes,
+    wireBytes: summary.wireBytes,
+    compressed: summary.compressed,
+    totalSec: summary.totalSec,
+  };
+  // The CSV is in memory: the link is made from it, not the result server's URL.
+  return {
+    result: { ...result, createdAt: undefined, downloadUrl: "", upload },
+    departments,
+    csv: summary.resultCsv,
+  };
+}
