@@ -40,7 +40,7 @@
 
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { ClientHttp2Session } from "node:http2";
-import { formatResultCsv } from "../server/aggregate/result_csv.ts";
+import { formatResultCsv } from "../server/aggregate/_reference.ts";
 import { SalesAggregator } from "../server/aggregate/sales_aggregator.ts";
 import { AppError, RETRY_PUSHBACK_HEADER, Status } from "../server/errors.ts";
 import { UploadRequestSchema, UploadResponseSchema } from "../gen/sales_pb.ts";

@@ -19,7 +19,7 @@
  * @module
  */
 
-import { formatResultCsv } from "../server/aggregate/result_csv.ts";
+import { formatResultCsv } from "../server/aggregate/_reference.ts";
 import { aggregateInputFile } from "../server/aggregate/sales_input.ts";
 import { GrpcSalesClient } from "../server/grpc/sales_client.ts";
 import type { UploadResponse } from "../server/service/types.ts";

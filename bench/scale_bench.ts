@@ -20,7 +20,7 @@
  * @module
  */
 
-import { formatResultCsv } from "../server/aggregate/result_csv.ts";
+import { formatResultCsv } from "../server/aggregate/_reference.ts";
 import { aggregateInputFile } from "../server/aggregate/sales_input.ts";
 import { GrpcSalesClient } from "../server/grpc/sales_client.ts";
 import { findNginx, startNginxProxy } from "../deploy/_nginx_proxy.ts";

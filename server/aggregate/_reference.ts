@@ -263,3 +263,27 @@ export function referenceAggregate(
   const totals = new Map(names.map((name) => [name, sums.get(name)!]));
   return { totals, rows, badRows, departments: totals.size, badRowSamples };
 }
+
+/** The result file's header line (without its LF). */
+const RESULT_HEADER = "Department Name,Total Number of Sales";
+
+/**
+ * One department name as a CSV field: a leading `'` for names a spreadsheet would run as a formula
+ * (OWASP CSV injection), then RFC 4180 quoting where needed. Names that already start with `'` get
+ * one too, so that `=1+1` and `'=1+1` stay two different fields and a reader strips exactly one.
+ */
+function formatDepartmentField(name: string): string {
+  const text = /^[=+\-@']/.test(name) ? `'${name}` : name;
+  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+/**
+ * The result CSV for department totals, written slowly and simply from strings: what tests and
+ * benchmarks compare the byte writer (`result_csv.ts`) and the service's output with.
+ */
+export function formatResultCsv(totals: Map<string, bigint>): string {
+  const names = [...totals.keys()].sort(compareCodePoints);
+  const lines = [RESULT_HEADER];
+  for (const name of names) lines.push(`${formatDepartmentField(name)},${totals.get(name)}`);
+  return lines.join("\n") + "\n";
+}

@@ -1,7 +1,7 @@
 import { deepEqual, equal, rejects } from "node:assert/strict";
 import { AppError, Status } from "../errors.ts";
 import { mergeResults } from "./merge_results.ts";
-import { formatResultCsv } from "./result_csv.ts";
+import { formatResultCsv } from "./_reference.ts";
 import { SalesAggregator } from "./sales_aggregator.ts";
 
 const encoder = new TextEncoder();

