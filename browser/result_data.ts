@@ -24,27 +24,13 @@
 import { type DepartmentTotal, parseResultCsv } from "./result_csv.ts";
 import type { UploadSummary } from "./upload_client.ts";
 import { resultFileName } from "../server/storage/result_file_name.ts";
+import type { BadRow, FileSummary } from "../server/service/types.ts";
 
-/** One file of a result and its own counts. */
-export interface ResultFile {
-  /** The name the client gave; empty when it gave none. */
-  name: string;
-  rows: number;
-  badRows: number;
-  departments: number;
-}
+/** One file of a result and its own counts: the service's own type (a type import, erased). */
+export type ResultFile = FileSummary;
 
-/** One bad row, with the file it is in. */
-export interface ResultBadRow {
-  /** 1-based line in its own file. */
-  line: number;
-  reason: string;
-  raw: string;
-  /** The file's name (empty when unknown). */
-  file: string;
-  /** The file's position in the upload. */
-  fileIndex: number;
-}
+/** One bad row, with the file it is in: the service's own type. */
+export type ResultBadRow = BadRow;
 
 /** Figures only the page that uploaded knows: what the person waited for and sent. */
 export interface UploadFigures {

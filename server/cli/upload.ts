@@ -304,15 +304,8 @@ export interface UploadChunks {
  * hold a few chunks, and reading waits while the sender does. The file is closed at the end.
  */
 export async function uploadChunks(file: Deno.FsFile, compress: boolean): Promise<UploadChunks> {
-  const head = new Uint8Array(2);
-  let headBytes = 0;
-  while (headBytes < 2) {
-    const read = await file.read(head.subarray(headBytes));
-    if (read === null) break;
-    headBytes += read;
-  }
+  const gzip = await startsWithGzipMagic(file);
   await file.seek(0, Deno.SeekMode.Start);
-  const gzip = headBytes === 2 && head[0] === 0x1f && head[1] === 0x8b;
   let fileBytesRead = 0;
   async function* counted() {
     for await (const chunk of readFileChunks(file)) {
@@ -382,6 +375,11 @@ function toJson(
 /** Whether the file at `path` starts with gzip's magic bytes. */
 async function isGzipFile(path: string): Promise<boolean> {
   using file = await Deno.open(path, { read: true });
+  return await startsWithGzipMagic(file);
+}
+
+/** Whether the next two bytes of `file` are gzip's magic bytes (it reads them). */
+async function startsWithGzipMagic(file: Deno.FsFile): Promise<boolean> {
   const head = new Uint8Array(2);
   let headBytes = 0;
   while (headBytes < 2) {
