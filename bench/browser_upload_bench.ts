@@ -25,7 +25,7 @@ import { ensureSalesCsv } from "./generate_sales_csv.ts";
 import { startTaskArgs } from "./upload_bench.ts";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../server/web/_test_chromium.ts";
 
-/** Target from the web UI issue: a 256 MiB browser upload at this speed or better. */
+/** Minimum throughput, in MB/s, of a 256 MiB upload through the page (docs/performance.md). */
 export const TARGET_MB_PER_SEC = 50;
 /** The second half of the upload may peak this much (or 10%) above the first: GC timing. */
 export const SERVER_FLAT_SLACK_MB = 16;

@@ -6,9 +6,10 @@
  * (docs/csv-rules.md) and the upload limits (docs/security.md), worked out by hand from those rules (the `why` of each case says how),
  * not by running the implementation.
  *
- * `cases_test.ts` runs every case through a real server on every listed upload path, at the `"test"`
- * scale; `bench/hostile_bench.ts` runs the big ones at the `"full"` scale the issue names (200 MB
- * without a line break, 100 MB after an unterminated quote, 1,000,000 departments, a gzip bomb).
+ * `hostile_test.ts` runs every case through a real server on every listed upload path, at the
+ * `"test"` scale; `bench/hostile_bench.ts` runs the big ones at the `"full"` scale, too slow for the
+ * test suite (200 MB without a line break, 100 MB after an unterminated quote, 1,000,000
+ * departments, a gzip bomb).
  *
  * @example
  * ```ts
@@ -38,7 +39,7 @@ export type UploadPath =
 /** The paths every upload can take. */
 export const ALL_PATHS: readonly UploadPath[] = ["unary", "stream", "chunked", "browser"];
 
-/** `"test"`: sizes for CI; `"full"`: the sizes the issue names, for the benchmark. */
+/** `"test"`: sizes small enough for the test suite; `"full"`: the real sizes, for the benchmark. */
 export type Scale = "test" | "full";
 
 /** The bytes of one upload, produced on demand. */

@@ -4,12 +4,13 @@
  * client's. Used by the hostile-input tests and `bench/hostile_bench.ts`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { startServerProcess } from "./_test_server_process.ts";
  * await using server = await startServerProcess({ MAX_UPLOAD_BYTES: "1048576" });
  * server.resetPeak();
  * // ... upload to server.grpcAddress ...
- * console.log(server.memory().peakBytes);
+ * const { peakBytes } = server.memory();
+ * if (!(peakBytes > 0)) throw new Error(`peak ${peakBytes} bytes`);
  * ```
  *
  * @module

@@ -10,7 +10,7 @@
  */
 
 import assert from "node:assert/strict";
-import { formatResultCsv } from "./aggregate/result_csv.ts";
+import { formatResultCsv } from "./aggregate/_reference.ts";
 import { aggregateInputFile } from "./aggregate/sales_input.ts";
 import { loadConfig } from "./config.ts";
 import { AppError, Status } from "./errors.ts";

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { aggregateInputFile } from "../aggregate/sales_input.ts";
-import { formatResultCsv } from "../aggregate/result_csv.ts";
+import { formatResultCsv } from "../aggregate/_reference.ts";
 import { withAuth } from "../service/auth.ts";
 import { DownloadUrlSigner } from "../service/download_url.ts";
 import { createSalesService, type SalesServiceHandle } from "../service/sales_service.ts";
