@@ -198,7 +198,7 @@ export async function main(
     let allRead = false;
     const open = () => {
       opened = true;
-      if (allRead) progress?.computing(bytesRead());
+      if (allRead) progress?.computing(bytesRead(), current);
       else progress?.update(bytesRead(), current);
     };
     // The bar follows the files read, whatever goes on the wire; it starts once the call is open.
@@ -216,7 +216,7 @@ export async function main(
       if (index < inputs.length - 1) return;
       // A small upload is read whole before the call is open: "Computing" waits for it.
       allRead = true;
-      if (opened) progress?.computing(bytesRead());
+      if (opened) progress?.computing(bytesRead(), current);
     };
     const files = inputs.map((input, index) => ({
       name: basename(input),
@@ -450,8 +450,9 @@ class ProgressBar {
     this.#line.draw(this.#bar(bytes, now));
   }
 
-  /** Every byte is sent: the service is finishing the totals. */
-  computing(bytes: number): void {
+  /** Every byte is sent (the last from file `file`): the service is finishing the totals. */
+  computing(bytes: number, file = this.#file): void {
+    this.#file = file;
     this.#line.draw(`${this.#bar(bytes, performance.now())}  Computing totals…`);
   }
 

@@ -203,13 +203,28 @@ function DefaultApp({ Component }: { Component: ComponentType }) {
   return h("html", null, h("body", null, h(Component, null)));
 }
 
+/** The tail of the dynamic imports in flight; each waits for the one before. */
+let importsInFlight: Promise<unknown> = Promise.resolve();
+
+/**
+ * `import(url)`, one at a time in this isolate. Deno 2.9.3 can panic ("RefCell already borrowed")
+ * when a dynamic import starts while another is still registering its modules
+ * (denoland/deno#36216, fixed upstream by denoland/deno#36258), as when two web handlers load their
+ * pages at once.
+ */
+export function importOneAtATime<T>(url: string): Promise<T> {
+  const imported = importsInFlight.then(() => import(url) as Promise<T>);
+  importsInFlight = imported.catch(() => {});
+  return imported;
+}
+
 /**
  * Scans `dir` (Fresh's `routes/`) and imports every route module. Adding a file there adds a page,
  * from the next start.
  */
 export async function loadFsRoutes(dir: URL): Promise<FsRoutes> {
   const files = await listModules(dir);
-  const load = async (file: string): Promise<RouteModule> => await import(new URL(file, dir).href);
+  const load = (file: string) => importOneAtATime<RouteModule>(new URL(file, dir).href);
   const special = new Map<string, RouteModule>();
   const routes: FsRoute[] = [];
   const seen = new Map<string, string>();

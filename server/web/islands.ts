@@ -23,7 +23,7 @@
  */
 
 import { type ComponentType, h, options } from "preact";
-import { TEST_FILE } from "./fs_routes.ts";
+import { importOneAtATime, TEST_FILE } from "./fs_routes.ts";
 
 // deno-lint-ignore no-explicit-any
 type AnyComponent = ComponentType<any>;
@@ -54,7 +54,8 @@ export async function loadIslands(
 ): Promise<Record<string, AnyComponent>> {
   const islands: Record<string, AnyComponent> = {};
   for (const { name, url } of await findIslands(dir)) {
-    const component = (await import(url.href)).default;
+    const component =
+      (await importOneAtATime<{ default: AnyComponent | undefined }>(url.href)).default;
     if (typeof component !== "function") {
       throw new Error(`Island ${url.pathname} has no default export component`);
     }
