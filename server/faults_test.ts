@@ -19,7 +19,7 @@ import { type RunningServer, startServer } from "./main.ts";
 import { loopbackEnv } from "./_test_loopback_env.ts";
 import { chunksOf } from "./_test_bytes.ts";
 import { eventually } from "./_test_eventually.ts";
-import { mulberry32 } from "./_test_mulberry32.ts";
+import { seededRandom } from "./_test_mulberry32.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -631,12 +631,6 @@ Deno.test({
   },
 });
 
-/** Uniform in [0, 1) from a seeded mulberry32, so a failing sequence can be replayed. */
-function prng(seed: number): () => number {
-  const next = mulberry32(seed);
-  return () => next() / 4294967296;
-}
-
 Deno.test({
   name:
     "startServer chunked upload through a seeded faulty network ends with the aggregate command's totals",
@@ -648,7 +642,7 @@ Deno.test({
       const expected = await aggregateCommandResult(bytes);
       for (const seed of [1, 2, 3]) {
         await t.step(`seed ${seed}`, async () => {
-          const random = prng(seed);
+          const random = seededRandom(seed);
           // Random chunk sizes, fixed per offset: a resend repeats the same bytes.
           const cuts = [0];
           while (cuts.at(-1)! < bytes.length) {

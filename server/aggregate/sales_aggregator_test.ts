@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { seededRandom } from "../_test_mulberry32.ts";
 import { AppError, Status } from "../errors.ts";
 import {
   type AggregateResult,
@@ -1227,17 +1228,11 @@ Deno.test("aggregateInputFile rejects a missing file", async () => {
 // Property tests against the reference
 // ---------------------------------------------------------------------------------------------
 
-/** A small deterministic PRNG (mulberry32), so a failing seed can be replayed. */
+/** Seeded random choices (mulberry32, `seededRandom`), so a failing seed can be replayed. */
 class Rng {
-  #state: number;
+  readonly next: () => number;
   constructor(seed: number) {
-    this.#state = seed >>> 0;
-  }
-  next(): number {
-    let t = (this.#state = (this.#state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    this.next = seededRandom(seed);
   }
   int(lo: number, hi: number): number {
     return lo + Math.floor(this.next() * (hi - lo + 1));
