@@ -5,6 +5,7 @@
  * @module
  */
 
+import * as grpc from "@grpc/grpc-js";
 import * as http2 from "node:http2";
 
 /** What the server answered on one stream. */
@@ -117,4 +118,15 @@ export function write(stream: http2.ClientHttp2Stream, bytes: Uint8Array): Promi
   return new Promise((resolve, reject) => {
     stream.write(bytes, (error) => error ? reject(error) : resolve());
   });
+}
+
+/** Binds a bare grpc-js `server` to a free loopback port, insecure, and gives the port. */
+export function bindOnFreePort(server: grpc.Server): Promise<number> {
+  return new Promise<number>((resolve, reject) =>
+    server.bindAsync(
+      "127.0.0.1:0",
+      grpc.ServerCredentials.createInsecure(),
+      (error, bound) => error ? reject(error) : resolve(bound),
+    )
+  );
 }

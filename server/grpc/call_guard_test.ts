@@ -20,7 +20,14 @@ import { type GrpcServerOptions, peerOf, startGrpcServer } from "./grpc_server.t
 import { GrpcSalesClient } from "./sales_client.ts";
 import { salesServiceDefinition } from "./sales_proto.ts";
 import type { UploadChunk__Output } from "../../gen/proto_loader/sales/v1/UploadChunk.ts";
-import { framed, lengthPrefix, rawCall, uploadRequest, write } from "./_test_raw_grpc.ts";
+import {
+  bindOnFreePort,
+  framed,
+  lengthPrefix,
+  rawCall,
+  uploadRequest,
+  write,
+} from "./_test_raw_grpc.ts";
 import { consistently, eventually } from "../_test_eventually.ts";
 
 const UPLOAD = "/sales.v1.SalesService/UploadCSV";
@@ -133,13 +140,7 @@ async function startMeteredServer(budgetBytes: number) {
       call.on("error", () => {});
     },
   });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(
-      "127.0.0.1:0",
-      grpc.ServerCredentials.createInsecure(),
-      (error, bound) => error ? reject(error) : resolve(bound),
-    )
-  );
+  const port = await bindOnFreePort(server);
   const sessions: http2.ClientHttp2Session[] = [];
   return {
     budget,
@@ -467,13 +468,7 @@ Deno.test({
           callback(null, new Uint8Array([1])),
       },
     );
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(
-        "127.0.0.1:0",
-        grpc.ServerCredentials.createInsecure(),
-        (error, bound) => error ? reject(error) : resolve(bound),
-      )
-    );
+    const port = await bindOnFreePort(server);
     const session = http2.connect(`http://127.0.0.1:${port}`);
     try {
       const call = rawCall(session, "/test.Echo/Echo");

@@ -11,7 +11,7 @@ import { type RunningServer, startServer } from "../main.ts";
 import * as http2 from "node:http2";
 import { GrpcSalesClient } from "./sales_client.ts";
 import { startGrpcServer, tuneHttp2Sessions, UPLOAD_HTTP2_SETTINGS } from "./grpc_server.ts";
-import { framed, rawCall, uploadRequest } from "./_test_raw_grpc.ts";
+import { bindOnFreePort, framed, rawCall, uploadRequest } from "./_test_raw_grpc.ts";
 import { chunksOf } from "../_test_bytes.ts";
 import { consistently, eventually } from "../_test_eventually.ts";
 import { loopbackEnv } from "../_test_loopback_env.ts";
@@ -624,13 +624,7 @@ Deno.test({
     // tuneHttp2Sessions reaches into grpc-js's private `http2Servers`; when an upgrade renames or
     // reshapes it, uploads silently slow down. This fails first.
     const server = new grpc.Server();
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(
-        "127.0.0.1:0",
-        grpc.ServerCredentials.createInsecure(),
-        (error, bound) => error ? reject(error) : resolve(bound),
-      )
-    );
+    const port = await bindOnFreePort(server);
     const session = http2.connect(`http://127.0.0.1:${port}`);
     try {
       const http2Servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
