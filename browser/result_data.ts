@@ -3,7 +3,9 @@
  * upload page from the upload it just finished, and the result island receives it as props (so
  * it is JSON: totals travel as decimal text, since `bigint` is not). A result may have a million
  * departments; only the largest {@linkcode EMBEDDED_DEPARTMENTS} travel in the page, and the page
- * says so and links the CSV for the rest.
+ * says so and links the CSV for the rest. A stored result's page comes from the largest departments
+ * its metadata keeps ({@linkcode storedResultData}), without reading its CSV; an older result's
+ * CSV is read in pieces, and only up to {@linkcode MAX_PAGE_CSV_BYTES}.
  *
  * @example
  * ```ts
@@ -25,6 +27,7 @@ import { type DepartmentTotal, parseResultCsv } from "./result_csv.ts";
 import type { UploadSummary } from "./upload_client.ts";
 import { resultFileName } from "../server/storage/result_file_name.ts";
 import type { BadRow, FileSummary } from "../server/service/types.ts";
+import type { LargestDepartments } from "../server/storage/result_store.ts";
 
 /** One file of a result and its own counts: the service's own type (a type import, erased). */
 export type ResultFile = FileSummary;
@@ -65,6 +68,11 @@ export interface ResultData {
   totalSales: string;
   /** The largest departments, largest first, each `[name, total as decimal text]`. */
   largest: [string, string][];
+  /**
+   * Why no department is shown (the CSV is unreadable, or too large for the page to read): the
+   * page says so, and the download still works. @default {undefined} (they are shown)
+   */
+  departmentsUnshown?: string;
   /** Set right after an upload, on the page that uploaded. */
   upload?: UploadFigures;
 }
@@ -122,6 +130,11 @@ export interface StoredResult {
   files: ResultFile[];
   /** Empty from a server that does not tell it. */
   pagePath: string;
+  /**
+   * The largest departments and grand total its metadata keeps; undefined for a result stored
+   * before they were kept. @default {undefined}
+   */
+  largest?: LargestDepartments;
 }
 
 /**
@@ -140,29 +153,151 @@ export function resultDataOf(
     departments = error instanceof Error ? error : new Error(String(error));
   }
   const all = departments instanceof Error ? [] : departments;
+  const result = viewOf(stored, {
+    departments: all.length,
+    totalSales: String(all.reduce((sum, row) => sum + row.total, 0n)),
+    largest: largestDepartments(all, limit),
+  });
+  return { result, departments };
+}
+
+/** What a view knows of a result's departments, from its metadata or its CSV. */
+interface DepartmentsSeen {
+  /** How many there are (0 when unknown: the stored count then rules). */
+  departments: number;
+  totalSales: string;
+  largest: [string, string][];
+  unshown?: string;
+}
+
+/** The page's data from a stored result's description and what is known of its departments. */
+function viewOf(stored: StoredResult, seen: DepartmentsSeen): ResultData {
   const files = stored.files.length > 0 ? stored.files : [{
     name: stored.filename,
     rows: stored.rows,
     badRows: stored.badRows,
     departments: stored.departments,
   }];
-  const result: ResultData = {
+  return {
     resultId: stored.resultId,
     pagePath: stored.pagePath || `/r/${stored.resultId}`,
     files,
     rows: stored.rows,
     badRows: stored.badRows,
     // A result stored without metadata has no counts: its CSV tells the departments.
-    departments: Math.max(stored.departments, all.length),
+    departments: Math.max(stored.departments, seen.departments),
     badRowSamples: stored.badRowSamples,
     createdAt: stored.createdAt,
     downloadFilename: stored.downloadFilename,
     downloadUrl: stored.downloadUrl,
     sizeBytes: stored.sizeBytes,
-    totalSales: String(all.reduce((sum, row) => sum + row.total, 0n)),
-    largest: largestDepartments(all, limit),
+    totalSales: seen.totalSales,
+    largest: seen.largest,
+    ...(seen.unshown === undefined ? {} : { departmentsUnshown: seen.unshown }),
   };
-  return { result, departments };
+}
+
+/**
+ * Bytes of a result CSV a server-rendered page reads at most, for a result whose metadata keeps
+ * no largest departments (stored before they were kept): about 300,000 departments. A larger
+ * one's page shows its counts and its download, not its departments.
+ */
+export const MAX_PAGE_CSV_BYTES = 8 * 1024 * 1024;
+
+/** Bytes of the CSV parsed at once when the page reads it: the parsed rows of one piece at most. */
+const CSV_PIECE_BYTES = 64 * 1024;
+
+/**
+ * The page's data for a stored result, rendered by the server. From the largest departments the
+ * metadata keeps when it keeps them (`readCsv` is not called); else from the CSV, read with
+ * `readCsv` when it is at most `maxCsvBytes` and parsed a piece at a time, keeping only the
+ * largest `limit`.
+ */
+export async function storedResultData(
+  stored: StoredResult,
+  readCsv: () => Promise<Uint8Array>,
+  options: { limit?: number; maxCsvBytes?: number } = {},
+): Promise<ResultData> {
+  const limit = options.limit ?? EMBEDDED_DEPARTMENTS;
+  const maxCsvBytes = options.maxCsvBytes ?? MAX_PAGE_CSV_BYTES;
+  if (stored.largest !== undefined) {
+    return viewOf(stored, {
+      departments: 0,
+      totalSales: stored.largest.totalSales,
+      largest: stored.largest.departments.slice(0, limit),
+    });
+  }
+  if (stored.sizeBytes > maxCsvBytes) {
+    return viewOf(stored, {
+      departments: 0,
+      totalSales: "0",
+      largest: [],
+      unshown: `its CSV (${megabytes(stored.sizeBytes)}) is larger than the ${
+        megabytes(maxCsvBytes)
+      } this page reads`,
+    });
+  }
+  const csv = await readCsv();
+  try {
+    return viewOf(stored, largestInCsv(csv, limit));
+  } catch (error) {
+    return viewOf(stored, {
+      departments: 0,
+      totalSales: "0",
+      largest: [],
+      unshown: error instanceof Error ? error.message : String(error),
+    });
+  }
+}
+
+function megabytes(bytes: number): string {
+  return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+/**
+ * The department count, grand total and largest `limit` departments of a result CSV, parsed a
+ * piece of about `pieceBytes` (64 KiB) at a time: the rows of one piece and the largest so
+ * far are all that is ever held. Throws when the CSV is malformed.
+ */
+export function largestInCsv(
+  csv: Uint8Array,
+  limit: number,
+  pieceBytes: number = CSV_PIECE_BYTES,
+): DepartmentsSeen {
+  const decoder = new TextDecoder();
+  const headerEnd = csv.indexOf(0x0a);
+  if (headerEnd < 0) return { departments: 0, totalSales: "0", largest: [] };
+  const header = decoder.decode(csv.subarray(0, headerEnd + 1));
+  let kept: DepartmentTotal[] = [];
+  let count = 0;
+  let total = 0n;
+  let start = headerEnd + 1;
+  let quoted = false;
+  let scanned = start;
+  while (start < csv.length) {
+    // A piece ends at a line end outside quotes: a doubled quote inside a field flips twice.
+    let end = csv.length;
+    for (let at = scanned; at < csv.length; at++) {
+      const byte = csv[at];
+      if (byte === 0x22) quoted = !quoted;
+      else if (byte === 0x0a && !quoted && at + 1 - start >= pieceBytes) {
+        end = at + 1;
+        break;
+      }
+    }
+    scanned = end;
+    const rows = parseResultCsv(header + decoder.decode(csv.subarray(start, end)));
+    count += rows.length;
+    for (const row of rows) total += row.total;
+    // Kept rows come first: a stable sort keeps equal totals in CSV order.
+    kept = [...kept, ...rows].sort(byTotalDescending).slice(0, limit);
+    start = end;
+  }
+  return {
+    departments: count,
+    totalSales: String(total),
+    largest: kept.map((row) => [row.department, String(row.total)]),
+  };
 }
 
 /** What the upload page shows after an upload: the view's data, every department, the CSV. */

@@ -38,7 +38,14 @@ type Status =
  */
 export default function ResultIsland({ result, resultId, grpcWebUrl }: ResultIslandProps) {
   const rendered = useMemo<Loaded | undefined>(
-    () => result && { result, departments: departmentsOf(result.largest) },
+    () =>
+      result && {
+        result,
+        // The server tells why it shows no department (a CSV too large to read for the page).
+        departments: result.departmentsUnshown !== undefined
+          ? new Error(result.departmentsUnshown)
+          : departmentsOf(result.largest),
+      },
     [result],
   );
   const [loaded, setLoaded] = useState<Loaded | undefined>(rendered);

@@ -1,6 +1,6 @@
 import SiteHeader from "../../components/SiteHeader.tsx";
 import ResultIsland from "../../islands/ResultIsland.tsx";
-import { type ResultData, resultDataOf, resultTitle } from "../../browser/result_data.ts";
+import { type ResultData, resultTitle, storedResultData } from "../../browser/result_data.ts";
 import { AppError, Status } from "../../server/errors.ts";
 import { HttpError, page, type PageProps, type RouteHandlers } from "../../server/web/fs_routes.ts";
 import type { CallContext } from "../../server/service/types.ts";
@@ -32,7 +32,8 @@ function isMissing(error: unknown): boolean {
 
 /**
  * `/r/<result id>`: checks the address's signature when addresses are signed (403, or 410 once
- * expired), then renders the stored result; a missing result is a 404. When the server requires
+ * expired), then renders the stored result from its description (the largest departments its
+ * metadata keeps; see {@linkcode storedResultData}); a missing result is a 404. When the server requires
  * an access token, the server renders no result at all, only the island that asks for it.
  */
 export const handler: RouteHandlers<ResultPageData, State> = {
@@ -45,9 +46,9 @@ export const handler: RouteHandlers<ResultPageData, State> = {
     const refusal = state.pageLinks.verifyPage(resultId, ctx.url.searchParams);
     if (refusal !== undefined) {
       // The verifier says "expired" only of an address this server signed.
-      const expired = / expired at /.test(refusal);
+      const expired = refusal.kind === "expired";
       state.title = expired ? "This link has expired" : "This link is not valid";
-      return page({ kind: "refused", expired, reason: refusal }, {
+      return page({ kind: "refused", expired, reason: refusal.message }, {
         status: expired ? 410 : 403,
       });
     }
@@ -59,13 +60,17 @@ export const handler: RouteHandlers<ResultPageData, State> = {
     try {
       const call = pageCall();
       const described = await state.service.getResult({ resultId }, call);
-      const { data } = await state.service.downloadResult({ resultId }, call);
-      const { result } = resultDataOf({
-        ...described,
-        createdAt: described.createdAt.toISOString(),
-        // This page's own address, with the query that opened it (its signature, if any).
-        pagePath: `${ctx.url.pathname}${ctx.url.search}`,
-      }, data);
+      // The metadata keeps the largest departments: the CSV is read only for an older result,
+      // and only when it is small enough.
+      const result = await storedResultData(
+        {
+          ...described,
+          createdAt: described.createdAt.toISOString(),
+          // This page's own address, with the query that opened it (its signature, if any).
+          pagePath: `${ctx.url.pathname}${ctx.url.search}`,
+        },
+        async () => (await state.service.downloadResult({ resultId }, call)).data,
+      );
       state.title = `Results for ${resultTitle(result.files)}: Sales Aggregator`;
       return page({ kind: "result", result, grpcWebUrl });
     } catch (error) {

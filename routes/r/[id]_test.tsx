@@ -18,11 +18,17 @@ async function setup(options: { secret?: string; token?: string; departments?: n
   const dir = await Deno.makeTempDir({ prefix: "result_page_test_" });
   const publicResultsUrl = "http://localhost:8080";
   const signer = new DownloadUrlSigner({ publicResultsUrl, secret: options.secret });
-  const service = createSalesService({
-    store: await ResultStore.open(`${dir}/storage`),
-    publicResultsUrl,
-    downloadUrls: signer,
-  });
+  const store = await ResultStore.open(`${dir}/storage`);
+  const service = createSalesService({ store, publicResultsUrl, downloadUrls: signer });
+  // Each page view's reads of a whole result CSV: none while the metadata keeps what it shows.
+  const csvReads: string[] = [];
+  const counted: SalesService = {
+    ...service,
+    downloadResult(request, ctx) {
+      csvReads.push(request.resultId);
+      return service.downloadResult(request, ctx);
+    },
+  };
   // Errors would be logged here; the bundle's absence (no build in these tests) is a warning.
   const logger = new RecordingLogger();
   const web = (guarded: SalesService) =>
@@ -39,7 +45,7 @@ async function setup(options: { secret?: string; token?: string; departments?: n
       },
       buildDir: new URL(`file://${dir}/build/`),
     });
-  const handler = web(withAuth(service, options.token));
+  const handler = web(withAuth(counted, options.token));
   const ctx = {
     signal: new AbortController().signal,
     header: (name: string) => name === "authorization" ? `Bearer ${options.token}` : undefined,
@@ -64,6 +70,8 @@ async function setup(options: { secret?: string; token?: string; departments?: n
     uploaded,
     signer,
     logger,
+    csvReads,
+    metaPath: `${store.dir}/${uploaded.resultId}.json`,
     get: (path: string) => handler(new Request(BASE + path)),
     async [Symbol.asyncDispose]() {
       assert.deepEqual(logger.entries.filter((entry) => entry.level === "error"), []);
@@ -105,6 +113,22 @@ Deno.test("/r/<id> renders the stored result on the server: files, counts, bad r
   );
   // The island gets the same data, to make the table sortable.
   assert.match(html, /data-island="ResultIsland"/);
+  // All of it from the metadata: the CSV was never read.
+  assert.deepEqual(web.csvReads, []);
+});
+
+Deno.test("/r/<id> of a result stored before its largest departments were kept reads its CSV", async () => {
+  await using web = await setup({ departments: 1_500 });
+  const fromMeta = await (await web.get(web.uploaded.pagePath)).text();
+  assert.deepEqual(web.csvReads, []);
+  const meta = JSON.parse(await Deno.readTextFile(web.metaPath));
+  delete meta.largest;
+  await Deno.writeTextFile(web.metaPath, JSON.stringify(meta));
+  const fromCsv = await (await web.get(web.uploaded.pagePath)).text();
+  assert.deepEqual(web.csvReads, [web.uploaded.resultId]);
+  // The same page either way: the same departments, totals and grand total.
+  assert.equal(fromCsv, fromMeta);
+  assert.match(textOf(fromCsv), /Extra 1499 1,500 0\.13%/);
 });
 
 Deno.test("/r/<id> embeds only the largest departments of a large result, and says so", async () => {

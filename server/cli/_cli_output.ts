@@ -225,6 +225,21 @@ export function formatSummary(summary: Summary): string {
   ];
   const labelWidth = Math.max(8, ...summary.where.map(([label]) => label.length + 1));
   for (const [label, place] of summary.where) lines.push(`  ${label.padEnd(labelWidth)} ${place}`);
+  lines.push(...formatFilesAndBadRows(summary));
+  return lines.join("\n") + "\n";
+}
+
+/**
+ * The end of a summary: each file's counts when there are several `files`, then the first
+ * {@linkcode SUMMARY_BAD_ROWS} bad rows, each naming its file when there are several. No lines
+ * for one file without bad rows.
+ */
+export function formatFilesAndBadRows(
+  summary: Pick<Summary, "files" | "badRows" | "badRowSamples">,
+): string[] {
+  const plural = (count: number, one: string, many: string) =>
+    `${formatCount(count)} ${count === 1 ? one : many}`;
+  const lines: string[] = [];
   const files = summary.files ?? [];
   const several = files.length > 1;
   if (several) {
@@ -252,5 +267,5 @@ export function formatSummary(summary: Summary): string {
       lines.push(`  ${where}line ${formatCount(row.line)}: ${row.reason}: ${clipped}`);
     }
   }
-  return lines.join("\n") + "\n";
+  return lines;
 }

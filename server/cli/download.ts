@@ -10,7 +10,8 @@
  * The file is named `<original name>.result.csv` unless `--out` says otherwise: from `GetResult`
  * for an id, from the response's `Content-Disposition` for a URL. On a terminal it shows a
  * progress bar on stderr and a short summary on stdout; otherwise (or with `--json`) it prints one
- * JSON line for scripts.
+ * JSON line for scripts. For a result of several files, both also list each file's counts and the
+ * first bad rows with their files, as `deno task upload` does; a single file's output is as it was.
  *
  * @module
  */
@@ -25,6 +26,7 @@ import { parseAddress, parseCommandLine, type ServiceEnv, startCommand } from ".
 import {
   describeCallError,
   formatCount,
+  formatFilesAndBadRows,
   formatSeconds,
   lineOutput,
   processIo,
@@ -159,12 +161,7 @@ export async function main(
         bytes: saved.bytes,
         ...(saved.resumedFrom > 0 ? { resumed_from: saved.resumedFrom } : {}),
         elapsed_sec: Math.round(seconds * 1000) / 1000,
-        ...(description === undefined ? {} : {
-          filename: description.filename,
-          rows: description.rows,
-          bad_rows: description.badRows,
-          departments: description.departments,
-        }),
+        ...(description === undefined ? {} : describedJson(description)),
       }));
     } else {
       io.stdout(summary(saved, seconds, description));
@@ -362,14 +359,53 @@ function summary(saved: Saved, seconds: number, description?: ResultDescription)
       `  Result   ${plural(description.departments, "department", "departments")} from ` +
         `${plural(description.rows, "row", "rows")} ` +
         `(${plural(description.badRows, "bad row", "bad rows")})` +
-        (description.filename === "" ? "" : ` of ${description.filename}`),
+        (description.files.length > 1
+          ? ` of ${plural(description.files.length, "file", "files")}`
+          : description.filename === ""
+          ? ""
+          : ` of ${description.filename}`),
     );
   }
   if (saved.resumedFrom > 0) {
     lines.push(`  Resumed  from byte ${formatCount(saved.resumedFrom)}`);
   }
   lines.push(`  Time     ${formatSeconds(seconds)}`);
+  // Several files: each file's counts and the first bad rows with their files, as upload shows.
+  if (description !== undefined && description.files.length > 1) {
+    lines.push(...formatFilesAndBadRows(description));
+  }
   return lines.join("\n");
+}
+
+/**
+ * What `GetResult` said, in the JSON line: snake_case, as `deno task upload` prints it. One file
+ * prints what it always printed; several add each file's counts and the bad-row samples, each
+ * with its file.
+ */
+function describedJson(description: ResultDescription): Record<string, unknown> {
+  const json: Record<string, unknown> = {
+    filename: description.filename,
+    rows: description.rows,
+    bad_rows: description.badRows,
+    departments: description.departments,
+  };
+  if (description.files.length <= 1) return json;
+  return {
+    ...json,
+    bad_row_samples: description.badRowSamples.map(({ line, reason, raw, file, fileIndex }) => ({
+      line,
+      reason,
+      raw,
+      file,
+      file_index: fileIndex,
+    })),
+    files: description.files.map(({ name, rows, badRows, departments }) => ({
+      name,
+      rows,
+      bad_rows: badRows,
+      departments,
+    })),
+  };
 }
 
 /** One status line on stderr: what is happening, then a bar of bytes saved. */

@@ -225,3 +225,76 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name: "download of a result of several files lists each file's counts and the bad rows' files",
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "download_cli_test_" });
+    const server = await startServer(loadConfig(loopbackEnv(`${dir}/storage`)), { log: () => {} });
+    const address = `127.0.0.1:${server.grpc.port}`;
+    const client = new GrpcSalesClient(address);
+    try {
+      const header = "Department Name,Date,Number of Sales\n";
+      const uploaded = await client.uploadFilesStream([
+        { name: "north.csv", chunks: [encoder.encode(`${header}Toys,2024-01-02,3\nGarden,x,1\n`)] },
+        {
+          name: "south\tq1.csv",
+          chunks: [encoder.encode(`${header}Toys,2024-01-02,4\nBooks,2024-01-03,5\nBad,,\n`)],
+        },
+      ]);
+      const expected = new Uint8Array(await client.downloadResult(uploaded.resultId));
+
+      const json = captured();
+      const out = `${dir}/both.csv`;
+      assert.equal(await main([uploaded.resultId, "--addr", address, "--out", out], json), 0);
+      assert.deepEqual(await Deno.readFile(out), expected);
+      assert.deepEqual({ ...JSON.parse(json.out[0]), elapsed_sec: 0 }, {
+        result_id: uploaded.resultId,
+        output: out,
+        bytes: expected.length,
+        elapsed_sec: 0,
+        filename: "north.csv",
+        rows: 5,
+        bad_rows: 2,
+        departments: 2,
+        bad_row_samples: [
+          {
+            line: 3,
+            reason: uploaded.badRowSamples[0].reason,
+            raw: "Garden,x,1",
+            file: "north.csv",
+            file_index: 0,
+          },
+          {
+            line: 4,
+            reason: uploaded.badRowSamples[1].reason,
+            raw: "Bad,,",
+            file: "south\tq1.csv",
+            file_index: 1,
+          },
+        ],
+        files: [
+          { name: "north.csv", rows: 2, bad_rows: 1, departments: 1 },
+          { name: "south\tq1.csv", rows: 3, bad_rows: 1, departments: 2 },
+        ],
+      });
+
+      const terminal = captured(true);
+      assert.equal(await main([uploaded.resultId, "--addr", address, "--out", out], terminal), 0);
+      const lines = terminal.out.join("\n").split("\n");
+      assert.match(lines[1], /2 departments from 5 rows \(2 bad rows\) of 2 files$/);
+      assert.deepEqual(lines.slice(3), [
+        "Files:",
+        "  north.csv      2 rows (1 bad row), 1 department",
+        "  south\\tq1.csv  3 rows (1 bad row), 2 departments",
+        "Bad rows:",
+        `  north.csv line 3: ${uploaded.badRowSamples[0].reason}: Garden,x,1`,
+        `  south\\tq1.csv line 4: ${uploaded.badRowSamples[1].reason}: Bad,,`,
+      ]);
+    } finally {
+      client.close();
+      await server.shutdown(2_000);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -567,7 +567,7 @@ Deno.test({
       clock.now += 120_000;
       const params = (url: string) => new URL(url).searchParams;
       assert.match(
-        downloadUrls.verify(uploaded.resultId, params(uploaded.downloadUrl))!,
+        downloadUrls.verify(uploaded.resultId, params(uploaded.downloadUrl))!.message,
         /expired/,
       );
       const renewed = await client.getResult(uploaded.resultId);

@@ -24,7 +24,7 @@
  * const url = new URL(signer.urlFor(resultId));
  * if (verifier.verify(resultId, url.searchParams) !== undefined) throw new Error("should be valid");
  * url.searchParams.set("exp", String(Number(url.searchParams.get("exp")) + 3600));
- * if (verifier.verify(resultId, url.searchParams) === undefined) throw new Error("tampered");
+ * if (verifier.verify(resultId, url.searchParams)?.kind !== "invalid") throw new Error("tampered");
  * ```
  *
  * @module
@@ -50,6 +50,16 @@ export interface DownloadUrlVerifierOptions {
   secret?: string;
   /** Millisecond wall clock, for tests. @default {Date.now} */
   now?: () => number;
+}
+
+/**
+ * Why a signed URL or page link is refused: `"expired"` once its time is over (said only of a
+ * link this server signed: the signature is checked first), `"invalid"` when it is unsigned,
+ * malformed or signed for something else. `message` is the reason, worded for the user.
+ */
+export interface LinkRefusal {
+  kind: "expired" | "invalid";
+  message: string;
 }
 
 /** The two query parameters of a signed URL. */
@@ -118,9 +128,9 @@ export class DownloadUrlVerifier {
   /**
    * Why a request for `resultId` with these query parameters must be refused, or undefined when
    * it may be served (always, when signing is off). The signature is checked before the expiry,
-   * so "expired" is only ever said of a URL this server signed.
+   * so `"expired"` is only ever said of a URL this server signed.
    */
-  verify(resultId: string, params: URLSearchParams): string | undefined {
+  verify(resultId: string, params: URLSearchParams): LinkRefusal | undefined {
     return this.#verify(DOWNLOAD, "download URL", resultId, params);
   }
 
@@ -129,7 +139,7 @@ export class DownloadUrlVerifier {
    * request URL's query parameters. Only a `page_path` the service signed passes, not a download
    * URL's signature.
    */
-  verifyPage(resultId: string, params: URLSearchParams): string | undefined {
+  verifyPage(resultId: string, params: URLSearchParams): LinkRefusal | undefined {
     return this.#verify(PAGE, "page link", resultId, params);
   }
 
@@ -138,26 +148,31 @@ export class DownloadUrlVerifier {
     what: string,
     resultId: string,
     params: URLSearchParams,
-  ): string | undefined {
+  ): LinkRefusal | undefined {
     if (this.#secret === undefined) return undefined;
     const expiry = params.get(EXPIRY_PARAM);
     const signature = params.get(SIGNATURE_PARAM);
     if (expiry === null || signature === null) {
-      return `This ${what} is not signed: ask the service for a new one`;
+      return {
+        kind: "invalid",
+        message: `This ${what} is not signed: ask the service for a new one`,
+      };
     }
     if (!EXPIRY.test(expiry) || !SIGNATURE.test(signature)) {
-      return `The signature of this ${what} is not valid`;
+      return { kind: "invalid", message: `The signature of this ${what} is not valid` };
     }
     // Compared as text, not decoded: base64url's last character has spare bits, so decoding would
     // accept several spellings of one signature. Both are 43 bytes, as timingSafeEqual requires.
     const expected = encoder.encode(signatureOf(this.#secret, purpose, resultId, expiry));
     if (!timingSafeEqual(encoder.encode(signature), expected)) {
-      return `The signature of this ${what} is not valid`;
+      return { kind: "invalid", message: `The signature of this ${what} is not valid` };
     }
     if (Math.floor(this.#now() / 1000) > Number(expiry)) {
-      return `This ${what} expired at ${
-        new Date(Number(expiry) * 1000).toISOString()
-      }: ask the service for a new one`;
+      const at = new Date(Number(expiry) * 1000).toISOString();
+      return {
+        kind: "expired",
+        message: `This ${what} expired at ${at}: ask the service for a new one`,
+      };
     }
     return undefined;
   }

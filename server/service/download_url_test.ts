@@ -114,16 +114,55 @@ Deno.test("DownloadUrlVerifier.verify refuses missing, tampered and expired sign
   ];
   for (const { name, resultId, query, reason } of cases) {
     await t.step(name, () => {
-      assert.match(urls.verify(resultId ?? RESULT_ID, new URLSearchParams(query)) ?? "", reason);
+      const refusal = urls.verify(resultId ?? RESULT_ID, new URLSearchParams(query));
+      assert.match(refusal?.message ?? "", reason);
+      // Only a link this server signed, unaltered, is ever said to have expired.
+      assert.equal(refusal?.kind, "invalid");
     });
   }
   await t.step("valid until its expiry second, expired after", () => {
     now = Number(expiry) * 1000 + 999;
     assert.equal(urls.verify(RESULT_ID, params), undefined);
     now = Number(expiry) * 1000 + 1000;
-    assert.equal(
-      urls.verify(RESULT_ID, params),
-      "This download URL expired at 2025-06-01T12:10:00.000Z: ask the service for a new one",
+    assert.deepEqual(urls.verify(RESULT_ID, params), {
+      kind: "expired",
+      message:
+        "This download URL expired at 2025-06-01T12:10:00.000Z: ask the service for a new one",
+    });
+    // An expired link altered is invalid, not expired: the signature is checked first.
+    const altered = new URLSearchParams(params);
+    altered.set(
+      "sig",
+      signature.slice(0, 10) + (signature[10] === "A" ? "B" : "A") +
+        signature.slice(11),
     );
+    assert.equal(urls.verify(RESULT_ID, altered)?.kind, "invalid");
   });
+});
+
+Deno.test("DownloadUrlVerifier.verifyPage tells an expired page link from an invalid one", () => {
+  let now = NOW;
+  const options = { publicResultsUrl: BASE, secret: SECRET, ttlSec: 600, now: () => now };
+  const signer = new DownloadUrlSigner(options);
+  const verifier = new DownloadUrlVerifier(options);
+  const page = new URL(signer.pagePathFor(RESULT_ID), BASE);
+  assert.equal(page.pathname, `/r/${RESULT_ID}`);
+  assert.equal(verifier.verifyPage(RESULT_ID, page.searchParams), undefined);
+  // A download URL's signature does not open the page, nor the page's a download.
+  const download = new URL(signer.urlFor(RESULT_ID));
+  assert.deepEqual(verifier.verifyPage(RESULT_ID, download.searchParams), {
+    kind: "invalid",
+    message: "The signature of this page link is not valid",
+  });
+  assert.equal(verifier.verify(RESULT_ID, page.searchParams)?.kind, "invalid");
+  assert.deepEqual(verifier.verifyPage(RESULT_ID, new URLSearchParams()), {
+    kind: "invalid",
+    message: "This page link is not signed: ask the service for a new one",
+  });
+  now += 601_000;
+  assert.deepEqual(verifier.verifyPage(RESULT_ID, page.searchParams), {
+    kind: "expired",
+    message: "This page link expired at 2025-06-01T12:10:00.000Z: ask the service for a new one",
+  });
+  assert.equal(verifier.verifyPage(OTHER_ID, page.searchParams)?.kind, "invalid");
 });

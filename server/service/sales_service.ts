@@ -341,6 +341,7 @@ export function createSalesService(options: SalesServiceOptions): SalesServiceHa
         hasMetadata: meta !== undefined,
         files,
         pagePath: downloadUrls.pagePathFor(resultId),
+        ...(meta?.largest === undefined ? {} : { largest: meta.largest }),
       };
     },
 

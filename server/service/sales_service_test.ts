@@ -953,10 +953,13 @@ Deno.test("createSalesService signs page_path as the download URL, under its own
   assert.equal(verifier.verifyPage(response.resultId, page.searchParams), undefined);
   // A download URL's signature does not open the page, nor the reverse.
   const download = new URL(response.downloadUrl);
-  assert.match(verifier.verifyPage(response.resultId, download.searchParams)!, /not valid/);
-  assert.match(verifier.verify(response.resultId, page.searchParams)!, /not valid/);
+  assert.match(verifier.verifyPage(response.resultId, download.searchParams)!.message, /not valid/);
+  assert.match(verifier.verify(response.resultId, page.searchParams)!.message, /not valid/);
   signed.clock.now += (SIGNED_URL_TTL_SEC + 1) * 1000;
-  assert.match(verifier.verifyPage(response.resultId, page.searchParams)!, /page link expired/);
+  assert.match(
+    verifier.verifyPage(response.resultId, page.searchParams)!.message,
+    /page link expired/,
+  );
   const renewed = await signed.service.getResult({ resultId: response.resultId }, context());
   const renewedPage = new URL(renewed.pagePath, "http://web.test");
   assert.equal(verifier.verifyPage(response.resultId, renewedPage.searchParams), undefined);

@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { LargestDepartments } from "../storage/result_store.ts";
+
 /** One bad row reported back to the caller. */
 export interface BadRow {
   /** 1-based line where the record starts in its own file; the header, when present, is line 1. */
@@ -76,6 +78,12 @@ export interface ResultDescription {
   files: FileSummary[];
   /** The result's page on the web port, signed anew as `downloadUrl` is. */
   pagePath: string;
+  /**
+   * The largest departments and the grand total, when the result's metadata keeps them: what
+   * the result page shows, without reading the CSV. In-process only: `GetResult` does not send
+   * them, its callers download the CSV. @default {undefined}
+   */
+  largest?: LargestDepartments;
 }
 
 /**

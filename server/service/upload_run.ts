@@ -8,10 +8,10 @@
  */
 
 import { resultCsvChunks } from "../aggregate/result_csv.ts";
-import type { AggregateResult } from "../aggregate/sales_aggregator.ts";
+import type { AggregateResult, DepartmentTotals } from "../aggregate/sales_aggregator.ts";
 import { SalesInput, type SalesInputOptions } from "../aggregate/sales_input.ts";
 import { AppError, Status } from "../errors.ts";
-import type { ResultStore } from "../storage/result_store.ts";
+import type { LargestDepartments, ResultStore } from "../storage/result_store.ts";
 import type { BadRow, UploadResponse } from "./types.ts";
 
 /**
@@ -19,6 +19,12 @@ import type { BadRow, UploadResponse } from "./types.ts";
  * whatever its size (an empty one included), so their number needs its own bound.
  */
 export const MAX_UPLOAD_FILES = 1000;
+
+/**
+ * How many of a result's largest departments its metadata keeps: as many as its page shows
+ * (`EMBEDDED_DEPARTMENTS` in `browser/result_data.ts`), so a view never reads the CSV.
+ */
+export const KEPT_LARGEST_DEPARTMENTS = 1000;
 
 /** Longest file name an upload may carry, in UTF-16 code units (file systems allow 255 bytes). */
 export const MAX_FILENAME_LENGTH = 1024;
@@ -184,6 +190,7 @@ export class UploadRun {
       departments: result.departments,
       badRowSamples,
       files,
+      largest: largestDepartmentsOf(result.departmentTotals),
     });
     return {
       resultId,
@@ -232,4 +239,92 @@ function samplesOf(result: AggregateResult): BadRow[] {
     samples.push({ line, reason, raw, file: result.files[fileIndex]?.name ?? "", fileIndex });
   }
   return samples;
+}
+
+/** Below this a running sum of totals stays exact in a double, whatever total of 15 digits is added. */
+const EXACT_SUM_LIMIT = Number.MAX_SAFE_INTEGER - 1e15;
+const decoder = new TextDecoder();
+
+/**
+ * The `limit` largest departments of `totals`, largest first, equal totals in output (CSV) order
+ * as a stable sort of the CSV would give, and the sum of every total: one pass, a heap of `limit`
+ * entries, names decoded only for those kept.
+ */
+export function largestDepartmentsOf(
+  totals: DepartmentTotals,
+  limit: number = KEPT_LARGEST_DEPARTMENTS,
+): LargestDepartments {
+  // A min-heap of output indices, its root the smallest total kept (the latest of equal ones).
+  const heap: number[] = [];
+  const texts: string[] = [];
+  let sum = 0n;
+  let partial = 0;
+  for (let index = 0; index < totals.size; index++) {
+    const text = totals.totalText(index);
+    // Totals of up to 15 digits add up exactly as doubles: BigInt only every so often.
+    if (text.length <= 15) {
+      partial += Number(text);
+      if (partial >= EXACT_SUM_LIMIT) {
+        sum += BigInt(partial);
+        partial = 0;
+      }
+    } else {
+      sum += BigInt(text);
+    }
+    if (limit <= 0) continue;
+    if (heap.length < limit) {
+      heap.push(index);
+      texts.push(text);
+      siftUp(heap, texts, heap.length - 1);
+    } else if (compareTotals(text, texts[0]) > 0) {
+      // Equal to the root is not enough: an equal total later in the CSV ranks after it.
+      heap[0] = index;
+      texts[0] = text;
+      siftDown(heap, texts, 0);
+    }
+  }
+  sum += BigInt(partial);
+  const order = heap.map((index, at) => ({ index, text: texts[at] }))
+    .sort((a, b) => compareTotals(b.text, a.text) || a.index - b.index);
+  return {
+    departments: order.map(({ index, text }) => [decoder.decode(totals.nameBytes(index)), text]),
+    totalSales: String(sum),
+  };
+}
+
+/** Decimal totals without leading zeros compared: the longer is larger, else as text. */
+function compareTotals(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/** Whether heap entry `a` ranks below `b`: a smaller total, or an equal one later in the CSV. */
+function ranksBelow(heap: number[], texts: string[], a: number, b: number): boolean {
+  const order = compareTotals(texts[a], texts[b]);
+  return order < 0 || (order === 0 && heap[a] > heap[b]);
+}
+
+function swap(heap: number[], texts: string[], a: number, b: number): void {
+  [heap[a], heap[b]] = [heap[b], heap[a]];
+  [texts[a], texts[b]] = [texts[b], texts[a]];
+}
+
+function siftUp(heap: number[], texts: string[], at: number): void {
+  while (at > 0) {
+    const parent = (at - 1) >> 1;
+    if (!ranksBelow(heap, texts, at, parent)) return;
+    swap(heap, texts, at, parent);
+    at = parent;
+  }
+}
+
+function siftDown(heap: number[], texts: string[], at: number): void {
+  for (;;) {
+    const left = 2 * at + 1, right = left + 1;
+    let lowest = at;
+    if (left < heap.length && ranksBelow(heap, texts, left, lowest)) lowest = left;
+    if (right < heap.length && ranksBelow(heap, texts, right, lowest)) lowest = right;
+    if (lowest === at) return;
+    swap(heap, texts, at, lowest);
+    at = lowest;
+  }
 }

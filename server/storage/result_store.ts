@@ -17,7 +17,9 @@
  * (`.tmp-<result id>.json-<replica id>`) and renamed into place just before the CSV, so a result
  * that can be found has its metadata. Results stored before metadata was kept have none, and
  * {@linkcode ResultStore.readMeta} then says so; they are served with defaults. Sweeps and
- * deletions remove both files.
+ * deletions remove both files. The metadata may also keep the result's largest departments and
+ * its grand total ({@linkcode LargestDepartments}), so that showing a result of a million
+ * departments reads a few kilobytes, not its whole CSV.
  *
  * @example
  * ```ts
@@ -57,11 +59,17 @@ const RESULT_FILE = new RegExp(`^(${RANDOM_ID_SOURCE})\\.(csv|json)$`);
 /** The version of the metadata file's layout, written into it. */
 const META_VERSION = 1;
 /**
- * Bytes of a metadata file read at most. The largest the service writes is about 6.5 MB: 1000
- * files (`MAX_UPLOAD_FILES`) of 1024-character names, each character a 6-byte JSON escape at
- * worst, and 20 bad-row samples.
+ * Bytes of the largest departments' JSON kept in a metadata file at most: a thousand names of
+ * ordinary length take some 30 kB, but a name may be a whole record (a megabyte). Past this the
+ * metadata keeps none, and a result page reads the CSV instead.
  */
-const MAX_META_BYTES = 8 * 1024 * 1024;
+export const MAX_LARGEST_JSON_BYTES = 1024 * 1024;
+/**
+ * Bytes of a metadata file read at most. The largest the service writes is about 7.5 MB: 1000
+ * files (`MAX_UPLOAD_FILES`) of 1024-character names, each character a 6-byte JSON escape at
+ * worst, 20 bad-row samples, and {@linkcode MAX_LARGEST_JSON_BYTES} of largest departments.
+ */
+const MAX_META_BYTES = 10 * 1024 * 1024;
 
 /** One bad row kept in a result's metadata. */
 export interface ResultBadRow {
@@ -89,6 +97,18 @@ export interface ResultFile {
   departments: number;
 }
 
+/** A result's largest departments and its grand total, as its metadata keeps them. */
+export interface LargestDepartments {
+  /**
+   * The largest departments, largest first (equal totals in the CSV's order), each as
+   * `[name, total as decimal text]`; the name is the department's own, without the CSV's
+   * spreadsheet-safe `'` prefix.
+   */
+  departments: [string, string][];
+  /** The sum of every department's total (not only of these), as decimal text. */
+  totalSales: string;
+}
+
 /** What is kept beside a result: where it came from and what it counted. */
 export interface ResultMeta {
   /** The (first) uploaded file's name as the client gave it; may be empty. */
@@ -108,6 +128,11 @@ export interface ResultMeta {
    * hold several files reads as one file named `filename` with the result's counts.
    */
   files: ResultFile[];
+  /**
+   * The largest departments and the grand total; undefined in metadata written before they were
+   * kept, or when their names were too long to keep ({@linkcode MAX_LARGEST_JSON_BYTES}).
+   */
+  largest?: LargestDepartments;
 }
 
 /**
@@ -401,6 +426,13 @@ function completeMeta(meta: NewResultMeta): ResultMeta {
  * not know them still reads the rest.
  */
 function toMetaJson(meta: ResultMeta): Record<string, unknown> {
+  const largest = meta.largest === undefined ? undefined : {
+    total_sales: meta.largest.totalSales,
+    departments: meta.largest.departments,
+  };
+  // Names of a megabyte each would make the file huge: then the page reads the CSV instead.
+  const keepLargest = largest !== undefined &&
+    JSON.stringify(largest).length <= MAX_LARGEST_JSON_BYTES;
   return {
     version: META_VERSION,
     filename: meta.filename,
@@ -421,7 +453,26 @@ function toMetaJson(meta: ResultMeta): Record<string, unknown> {
       bad_rows: badRows,
       departments,
     })),
+    ...(keepLargest ? { largest } : {}),
   };
+}
+
+/** `largest` as {@linkcode toMetaJson} writes it, or undefined when it is missing or malformed. */
+function largestFromJson(json: unknown): LargestDepartments | undefined {
+  if (typeof json !== "object" || json === null) return undefined;
+  const { total_sales: totalSales, departments } = json as Record<string, unknown>;
+  const decimal = (value: unknown): value is string =>
+    typeof value === "string" && /^\d{1,100}$/.test(value);
+  if (!decimal(totalSales) || !Array.isArray(departments)) return undefined;
+  for (const entry of departments) {
+    if (
+      !Array.isArray(entry) || entry.length !== 2 || typeof entry[0] !== "string" ||
+      !decimal(entry[1])
+    ) {
+      return undefined;
+    }
+  }
+  return { departments: departments as [string, string][], totalSales };
 }
 
 /** Metadata from its file, or undefined when the file is not what {@linkcode toMetaJson} writes. */
@@ -482,7 +533,18 @@ function fromMetaJson(text: string): ResultMeta | undefined {
     if (typeof file !== "string") return undefined;
     badRowSamples.push({ line, reason: sample.reason, raw: sample.raw, file, fileIndex });
   }
-  return { filename: json.filename, createdAt, rows, badRows, departments, badRowSamples, files };
+  // Kept later, as an addition to version 1: without it (or unreadable), the rest still holds.
+  const largest = json.largest === undefined ? undefined : largestFromJson(json.largest);
+  return {
+    filename: json.filename,
+    createdAt,
+    rows,
+    badRows,
+    departments,
+    badRowSamples,
+    files,
+    ...(largest === undefined ? {} : { largest }),
+  };
 }
 
 /** Writes all of `bytes` to `file`: one `write` may take fewer. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { AppError, Status } from "../errors.ts";
-import { ResultStore, STALE_TEMP_MS } from "./result_store.ts";
+import { MAX_LARGEST_JSON_BYTES, ResultStore, STALE_TEMP_MS } from "./result_store.ts";
 
 const CSV = "Department Name,Total Number of Sales\nToys,7\n";
 
@@ -347,5 +347,48 @@ Deno.test("ResultStore.sweep and delete remove a result's metadata with it", asy
     await store.delete(deleted);
     assert.deepEqual(await names(results), [`${fresh}.csv`, `${fresh}.json`]);
     await store.delete(deleted);
+  });
+});
+
+Deno.test("ResultStore keeps the largest departments in the metadata, and reads metadata without them", async () => {
+  await withTempDir(async (dir) => {
+    const store = await ResultStore.open(dir);
+    const largest = {
+      departments: [["=Sum", "9007199254740993"], ["Toys, Games", "7"]] as [string, string][],
+      totalSales: "9007199254741000",
+    };
+    const kept = await store.save(CSV, { ...META, largest });
+    assert.deepEqual((await store.readMeta(kept))?.largest, largest);
+    const path = `${dir}/results/${kept}.json`;
+    const json = JSON.parse(await Deno.readTextFile(path));
+    assert.deepEqual(json.largest, {
+      total_sales: "9007199254741000",
+      departments: [["=Sum", "9007199254740993"], ["Toys, Games", "7"]],
+    });
+
+    // Written before they were kept: the rest of the metadata as before, no largest.
+    delete json.largest;
+    await Deno.writeTextFile(path, JSON.stringify(json));
+    const older = await store.readMeta(kept);
+    assert.ok(older);
+    assert.equal("largest" in older, false);
+    assert.deepEqual({ ...older, createdAt: undefined }, { ...META, createdAt: undefined });
+
+    // Unreadable ones are dropped alone: the counts and files still hold.
+    for (const broken of [{}, { total_sales: "1", departments: [["a", "-1"]] }, [], "x"]) {
+      await Deno.writeTextFile(path, JSON.stringify({ ...json, largest: broken }));
+      const meta = await store.readMeta(kept);
+      assert.equal(meta?.largest, undefined, JSON.stringify(broken));
+      assert.equal(meta?.rows, META.rows);
+    }
+
+    // Names too long to keep: none are kept, and the metadata stays small.
+    const long = "x".repeat(MAX_LARGEST_JSON_BYTES);
+    const tooLong = await store.save(CSV, {
+      ...META,
+      largest: { departments: [[long, "1"]], totalSales: "1" },
+    });
+    assert.equal((await store.readMeta(tooLong))?.largest, undefined);
+    assert.ok((await Deno.stat(`${dir}/results/${tooLong}.json`)).size < 10_000);
   });
 });

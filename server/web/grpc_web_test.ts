@@ -763,7 +763,10 @@ Deno.test("createGrpcWebHandler GetResult describes a result and renews its sign
 
   clock.now += 120_000;
   const params = (url: string) => new URL(url).searchParams;
-  assert.match(downloadUrls.verify(uploaded.resultId, params(uploaded.downloadUrl))!, /expired/);
+  assert.match(
+    downloadUrls.verify(uploaded.resultId, params(uploaded.downloadUrl))!.message,
+    /expired/,
+  );
   const renewed = await client.getResult({ resultId: uploaded.resultId });
   assert.equal(downloadUrls.verify(uploaded.resultId, params(renewed.downloadUrl)), undefined);
 

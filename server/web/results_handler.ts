@@ -106,7 +106,9 @@ export function createResultsHandler(
     }
     const resultId = match[1];
     const refusal = options.downloadUrls?.verify(resultId, searchParams);
-    if (refusal !== undefined) return plainText(403, refusal);
+    // Expired or not, a refused link is 403 here: download clients treat both alike (the
+    // command's hint to download by id for a fresh link follows any 403).
+    if (refusal !== undefined) return plainText(403, refusal.message);
 
     let opened;
     try {

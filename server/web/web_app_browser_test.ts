@@ -20,6 +20,7 @@ import { createWebHandler } from "./web_app.ts";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "./_test_chromium.ts";
 import { axeViolations } from "./_test_axe.ts";
 import { eventually } from "../_test_eventually.ts";
+import { seededRandom } from "../_test_mulberry32.ts";
 
 const ARTIFACTS = new URL("../../test-artifacts/", import.meta.url);
 /** Small chunks so a few-megabyte file takes several AppendUpload calls. */
@@ -44,8 +45,7 @@ function salesCsv(rows: number, departments: number, seed = 1): string {
     { length: departments },
     (_, i) => i === 0 ? '"Toys, Games & ""Fun"""' : i === 1 ? "=Formula Dept" : `Department ${i}`,
   );
-  let state = seed;
-  const random = () => (state = (state * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const random = seededRandom(seed);
   const lines = ["Department Name,Date,Number of Sales"];
   for (let i = 0; i < rows; i++) {
     // Skewed so the largest departments clearly differ.
