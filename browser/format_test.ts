@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { formatDistinctLabels, formatDuration, formatPlural } from "./format.ts";
+import { seededRandom } from "../server/_test_mulberry32.ts";
 
 Deno.test("formatPlural agrees the noun with the count", async (t) => {
   const cases: [number | bigint, string, string | undefined, string][] = [
@@ -75,8 +76,7 @@ Deno.test("formatDistinctLabels gives different totals different labels", async 
 
   await t.step("equal totals share a label; any set gets distinct labels", () => {
     assert.deepEqual(formatDistinctLabels([5n, 5n], "en-US"), ["5", "5"]);
-    let state = 7;
-    const random = () => (state = (state * 1103515245 + 12345) % 2147483648) / 2147483648;
+    const random = seededRandom(7);
     for (let round = 0; round < 200; round++) {
       const base = BigInt(Math.floor(random() * 1e12));
       const totals = Array.from(
