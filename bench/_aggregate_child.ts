@@ -3,23 +3,28 @@
  * it reports belongs to this run alone.
  *
  * Usage: `deno run --allow-all bench/_aggregate_child.ts <file.csv> [aggregator module URL] [mode]
- * [threads]`. Prints one JSON line ({@linkcode ChildReport}) to stdout. Modes
+ * [threads] [start end]`. Prints one JSON line ({@linkcode ChildReport}) to stdout. Modes
  * ({@linkcode ChildMode}): `aggregate` (the module's `aggregateInputFile`, the default), `scan` (the
  * floor: a plain loop over the same bytes, read the same way, counting LFs), `input`
  * (`aggregateInputFile`, plain or gzip), `parallel` (`aggregateFileParallel` on `threads`
- * threads), and `cli` (`deno task aggregate`'s `main` with `--threads`, result CSV written).
+ * threads), `cli` (`deno task aggregate`'s `main` with `--threads`, result CSV written), and
+ * `half` (bytes `[start, end)` only, with the product's `SalesAggregator` and `readFileRange`, as
+ * one worker of `aggregateFileParallel` reads its part; `start` must follow a line feed). A `half`
+ * child prints `ready` once loaded and starts only when a line arrives on stdin, so the parent can
+ * release several at one moment; its times count from that line.
  *
  * @module
  */
 
-import { readFileChunks } from "../server/aggregate/_read_file.ts";
+import { readFileChunks, readFileRange } from "../server/aggregate/_read_file.ts";
 import { aggregateFileParallel } from "../server/aggregate/parallel_aggregate.ts";
+import { SalesAggregator } from "../server/aggregate/sales_aggregator.ts";
 import { aggregateInputFile } from "../server/aggregate/sales_input.ts";
 import { main as aggregateCli } from "../server/cli/aggregate.ts";
 import { currentRssBytes, peakRssBytes } from "./_rss.ts";
 
 /** What a child run measures; see the module doc. */
-export type ChildMode = "aggregate" | "scan" | "input" | "parallel" | "cli";
+export type ChildMode = "aggregate" | "scan" | "input" | "parallel" | "cli" | "half";
 
 /** The counts a run reports when it does not aggregate (`scan`, `cli`). */
 interface Counts {
@@ -48,6 +53,10 @@ export interface ChildReport {
   endRssBytes: number | null;
   /** Department -> exact total as a decimal string. */
   totals: Record<string, string>;
+  /** `half` only: when the release line arrived, in ms since the epoch (same clock in all). */
+  releasedAtMs?: number;
+  /** `half` only: when the aggregation finished, in ms since the epoch. */
+  finishedAtMs?: number;
 }
 
 /** The aggregator module under test, unless the parent names another one. */
@@ -57,20 +66,29 @@ export const DEFAULT_AGGREGATOR_MODULE = new URL(
 ).href;
 
 async function main(args: string[]): Promise<void> {
-  const [path, module = "", mode = "aggregate", threads = "1"] = args;
+  const [path, module = "", mode = "aggregate", threads = "1", start = "", end = ""] = args;
   const moduleUrl = module || DEFAULT_AGGREGATOR_MODULE;
-  if (!path) {
+  if (!path || (mode === "half" && !(Number(start) >= 0 && Number(end) >= Number(start)))) {
     throw new Error(
-      "Usage: _aggregate_child.ts <file.csv> [aggregator module URL] [mode] [threads]",
+      "Usage: _aggregate_child.ts <file.csv> [aggregator module URL] [mode] [threads] [start end]",
     );
   }
   const aggregator: typeof import("../server/aggregate/sales_input.ts") = await import(
     moduleUrl
   );
+  const range = mode === "half" ? await openRange(path, Number(start), Number(end)) : undefined;
   const baselinePeakRssBytes = peakRssBytes();
+  if (range) {
+    console.log("ready");
+    await waitForLine();
+  }
+  const releasedAtMs = performance.timeOrigin + performance.now();
   const started = performance.now();
-  const result = await run(mode as ChildMode, path, aggregator, Number(threads));
+  const result = range
+    ? await range.aggregate()
+    : await run(mode as ChildMode, path, aggregator, Number(threads));
   const elapsedSec = (performance.now() - started) / 1000;
+  const finishedAtMs = performance.timeOrigin + performance.now();
   const report: ChildReport = {
     elapsedSec,
     aggregatorElapsedSec: result.elapsedSec,
@@ -85,8 +103,40 @@ async function main(args: string[]): Promise<void> {
     totals: result.departments > 10_000
       ? {}
       : Object.fromEntries([...result.totals].map(([name, total]) => [name, String(total)])),
+    ...(range ? { releasedAtMs, finishedAtMs } : {}),
   };
   console.log(JSON.stringify(report));
+}
+
+/** A byte range of the file, opened before the release so that only the aggregation is timed. */
+async function openRange(
+  path: string,
+  start: number,
+  end: number,
+): Promise<{ aggregate(): Promise<Counts> }> {
+  const file = await Deno.open(path, { read: true });
+  return {
+    async aggregate() {
+      try {
+        // What a worker of aggregateFileParallel does with its part (_aggregate_worker.ts).
+        const aggregator = new SalesAggregator({ midFile: start > 0 });
+        await readFileRange(file, start, end, (chunk) => aggregator.push(chunk));
+        return aggregator.finish();
+      } finally {
+        file.close();
+      }
+    },
+  };
+}
+
+/** Resolves when a line feed arrives on stdin: the parent's release. */
+async function waitForLine(): Promise<void> {
+  const buffer = new Uint8Array(64);
+  for (;;) {
+    const length = await Deno.stdin.read(buffer);
+    if (length === null) throw new Error("Stdin closed before the release line of a half run");
+    if (buffer.subarray(0, length).includes(0x0a)) return;
+  }
 }
 
 async function run(
@@ -126,6 +176,8 @@ async function run(
         await Deno.remove(out).catch(() => {});
       }
     }
+    case "half":
+      throw new Error("A half run is aggregated by openRange");
   }
 }
 
