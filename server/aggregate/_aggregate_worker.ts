@@ -46,7 +46,11 @@ async function handle(request: Request): Promise<void> {
   try {
     if (request.type === "start" || request.type === "range") {
       if (request.type === "start") {
+        // Forget the last part's file before opening this one: if the open fails (a dropped part
+        // whose file is gone by now), the next part must not close that file a second time.
         file?.close();
+        file = undefined;
+        aggregator = undefined;
         file = await Deno.open(request.path!, { read: true });
         aggregator = new SalesAggregator({ ...request.options, midFile: true });
       }
