@@ -13,6 +13,11 @@
  * The page compresses only when its first chunk shows the link slower than its compressors, so
  * on loopback "compressed" measures what that choice costs.
  *
+ * Each upload also reports the CPU seconds of Chromium, of the server, of this process and of the
+ * rest of the machine, and a trace of its AppendUpload requests and compression jobs (recorded by
+ * a script the page runs first; `runs` in the results file holds every request and job).
+ * `BROWSER_UPLOAD_BENCH_ONLY=throttled` runs only the warm-up and the two throttled uploads.
+ *
  * Run alone with `deno run -A bench/browser_upload_bench.ts [--quick]`, or via `deno task bench`.
  * With `--serve`, the module is the server process instead: it prints `{"port":N}` and serves until
  * its stdin closes, then prints `{"peakRssBytes":N}`.
@@ -38,6 +43,12 @@ export const THROTTLED_BYTES_PER_SEC = 12_500_000;
 export const THROTTLED_SPEEDUP_TARGET = 3;
 /** Target: on loopback, compressing costs at most this fraction of the uncompressed time. */
 export const LOOPBACK_COST_TARGET = 0.2;
+
+/**
+ * `BROWSER_UPLOAD_BENCH_ONLY=throttled` runs only the warm-up and the throttled comparison (both
+ * throttled uploads), to iterate on compression; the full run's rows are then left out.
+ */
+const ONLY_ENV = "BROWSER_UPLOAD_BENCH_ONLY";
 
 /** Rows of the generated file: 10,210,000 rows are 268.5 MB, just over 256 MiB. */
 const FULL_ROWS = 10_210_000;
@@ -115,6 +126,204 @@ function sampleMemory(serverPid: number, intervalMs = 100) {
   };
 }
 
+/** CPU seconds (user + system) used so far by `pids`, from /proc; a process gone counts 0. */
+function cpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command name.
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  // Linux reports in USER_HZ, 100 on every platform Chromium and Deno ship for.
+  return ticks / 100;
+}
+
+/** Chromium's name for the kind of process `pid` is (`renderer`, `utility`...), `browser` if none. */
+function chromiumProcessType(pid: number): string {
+  try {
+    // Chromium rewrites its command line: arguments may be separated by spaces, not NULs.
+    const args = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split(/[\0 ]/);
+    const type = args.find((arg) => arg.startsWith("--type="))?.slice("--type=".length);
+    const service = args.find((arg) => arg.startsWith("--utility-sub-type="))
+      ?.slice("--utility-sub-type=".length).split(".")[0];
+    return type === undefined ? "browser" : service ? `${type} ${service}` : type;
+  } catch {
+    return "gone";
+  }
+}
+
+/** CPU seconds every core spent busy so far (all processes), from /proc/stat. */
+function machineBusySeconds(): number {
+  const fields = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1);
+  // user nice system idle iowait irq softirq steal: all but idle and iowait are busy.
+  const busy = fields.slice(0, 8).reduce(
+    (sum, value, i) => i === 3 || i === 4 ? sum : sum + +value,
+    0,
+  );
+  return busy / 100;
+}
+
+/**
+ * CPU seconds of the server's process tree, of Chromium's, of this process (playwright, the memory
+ * sampler) and of everything else on the machine (other work sharing the cores), since `cpuClock`
+ * was called.
+ */
+function cpuClock(serverPid: number) {
+  const read = () => {
+    const serverTree = [serverPid, ...descendants(serverPid)];
+    const browser = descendants(Deno.pid).filter((pid) => !serverTree.includes(pid));
+    const byType = new Map<string, number>();
+    for (const pid of browser) {
+      const type = chromiumProcessType(pid);
+      byType.set(type, (byType.get(type) ?? 0) + cpuSeconds([pid]));
+    }
+    return {
+      server: cpuSeconds(serverTree),
+      browser: cpuSeconds(browser),
+      byType,
+      bench: cpuSeconds([Deno.pid]),
+      machine: machineBusySeconds(),
+    };
+  };
+  const start = read();
+  return () => {
+    const end = read();
+    const server = end.server - start.server;
+    const browser = end.browser - start.browser;
+    const bench = end.bench - start.bench;
+    const browserByType: Record<string, number> = {};
+    for (const [type, seconds] of end.byType) {
+      browserByType[type] = +(seconds - (start.byType.get(type) ?? 0)).toFixed(2);
+    }
+    return {
+      server,
+      browser,
+      browserByType,
+      bench,
+      other: end.machine - start.machine - server - browser - bench,
+    };
+  };
+}
+
+/**
+ * Runs in the page before its scripts: records when each AppendUpload request starts and is
+ * answered (with its body's size), and when each compression job is posted to a worker and
+ * answered, into `globalThis.__uploadTrace`. It only observes: the page's code is unchanged.
+ */
+function installUploadTrace(): void {
+  type TraceEvent = { at: number; kind: string; id: number; bytes?: number };
+  const events: TraceEvent[] = [];
+  // deno-lint-ignore no-explicit-any
+  (globalThis as any).__uploadTrace = events;
+  const nativeFetch = globalThis.fetch.bind(globalThis);
+  let requests = 0;
+  globalThis.fetch = async (input, init) => {
+    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+    if (!url.includes("AppendUpload")) return nativeFetch(input, init);
+    const id = requests++;
+    const body = init?.body;
+    events.push({ at: performance.now(), kind: "send", id, bytes: (body as Blob)?.size });
+    try {
+      return await nativeFetch(input, init);
+    } finally {
+      events.push({ at: performance.now(), kind: "acked", id });
+    }
+  };
+  const NativeWorker = globalThis.Worker;
+  let workers = 0;
+  globalThis.Worker = class extends NativeWorker {
+    readonly #id = workers++;
+    constructor(url: string | URL, options?: WorkerOptions) {
+      super(url, options);
+      events.push({ at: performance.now(), kind: "worker", id: this.#id });
+      this.addEventListener("message", (event) => {
+        const member = (event as MessageEvent).data?.member as Blob | undefined;
+        events.push({ at: performance.now(), kind: "deflated", id: this.#id, bytes: member?.size });
+      });
+    }
+    // deno-lint-ignore no-explicit-any
+    override postMessage(message: unknown, options?: any) {
+      const bytes = message instanceof Blob ? message.size : undefined;
+      events.push({ at: performance.now(), kind: "deflate", id: this.#id, bytes });
+      super.postMessage(message, options);
+    }
+  };
+}
+
+/** One traced event of {@linkcode installUploadTrace}. */
+interface TraceEvent {
+  at: number;
+  kind: "send" | "acked" | "worker" | "deflate" | "deflated";
+  id: number;
+  bytes?: number;
+}
+
+/** A summary of an upload's trace: where the time went, in seconds from the click. */
+function summarizeTrace(events: TraceEvent[], clickAt: number, elapsedSec: number) {
+  const sec = (at: number) => (at - clickAt) / 1000;
+  const sends = events.filter((e) => e.kind === "send");
+  const acks = new Map(events.filter((e) => e.kind === "acked").map((e) => [e.id, e.at]));
+  // The link is busy while a request is open; gaps are time with none open.
+  let busyMs = 0;
+  let gapMs = 0;
+  let lastEnd: number | undefined;
+  for (const send of sends) {
+    const end = acks.get(send.id) ?? send.at;
+    busyMs += end - send.at;
+    if (lastEnd !== undefined) gapMs += Math.max(0, send.at - lastEnd);
+    lastEnd = end;
+  }
+  const jobs: { worker: number; start: number; end?: number; bytes?: number; out?: number }[] = [];
+  const open = new Map<number, (typeof jobs)[number]>();
+  for (const event of events) {
+    if (event.kind === "deflate") {
+      const job = { worker: event.id, start: event.at, bytes: event.bytes };
+      jobs.push(job);
+      open.set(event.id, job);
+    } else if (event.kind === "deflated") {
+      const job = open.get(event.id);
+      if (job) Object.assign(job, { end: event.at, out: event.bytes });
+      open.delete(event.id);
+    }
+  }
+  const done = jobs.filter((job) => job.end !== undefined);
+  const deflateMs = done.reduce((sum, job) => sum + job.end! - job.start, 0);
+  const deflatedBytes = done.reduce((sum, job) => sum + (job.bytes ?? 0), 0);
+  return {
+    requests: sends.length,
+    firstSendSec: sends.length ? sec(sends[0].at) : undefined,
+    firstAckSec: sends.length ? sec(acks.get(sends[0].id) ?? 0) : undefined,
+    lastAckSec: sends.length ? sec(acks.get(sends.at(-1)!.id) ?? 0) : undefined,
+    linkBusySec: busyMs / 1000,
+    gapsBetweenRequestsSec: gapMs / 1000,
+    workers: events.filter((e) => e.kind === "worker").length,
+    deflateJobs: jobs.length,
+    firstDeflateSec: jobs.length ? sec(jobs[0].start) : undefined,
+    firstDeflatedSec: done.length ? sec(done[0].end!) : undefined,
+    lastDeflatedSec: done.length ? sec(done.at(-1)!.end!) : undefined,
+    deflateMBPerSecPerJob: deflateMs > 0 ? deflatedBytes / 1000 / deflateMs : undefined,
+    meanWireBytesPerRequest: sends.reduce((sum, e) => sum + (e.bytes ?? 0), 0) / sends.length,
+    elapsedSec,
+    timeline: sends.map((send) => [
+      +sec(send.at).toFixed(2),
+      +((acks.get(send.id) ?? send.at) - send.at).toFixed(0),
+      send.bytes,
+    ]),
+    jobs: done.map((job) => [
+      job.worker,
+      +sec(job.start).toFixed(2),
+      +(job.end! - job.start).toFixed(0),
+      job.bytes,
+      job.out,
+    ]),
+  };
+}
+
 /** Starts the server process and returns its port and a way to stop it (with its peak RSS). */
 async function startServer() {
   const v8Flags = (await startTaskArgs()).filter((arg) => arg.startsWith("--v8-flags"));
@@ -173,6 +382,16 @@ interface UploadRun {
   expected: number[];
   idle: MemoryPeaks;
   peak: MemoryPeaks & { firstHalf: MemoryPeaks; secondHalf: MemoryPeaks };
+  /** CPU seconds the server's processes and Chromium's used from the click to the results. */
+  cpuSec: {
+    server: number;
+    browser: number;
+    browserByType: Record<string, number>;
+    bench: number;
+    other: number;
+  };
+  /** When requests and compression jobs ran: see {@linkcode summarizeTrace}. */
+  trace: ReturnType<typeof summarizeTrace>;
 }
 
 /**
@@ -188,7 +407,7 @@ export async function browserUploadBench(
   // steady size, the second is the one measured, so "flat" compares steady state, not the ramp.
   // Then the big one compressed, and both ways on the throttled link.
   const smallFile = await ensureSalesCsv(Math.round(bigRows / 10));
-  const plans = [
+  const allPlans = [
     { label: "warm-up", csv: smallFile, compress: false, throttled: false },
     { label: "ramp", csv: bigFile, compress: false, throttled: false },
     { label: "loopback", csv: bigFile, compress: false, throttled: false },
@@ -196,6 +415,10 @@ export async function browserUploadBench(
     { label: "throttled compressed", csv: bigFile, compress: true, throttled: true },
     { label: "throttled", csv: bigFile, compress: false, throttled: true },
   ];
+  const throttledOnly = Deno.env.get(ONLY_ENV) === "throttled";
+  const plans = throttledOnly
+    ? allPlans.filter((plan) => plan.label === "warm-up" || plan.throttled)
+    : allPlans;
   // Loaded here, not at the top: the server process (`--serve`) must not carry playwright.
   const { chromium } = await import("playwright-core");
   const server = await startServer();
@@ -205,6 +428,7 @@ export async function browserUploadBench(
     const page = await (await browser.newContext({ locale: "en-US" })).newPage();
     const devtools = await page.context().newCDPSession(page);
     await devtools.send("Network.enable");
+    await page.addInitScript(installUploadTrace);
     const runs: UploadRun[] = [];
     for (const { label, csv, compress, throttled } of plans) {
       const { bytes } = csv.expected;
@@ -227,12 +451,23 @@ export async function browserUploadBench(
       await new Promise((resolve) => setTimeout(resolve, 500));
       const { serverRss, browserPss } = sampleMemory(server.pid).stop();
       const idle = { serverRss, browserPss };
-      const sampler = sampleMemory(server.pid);
+      // Reading Chromium's PSS walks its page tables: every 100 ms it took this process a third of
+      // a core, which a throttled compressed upload (bound by the CPU) would lose to the harness.
+      const sampler = sampleMemory(server.pid, throttled ? 1000 : 100);
+      const clickAt = await page.evaluate(() => performance.now());
+      const cpu = cpuClock(server.pid);
       const started = performance.now();
       await page.getByRole("button", { name: "Upload" }).click();
       await page.waitForSelector("#results-heading", { timeout: 600_000 });
       const elapsedSec = (performance.now() - started) / 1000;
+      const cpuSec = cpu();
       const peak = sampler.stop();
+      const trace = summarizeTrace(
+        // deno-lint-ignore no-explicit-any
+        await page.evaluate(() => (globalThis as any).__uploadTrace as TraceEvent[]),
+        clickAt,
+        elapsedSec,
+      );
       const shown = await page.evaluate(() =>
         ["summary-rows", "summary-bad-rows", "summary-departments"].map((id) =>
           Number(document.querySelector(`[data-testid=${id}]`)?.textContent?.replaceAll(",", ""))
@@ -258,6 +493,8 @@ export async function browserUploadBench(
         expected,
         idle,
         peak,
+        cpuSec,
+        trace,
       };
       ctx.log(
         `  ${elapsedSec.toFixed(2)} s, ${run.mbPerSec.toFixed(1)} MB/s, ${
@@ -266,12 +503,24 @@ export async function browserUploadBench(
           mb(idle.serverRss).toFixed(0)
         } -> ${mb(peak.serverRss).toFixed(0)} MB; Chromium PSS ${
           mb(idle.browserPss).toFixed(0)
-        } -> ${mb(peak.browserPss).toFixed(0)} MB`,
+        } -> ${mb(peak.browserPss).toFixed(0)} MB; CPU ${cpuSec.browser.toFixed(1)} s Chromium, ${
+          cpuSec.server.toFixed(1)
+        } s server, ${cpuSec.bench.toFixed(1)} s this process, ${
+          cpuSec.other.toFixed(1)
+        } s other; Chromium by process ${JSON.stringify(cpuSec.browserByType)}`,
+      );
+      const { timeline: _, jobs: __, ...traceSummary } = trace;
+      ctx.log(
+        `  trace ${
+          JSON.stringify(traceSummary, (_, value) =>
+            typeof value === "number" ? +value.toFixed(2) : value)
+        }`,
       );
       runs.push(run);
     }
     serverPeakRss = await server.stop();
 
+    if (throttledOnly) return throttledResult(runs[1], runs[2], runs);
     const [small, firstBig, big, compressed, throttledCompressed, throttled] = runs;
     const loopbackCost = compressed.elapsedSec / big.elapsedSec - 1;
     const throttledSpeedup = throttled.elapsedSec / throttledCompressed.elapsedSec;
@@ -398,6 +647,53 @@ export async function browserUploadBench(
     await browser.close();
     if (serverPeakRss === 0) await server.stop().catch(() => {});
   }
+}
+
+/** The result of a {@linkcode ONLY_ENV}`=throttled` run: the throttled rows of the full one. */
+function throttledResult(
+  throttledCompressed: UploadRun,
+  throttled: UploadRun,
+  runs: UploadRun[],
+): BenchResult {
+  const speedup = throttled.elapsedSec / throttledCompressed.elapsedSec;
+  const rate = `${THROTTLED_BYTES_PER_SEC * 8 / 1e6} Mbit/s up`;
+  const one = (name: string, unit: string, value: number, digits = 2) => ({
+    name,
+    unit,
+    best: value,
+    median: value,
+    worst: value,
+    digits,
+  });
+  return {
+    name: "browser-upload",
+    description: `Only the throttled comparison (${ONLY_ENV}=throttled): Chromium uploads ` +
+      `${(throttled.bytes / 2 ** 20).toFixed(1)} MiB through the page on a link throttled to ` +
+      `${rate}, compressed and not`,
+    metrics: [
+      one(`uncompressed, ${rate}`, "s", throttled.elapsedSec),
+      one(`compressed, ${rate}`, "s", throttledCompressed.elapsedSec),
+      one("compressed bytes sent, throttled", "MB", mb(throttledCompressed.wireBytes), 1),
+      one("speed-up from compression, throttled", "x", speedup),
+    ],
+    checks: [
+      {
+        name: "the page shows the expected rows, bad rows and departments",
+        pass: runs.every((run) => run.shownMatchesExpected),
+        detail: runs.map((run) => `shown ${run.shown.join("/")}`).join("; "),
+      },
+      {
+        name: `throttled: compressed finishes >= ${THROTTLED_SPEEDUP_TARGET}x sooner`,
+        pass: speedup >= THROTTLED_SPEEDUP_TARGET,
+        detail: `${throttled.elapsedSec.toFixed(2)} s uncompressed, ${
+          throttledCompressed.elapsedSec.toFixed(2)
+        } s compressed (${mb(throttledCompressed.wireBytes).toFixed(1)} MB sent): ${
+          speedup.toFixed(2)
+        }x`,
+      },
+    ],
+    runs: { uploads: runs },
+  };
 }
 
 /** The server process: real service, web handler, fresh storage and bundle in a scratch folder. */
