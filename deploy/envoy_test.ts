@@ -109,6 +109,13 @@ Deno.test("envoy.yaml sends the API to the gRPC port over HTTP/2, /results/ to t
     { path: "/results/0123abcd.csv", cluster: "sales_results", port: httpPort, http2: false },
     { path: "/", cluster: "sales_web", port: webPort, http2: false },
     { path: "/static/build/islands.js", cluster: "sales_web", port: webPort, http2: false },
+    // A result's page: its short prefix must not be taken for the result files' `/results/`.
+    {
+      path: "/r/0123456789abcdef0123456789abcdef",
+      cluster: "sales_web",
+      port: webPort,
+      http2: false,
+    },
     // Another service's path is not the API: it goes to the page server, which answers 404.
     { path: "/other.v1.Service/Call", cluster: "sales_web", port: webPort, http2: false },
   ];
