@@ -183,7 +183,7 @@ export async function startServer(
   let sweeper: ResultSweeper | undefined;
   if (config.resultTtlHours !== undefined) {
     log(`[storage] Deleting results older than ${config.resultTtlHours} h`);
-    sweeper = startResultSweeper(store, { maxAgeMs: config.resultTtlHours * 3_600_000, log });
+    sweeper = startResultSweeper(store, { maxAgeMs: config.resultTtlHours * 3_600_000, logger });
   }
 
   let stopped: Promise<void> | undefined;

@@ -12,7 +12,7 @@
  * const dir = await Deno.makeTempDir();
  * const store = await ResultStore.open(dir);
  * const resultId = await store.save("Department Name,Total Number of Sales\n");
- * const sweeper = startResultSweeper(store, { maxAgeMs: 60_000, log: () => {} });
+ * const sweeper = startResultSweeper(store, { maxAgeMs: 60_000 });
  * await sweeper.sweepNow();
  * await store.read(resultId); // Still there: it is seconds old.
  * await sweeper.stop();
@@ -22,6 +22,7 @@
  * @module
  */
 
+import { consoleLogger, type Logger } from "../logger.ts";
 import type { ResultStore } from "./result_store.ts";
 
 /** Options of {@linkcode startResultSweeper}. */
@@ -35,8 +36,11 @@ export interface ResultSweeperOptions {
   intervalMs?: number;
   /** Millisecond wall clock, for tests. @default {Date.now} */
   now?: () => number;
-  /** Where each sweep that deleted something, and each failure, is reported. @default {console.log} */
-  log?: (line: string) => void;
+  /**
+   * Where each sweep that deleted something (info) and each failure (error) is reported.
+   * @default {consoleLogger}
+   */
+  logger?: Logger;
 }
 
 /** A running sweeper. */
@@ -54,7 +58,7 @@ export function startResultSweeper(
 ): ResultSweeper {
   const { maxAgeMs } = options;
   const now = options.now ?? Date.now;
-  const log = options.log ?? console.log;
+  const logger = options.logger ?? consoleLogger;
   const intervalMs = options.intervalMs ?? Math.min(Math.max(maxAgeMs / 4, 1000), 3_600_000);
   const hours = `${Math.round(maxAgeMs / 36_000) / 100} h`;
   let running: Promise<number> | undefined;
@@ -62,12 +66,12 @@ export function startResultSweeper(
   const sweepNow = (): Promise<number> => {
     running ??= store.sweep(maxAgeMs, now()).then(
       (deleted) => {
-        if (deleted > 0) log(`[storage] Deleted ${deleted} result(s) older than ${hours}`);
+        if (deleted > 0) logger.info(`[storage] Deleted ${deleted} result(s) older than ${hours}`);
         return deleted;
       },
       (error) => {
         // A failed sweep is retried at the next tick; the service keeps serving.
-        log(`[storage] Cannot delete old results: ${(error as Error)?.message ?? error}`);
+        logger.error(`[storage] Cannot delete old results: ${(error as Error)?.message ?? error}`);
         return 0;
       },
     ).finally(() => running = undefined);

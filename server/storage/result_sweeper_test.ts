@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ResultStore } from "./result_store.ts";
 import { startResultSweeper } from "./result_sweeper.ts";
+import { RecordingLogger } from "../_test_recording_logger.ts";
 
 const CSV = "Department Name,Total Number of Sales\nToys,7\n";
 const HOUR = 3_600_000;
@@ -13,16 +14,13 @@ Deno.test("startResultSweeper sweeps at start and on demand with its clock, and 
     const second = await store.save(CSV);
     const modified = Date.now();
     let now = modified + 30 * 60_000;
-    const lines: string[] = [];
-    const sweeper = startResultSweeper(store, {
-      maxAgeMs: HOUR,
-      now: () => now,
-      log: (line) => lines.push(line),
-    });
+    const logger = new RecordingLogger();
+    const lines = logger.entries;
+    const sweeper = startResultSweeper(store, { maxAgeMs: HOUR, now: () => now, logger });
     try {
       // The sweep at start found nothing old enough.
       assert.equal(await sweeper.sweepNow(), 0);
-      assert.deepEqual(lines, []);
+      assert.equal(lines.length, 0);
       await Deno.utime(`${store.dir}/${first}.csv`, new Date(modified), new Date(modified));
       await Deno.utime(
         `${store.dir}/${second}.csv`,
@@ -31,7 +29,9 @@ Deno.test("startResultSweeper sweeps at start and on demand with its clock, and 
       );
       now = modified + HOUR + 1000;
       assert.equal(await sweeper.sweepNow(), 1);
-      assert.deepEqual(lines, ["[storage] Deleted 1 result(s) older than 1 h"]);
+      assert.deepEqual(lines.map((entry) => [entry.level, entry.message]), [
+        ["info", "[storage] Deleted 1 result(s) older than 1 h"],
+      ]);
       assert.equal((await store.read(second)).length, CSV.length);
     } finally {
       await sweeper.stop();
@@ -46,18 +46,20 @@ Deno.test("startResultSweeper logs a failed sweep and keeps going", async () => 
   try {
     const store = await ResultStore.open(dir);
     await Deno.remove(store.dir, { recursive: true });
-    const lines: string[] = [];
-    const sweeper = startResultSweeper(store, { maxAgeMs: HOUR, log: (line) => lines.push(line) });
+    const logger = new RecordingLogger();
+    const lines = logger.entries;
+    const sweeper = startResultSweeper(store, { maxAgeMs: HOUR, logger });
     try {
       assert.equal(await sweeper.sweepNow(), 0);
-      assert.match(lines[0], /^\[storage\] Cannot delete old results: /);
+      assert.equal(lines[0].level, "error");
+      assert.match(lines[0].message, /^\[storage\] Cannot delete old results: /);
       await Deno.mkdir(store.dir);
       const old = await store.save(CSV);
       await Deno.utime(`${store.dir}/${old}.csv`, new Date(0), new Date(0));
       const failures = lines.length;
       assert.equal(await sweeper.sweepNow(), 1);
       assert.equal(lines.length, failures + 1);
-      assert.match(lines.at(-1)!, /Deleted 1 result/);
+      assert.match(lines.at(-1)!.message, /Deleted 1 result/);
     } finally {
       await sweeper.stop();
     }
