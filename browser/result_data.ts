@@ -54,7 +54,7 @@ export interface ResultData {
   rows: number;
   badRows: number;
   departments: number;
-  /** The first bad rows in file order. */
+  /** Bad rows in upload order: each file's first ones, as room allows. */
   badRowSamples: ResultBadRow[];
   /** When the result was stored, RFC 3339; undefined right after an upload. */
   createdAt?: string;

@@ -149,7 +149,7 @@ export interface UploadSummary extends UploadResponse {
   pagePath: string;
   /** Each file's own counts, in upload order. */
   files: ResultFile[];
-  /** The first bad rows in file order, each with its file. */
+  /** Bad rows in upload order (each file's first ones as room allows), each with its file. */
   badRowSamples: ResultBadRow[];
   /** Bytes of all files. */
   bytes: number;

@@ -105,11 +105,14 @@ export default function ResultView({ result, departments, csv, focus = true }: R
         <section aria-labelledby="bad-rows-heading">
           <h3 id="bad-rows-heading">Bad rows</h3>
           <p class="muted">
-            {result.badRows > result.badRowSamples.length
-              ? `The first ${formatCount(result.badRowSamples.length)} of ${
+            {result.badRows <= result.badRowSamples.length ? "" : result.files.length > 1
+              // Several files share the samples: each file's first bad rows, as room allows.
+              ? `${formatCount(result.badRowSamples.length)} of ${
                 formatPlural(result.badRows, "bad row")
-              }. `
-              : ""}
+              }, the first of each file as room allows. `
+              : `The first ${formatCount(result.badRowSamples.length)} of ${
+                formatPlural(result.badRows, "bad row")
+              }. `}
             Bad rows are skipped; the totals include only good rows.
           </p>
           <div class="table-scroll">

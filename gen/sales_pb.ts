@@ -74,7 +74,9 @@ export type UploadResponse = Message<"sales.v1.UploadResponse"> & {
   elapsedSec: number;
 
   /**
-   * The first bad rows in file order (at most 20).
+   * Bad rows in upload order, at most 20: for one file its first 20; for several, every file with
+   * bad rows keeps its first ones as room allows (after the first 20, a file's first bad row takes
+   * the place of the last sample of the file holding the most; see docs/csv-rules.md).
    *
    * @generated from field: repeated sales.v1.BadRow bad_row_samples = 7;
    */
@@ -490,7 +492,7 @@ export type GetResultResponse = Message<"sales.v1.GetResultResponse"> & {
   departments: bigint;
 
   /**
-   * The first bad rows in file order (at most 20).
+   * As in UploadResponse.
    *
    * @generated from field: repeated sales.v1.BadRow bad_row_samples = 8;
    */

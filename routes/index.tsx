@@ -66,8 +66,8 @@ export default function IndexPage({ data }: PageProps<IndexPageData, State>) {
             </li>
             <li>
               Rows that do not follow these rules are{" "}
-              <em>bad rows</em>: they are counted, the first 20 are listed with the reason, and they
-              are left out of the totals.
+              <em>bad rows</em>: they are counted, up to 20 are listed with the reason (with several
+              files, each file's first ones), and they are left out of the totals.
             </li>
             <li>
               The result has one line per department,{" "}

@@ -27,6 +27,7 @@ import {
   aggregateResult,
   type BadRowSample,
   type FileResult,
+  keepBadRowSample,
 } from "./sales_aggregator.ts";
 
 /** Options for {@linkcode mergeResults}. */
@@ -67,9 +68,7 @@ export async function mergeResults(
     // Each result numbers its own files from 0.
     const firstFile = files.length;
     for (const sample of result.badRowSamples) {
-      if (samples.length < maxSamples) {
-        samples.push({ ...sample, fileIndex: firstFile + sample.fileIndex });
-      }
+      keepBadRowSample(samples, { ...sample, fileIndex: firstFile + sample.fileIndex }, maxSamples);
     }
     files.push(...result.files);
   }

@@ -91,7 +91,10 @@ export interface AggregateResult {
   elapsedSec: number;
   /** Input bytes consumed. */
   bytes: number;
-  /** The first bad rows in file order; lines count from 1 in each file. */
+  /**
+   * Bad rows in upload order, at most `maxBadRowSamples`: the first ones, with each file's first
+   * bad rows kept as room allows (see {@linkcode keepBadRowSample}); lines count from 1 in each file.
+   */
   badRowSamples: BadRowSample[];
   /** Each input file in the order read: one entry for a single file. */
   files: FileResult[];
@@ -144,6 +147,8 @@ const lossyUtf8 = new TextDecoder("utf-8", { ignoreBOM: true });
 export class SalesAggregator {
   readonly #maxRecordBytes: number;
   readonly #maxSamples: number;
+  /** A file whose first bad row found no room among the samples: its others will not either. */
+  #noRoomFor = -1;
   readonly #table: DepartmentTable;
   readonly #splitter = new RecordSplitter();
   readonly #started = performance.now();
@@ -716,16 +721,56 @@ export class SalesAggregator {
   #bad(line: number, reason: string, rawStart: Uint8Array): void {
     this.#rows++;
     this.#badRows++;
-    if (this.#samples.length < this.#maxSamples) {
-      this.#samples.push({
-        line,
-        reason,
-        raw: firstCharacters(lossyUtf8.decode(rawStart), RAW_SAMPLE_CHARS),
-        file: this.#fileName,
-        fileIndex: this.#files.length,
-      });
+    const fileIndex = this.#files.length;
+    // Most bad rows past the first samples are left out: decide before decoding the row.
+    const full = this.#samples.length >= this.#maxSamples;
+    if (full && (this.#samples.at(-1)?.fileIndex === fileIndex || this.#noRoomFor === fileIndex)) {
+      return;
+    }
+    const kept = keepBadRowSample(this.#samples, {
+      line,
+      reason,
+      raw: firstCharacters(lossyUtf8.decode(rawStart), RAW_SAMPLE_CHARS),
+      file: this.#fileName,
+      fileIndex,
+    }, this.#maxSamples);
+    if (!kept) this.#noRoomFor = fileIndex;
+  }
+}
+
+/**
+ * Keeps `sample`, the next bad row in upload order, in `samples` (at most `max`, in upload order)
+ * so that every file with bad rows shows some while room lasts: until `samples` is full every bad
+ * row is kept; after that, a file's first bad row takes the place of the last sample of the file
+ * holding the most (the later such file on a tie, and only one holding two or more), and any other
+ * bad row is left out. Whether the rows come one by one or as each file's first `max`, the samples
+ * kept are the same. Returns whether `sample` was kept.
+ */
+export function keepBadRowSample(
+  samples: BadRowSample[],
+  sample: BadRowSample,
+  max: number,
+): boolean {
+  if (samples.length < max) {
+    samples.push(sample);
+    return true;
+  }
+  // Samples are in upload order, so a file that has some has its last one at the end.
+  if (max === 0 || samples.at(-1)!.fileIndex === sample.fileIndex) return false;
+  let most = 1;
+  let evict = -1;
+  for (let i = 0, run = 0; i < samples.length; i++) {
+    run = i > 0 && samples[i - 1].fileIndex === samples[i].fileIndex ? run + 1 : 1;
+    const endsFile = i === samples.length - 1 || samples[i + 1].fileIndex !== samples[i].fileIndex;
+    if (endsFile && run >= 2 && run >= most) {
+      most = run;
+      evict = i;
     }
   }
+  if (evict < 0) return false;
+  samples.splice(evict, 1);
+  samples.push(sample);
+  return true;
 }
 
 /**

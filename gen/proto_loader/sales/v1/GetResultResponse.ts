@@ -24,7 +24,7 @@ export interface GetResultResponse {
   'badRows'?: (number | string | Long);
   'departments'?: (number | string | Long);
   /**
-   * The first bad rows in file order (at most 20).
+   * As in UploadResponse.
    */
   'badRowSamples'?: (_sales_v1_BadRow)[];
   /**
@@ -70,7 +70,7 @@ export interface GetResultResponse__Output {
   'badRows': (string);
   'departments': (string);
   /**
-   * The first bad rows in file order (at most 20).
+   * As in UploadResponse.
    */
   'badRowSamples': (_sales_v1_BadRow__Output)[];
   /**

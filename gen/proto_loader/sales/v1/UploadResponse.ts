@@ -12,7 +12,9 @@ export interface UploadResponse {
   'departments'?: (number | string | Long);
   'elapsedSec'?: (number | string);
   /**
-   * The first bad rows in file order (at most 20).
+   * Bad rows in upload order, at most 20: for one file its first 20; for several, every file with
+   * bad rows keeps its first ones as room allows (after the first 20, a file's first bad row takes
+   * the place of the last sample of the file holding the most; see docs/csv-rules.md).
    */
   'badRowSamples'?: (_sales_v1_BadRow)[];
   /**
@@ -36,7 +38,9 @@ export interface UploadResponse__Output {
   'departments': (string);
   'elapsedSec': (number);
   /**
-   * The first bad rows in file order (at most 20).
+   * Bad rows in upload order, at most 20: for one file its first 20; for several, every file with
+   * bad rows keeps its first ones as room allows (after the first 20, a file's first bad row takes
+   * the place of the last sample of the file holding the most; see docs/csv-rules.md).
    */
   'badRowSamples': (_sales_v1_BadRow__Output)[];
   /**
