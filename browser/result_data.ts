@@ -26,8 +26,7 @@
 import { type DepartmentTotal, parseResultCsv } from "./result_csv.ts";
 import type { UploadSummary } from "./upload_client.ts";
 import { resultFileName } from "../server/storage/result_file_name.ts";
-import type { BadRow, FileSummary } from "../server/service/types.ts";
-import type { LargestDepartments } from "../server/storage/result_store.ts";
+import type { BadRow, FileSummary, ResultDescription } from "../server/service/types.ts";
 
 /** One file of a result and its own counts: the service's own type (a type import, erased). */
 export type ResultFile = FileSummary;
@@ -111,31 +110,13 @@ export function resultTitle(files: readonly ResultFile[]): string {
   return `${first} and ${more} more file${more === 1 ? "" : "s"}`;
 }
 
-/** A stored result as GetResult describes it, counts as numbers. */
-export interface StoredResult {
-  resultId: string;
-  /** A fresh download URL. */
-  downloadUrl: string;
-  /** The first file's name. */
-  filename: string;
-  downloadFilename: string;
-  rows: number;
-  badRows: number;
-  departments: number;
-  badRowSamples: ResultBadRow[];
-  /** RFC 3339. */
+/**
+ * A stored result as GetResult describes it, counts as numbers: the service's own description,
+ * with the time as RFC 3339 text (as it travels) and without `hasMetadata`, which `files` says.
+ */
+export type StoredResult = Omit<ResultDescription, "createdAt" | "hasMetadata"> & {
   createdAt: string;
-  sizeBytes: number;
-  /** Empty for a result stored before files were recorded. */
-  files: ResultFile[];
-  /** Empty from a server that does not tell it. */
-  pagePath: string;
-  /**
-   * The largest departments and grand total its metadata keeps; undefined for a result stored
-   * before they were kept. @default {undefined}
-   */
-  largest?: LargestDepartments;
-}
+};
 
 /**
  * The page's data for a stored result and its CSV: the largest `limit` departments travel in
