@@ -25,7 +25,7 @@
  * @module
  */
 
-import type { BenchCheck, BenchContext, BenchResult } from "./_report.ts";
+import type { BenchCheck, BenchContext, BenchMetric, BenchResult } from "./_report.ts";
 import { ensureSalesCsv } from "./generate_sales_csv.ts";
 import { startTaskArgs } from "./upload_bench.ts";
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../server/web/_test_chromium.ts";
@@ -525,14 +525,6 @@ export async function browserUploadBench(
     const loopbackCost = compressed.elapsedSec / big.elapsedSec - 1;
     const throttledSpeedup = throttled.elapsedSec / throttledCompressed.elapsedSec;
     const throttledWireRate = throttled.wireBytes / throttled.elapsedSec;
-    const one = (name: string, unit: string, value: number, digits = 1) => ({
-      name,
-      unit,
-      best: value,
-      median: value,
-      worst: value,
-      digits,
-    });
     // Flat: the second half of the upload peaks no higher than the first (within GC noise). Six
     // uploads of 256 MiB in a row peaked between 155 and 178 MB: a plateau, not a trend.
     const firstHalfPeak = mb(big.peak.firstHalf.serverRss);
@@ -641,6 +633,11 @@ export async function browserUploadBench(
   }
 }
 
+/** A figure measured once: its best, median and worst are the one value. */
+function one(name: string, unit: string, value: number, digits = 1): BenchMetric {
+  return { name, unit, best: value, median: value, worst: value, digits };
+}
+
 /** The check of the throttled target, the same in the full run and the throttled-only one. */
 function throttledCheck(throttled: UploadRun, throttledCompressed: UploadRun): BenchCheck {
   const speedup = throttled.elapsedSec / throttledCompressed.elapsedSec;
@@ -663,24 +660,16 @@ function throttledResult(
 ): BenchResult {
   const speedup = throttled.elapsedSec / throttledCompressed.elapsedSec;
   const rate = `${THROTTLED_BYTES_PER_SEC * 8 / 1e6} Mbit/s up`;
-  const one = (name: string, unit: string, value: number, digits = 2) => ({
-    name,
-    unit,
-    best: value,
-    median: value,
-    worst: value,
-    digits,
-  });
   return {
     name: "browser-upload",
     description: `Only the throttled comparison (${ONLY_ENV}=throttled): Chromium uploads ` +
       `${(throttled.bytes / 2 ** 20).toFixed(1)} MiB through the page on a link throttled to ` +
       `${rate}, compressed and not`,
     metrics: [
-      one(`uncompressed, ${rate}`, "s", throttled.elapsedSec),
-      one(`compressed, ${rate}`, "s", throttledCompressed.elapsedSec),
+      one(`uncompressed, ${rate}`, "s", throttled.elapsedSec, 2),
+      one(`compressed, ${rate}`, "s", throttledCompressed.elapsedSec, 2),
       one("compressed bytes sent, throttled", "MB", mb(throttledCompressed.wireBytes), 1),
-      one("speed-up from compression, throttled", "x", speedup),
+      one("speed-up from compression, throttled", "x", speedup, 2),
     ],
     checks: [
       {
